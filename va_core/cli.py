@@ -1,0 +1,153 @@
+"""The ``va`` command. Its arguments are a contract (see docs/ARCHITECTURE.md).
+
+Each subcommand's handler lives in the domain module it belongs to and is imported only
+when that subcommand runs, so commands that do not encode never import torch.
+Handlers take ``(args, settings)`` and return ``(data, text)``: ``data`` is printed as one
+JSON document with ``--json``, ``text`` otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any, Callable
+
+from va_core.errors import VAError
+
+HANDLERS: dict[str, str] = {
+    "demo": "va_core.demo:cli_demo",
+    "ingest": "va_core.ingest:cli_ingest",
+    "search": "va_core.search:cli_search",
+    "label": "va_core.labels:cli_label",
+    "import-labels": "va_core.labels:cli_import_labels",
+    "describe": "va_core.labels:cli_describe",
+    "train": "va_core.train:cli_train",
+    "feeds": "va_core.feeds:cli_feeds",
+    "approve": "va_core.registry:cli_approve",
+    "status": "va_core.status:cli_status",
+    "ui": "va_core.servers:cli_ui",
+    "dagster": "va_core.servers:cli_dagster",
+    "serve": "va_core.servers:cli_serve",
+    "experiment": "va_core.experiments.cli:cli_experiment",
+    "import-va-dataset": "va_core.experiments.dataset:cli_import_dataset",
+}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", help="the va home folder (default $VA_HOME or ./.va)")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout, nothing else")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="va", description="Video Annotator: build video classifiers by labelling clips.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        _common(p)
+        return p
+
+    p = add("demo", "sample corpus -> ingest -> simulated labelling loop -> approve -> serve")
+    p.add_argument("--encoder", default="auto", help="auto (default), tiny, or an encoder spec")
+    p.add_argument("--serve", action="store_true", help="keep the model server running at the end")
+    p.add_argument("--videos", type=int, default=None, help="how many sample videos to generate")
+    p.add_argument("--rounds", type=int, default=None, help="labelling rounds of the simulated expert")
+
+    p = add("ingest", "videos (files or folders) -> videos, clips, clip_embeddings")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--encoder", default=None, help="encoder spec (default $VA_ENCODER)")
+
+    p = add("search", "text-to-video search over the clips of the current encoder")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("-k", type=int, default=10, help="how many clips (default 10)")
+    p.add_argument("--encoder", default=None, help="encoder spec (default $VA_ENCODER)")
+
+    p = add("label", "record one label event")
+    p.add_argument("label", metavar="LABEL")
+    p.add_argument("clip_key", metavar="CLIP_KEY")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--yes", dest="value", action="store_const", const=True)
+    g.add_argument("--no", dest="value", action="store_const", const=False)
+    p.add_argument("--annotator", default=None, help="default: your login name")
+    p.add_argument("--source", default="cli", help="where the clip came from (search, a feed's name, import)")
+
+    p = add("import-labels", "append label events from CSV or Parquet (label, clip_key, value[, annotator, source])")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--annotator", default=None, help="annotator for rows without one (default: your login name)")
+
+    p = add("describe", "set a label's description, its text query for zero-shot search")
+    p.add_argument("label", metavar="LABEL")
+    p.add_argument("description", metavar="TEXT")
+
+    p = add("train", "label set -> classifier -> evaluation -> scores -> feeds (a new model version)")
+    p.add_argument("label", metavar="LABEL")
+    p.add_argument("--trainer", default="fast", choices=["fast", "reference"],
+                   help="fast (interactive) or the paper's LogisticRegressionCV")
+
+    p = add("feeds", "clips to label next for a label")
+    p.add_argument("label", metavar="LABEL")
+    p.add_argument("--feed", default=None, help="top_positive | top_negative | borderline | random | zero_shot | next")
+    p.add_argument("-k", type=int, default=10)
+
+    p = add("approve", "mark a model version approved; serving picks it up")
+    p.add_argument("label", metavar="LABEL")
+    p.add_argument("--version", type=int, default=None, help="model version (default: the latest)")
+    p.add_argument("--by", default=None, help="who approves (default: your login name)")
+
+    add("status", "tables, versions, labels with counts, AP and stage")
+
+    p = add("ui", "serve the Gradio labelling app")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+
+    p = add("dagster", "run `dagster dev` on workspace.yaml with DAGSTER_HOME under the va home")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+
+    p = add("serve", "serve the approved classifiers with BentoML")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3001)
+
+    p = add("experiment", "the paper's experiments on its released dataset format")
+    p.add_argument("which", choices=["exp1", "exp2"])
+    p.add_argument("--data", required=True, help="folder of the released dataset")
+    p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
+    p.add_argument("--labels", nargs="*", default=None, help="only these labels")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+
+    p = add("import-va-dataset", "load the paper's released dataset into the warehouse")
+    p.add_argument("data", metavar="DIR")
+    return parser
+
+
+def _handler(command: str) -> Callable[..., tuple[Any, str]]:
+    module, func = HANDLERS[command].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from va_core.config import Settings
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(home=args.home, encoder=getattr(args, "encoder", None)
+                                     if getattr(args, "encoder", None) not in (None, "auto") else None)
+        data, text = _handler(args.command)(args, settings)
+    except VAError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
+        print(f"va {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(data, default=str))
+    elif text:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

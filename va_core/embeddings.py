@@ -1,0 +1,84 @@
+"""The corpus embedding matrix of one encoder, loaded once per table version.
+
+Search, training, scoring and feeds all read the same matrix; it is cached in-process
+and keyed by the table version, so a new ingestion is picked up on the next call.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from va_core.errors import NotFound
+from va_core.warehouse import Warehouse, embedding_matrix
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Clip keys and their L2-normalised embeddings (row i is keys[i])."""
+
+    encoder_id: str
+    keys: np.ndarray  # object array of str
+    matrix: np.ndarray  # (N, D) float32, C-contiguous
+    version: int | None
+    _index: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1]) if self.matrix.ndim == 2 else 0
+
+    def positions(self, keys) -> np.ndarray:
+        """Row numbers of ``keys``; unknown keys raise NotFound naming them."""
+        if not self._index:
+            self._index.update({k: i for i, k in enumerate(self.keys.tolist())})
+        missing = [k for k in keys if k not in self._index]
+        if missing:
+            raise NotFound(f"{len(missing)} clip key(s) have no {self.encoder_id} embedding, e.g. {missing[:3]}")
+        return np.fromiter((self._index[k] for k in keys), dtype=np.int64, count=len(keys))
+
+    def has(self, key: str) -> bool:
+        if not self._index:
+            self.positions([])
+        return key in self._index
+
+
+_cache: dict[tuple[str, str], Corpus] = {}
+_lock = threading.Lock()
+
+
+def encoder_ids(wh: Warehouse) -> list[str]:
+    """Encoders that have embeddings in the warehouse."""
+    if not wh.exists("clip_embeddings"):
+        return []
+    col = wh.arrow("clip_embeddings", columns=["encoder_id"]).column("encoder_id")
+    import pyarrow.compute as pc
+
+    return sorted(v for v in pc.unique(col).to_pylist() if v is not None)
+
+
+def load_corpus(wh: Warehouse, encoder_id: str) -> Corpus:
+    """All clip embeddings of one encoder, sorted by clip key (cached per table version)."""
+    version = wh.version("clip_embeddings")
+    cache_key = (wh.uri, encoder_id)
+    with _lock:
+        hit = _cache.get(cache_key)
+        if hit is not None and hit.version == version:
+            return hit
+    table = wh.arrow("clip_embeddings", columns=["clip_key", "embedding"], where={"encoder_id": encoder_id})
+    if table.num_rows == 0:
+        known = encoder_ids(wh)
+        raise NotFound(
+            f"no clip embeddings for encoder {encoder_id!r} in {wh.uri}; "
+            + (f"the warehouse has embeddings of: {', '.join(known)}" if known else "run `va ingest` first")
+        )
+    table = table.sort_by("clip_key")
+    keys = np.array(table.column("clip_key").to_pylist(), dtype=object)
+    matrix = np.ascontiguousarray(embedding_matrix(table.column("embedding")))
+    corpus = Corpus(encoder_id, keys, matrix, version)
+    with _lock:
+        _cache[cache_key] = corpus
+    return corpus
