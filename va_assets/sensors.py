@@ -1,0 +1,119 @@
+"""Sensors: new labels retrain their label, new videos get ingested, approvals reach serving.
+
+Every cursor is a Delta table version (or a fingerprint of files), so a tick compares
+one number before it reads anything, and a run key ties each run to the exact version
+that triggered it: the daemon never launches the same request twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import dagster as dg
+
+from va_assets.changes import labels_changed_since, labels_needing_models
+from va_assets.jobs import corpus_job, label_job, serving_job
+from va_assets.partitions import LABELS, VIDEOS, label_partitions, video_partitions
+from va_assets.resources import VAResource
+
+INTERVAL_ENV = "VA_SENSOR_INTERVAL"
+# The daemon visits sensors every 5 s at best, so shorter intervals do not help.
+DEFAULT_INTERVALS = {"label_events_sensor": 15, "corpus_sensor": 60, "approval_sensor": 15}
+
+LABEL_EVENTS_VERSION_TAG = "va/label_events_version"
+LABEL_TAG = "va/label"
+VIDEO_URI_TAG = "va/video_uri"
+
+
+def interval(name: str) -> int:
+    raw = os.environ.get(INTERVAL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_INTERVALS[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{INTERVAL_ENV} must be a whole number of seconds, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{INTERVAL_ENV} must be at least 1 second, got {value}")
+    return value
+
+
+def label_run_request(label: str, version: int) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"{label}@{version}",
+        partition_key=label,
+        tags={LABEL_EVENTS_VERSION_TAG: str(version), LABEL_TAG: label},
+    )
+
+
+@dg.sensor(
+    name="label_events_sensor",
+    job=label_job,
+    minimum_interval_seconds=interval("label_events_sensor"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New label events -> one retraining run per changed label (run key label@version).",
+)
+def label_events_sensor(context: dg.SensorEvaluationContext, va: VAResource):
+    wh = va.warehouse()
+    current = wh.version("label_events")
+    if current is None:
+        return dg.SkipReason("no label_events table yet")
+    cursor = int(context.cursor) if context.cursor else None
+    if cursor is not None and current <= cursor:
+        return dg.SkipReason(f"label_events unchanged at version {current}")
+    if cursor is None:
+        changes = labels_needing_models(wh, current)
+    else:
+        changes = labels_changed_since(wh, cursor, current)
+    if changes.invalid:
+        context.log.warning(f"label_events holds invalid label names, not trained: {list(changes.invalid)[:5]}")
+    known = set(context.instance.get_dynamic_partitions(LABELS))
+    new = [lab for lab in changes.labels if lab not in known]
+    if not changes.labels:
+        return dg.SensorResult(
+            skip_reason=f"label_events {cursor} -> {current}: no label needs a new model",
+            cursor=str(current),
+        )
+    context.log.info(f"label_events {cursor} -> {current}: retraining {', '.join(changes.labels)}")
+    return dg.SensorResult(
+        run_requests=[label_run_request(lab, current) for lab in changes.labels],
+        dynamic_partitions_requests=[label_partitions.build_add_request(new)] if new else [],
+        cursor=str(current),
+    )
+
+
+def _approval_state(wh) -> tuple[int | None, str]:
+    """The stage log's version and a fingerprint of what should be served."""
+    from va_core.registry import approved_models
+
+    version = wh.version("model_stage_events")
+    served = sorted((m["label"], int(m["model_version"])) for m in _as_rows(approved_models(wh)))
+    return version, json.dumps(served)
+
+
+def _as_rows(models) -> list[dict]:
+    if hasattr(models, "to_dicts"):
+        return models.to_dicts()
+    return [m if isinstance(m, dict) else vars(m) for m in models]
+
+
+@dg.sensor(
+    name="approval_sensor",
+    job=serving_job,
+    minimum_interval_seconds=interval("approval_sensor"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A model's stage changed and the approved set differs -> refresh served_models.",
+)
+def approval_sensor(context: dg.SensorEvaluationContext, va: VAResource):
+    wh = va.warehouse()
+    previous = json.loads(context.cursor) if context.cursor else {"version": None, "served": None}
+    version = wh.version("model_stage_events")
+    if version is None:
+        return dg.SkipReason("no model stage changes yet")
+    if version == previous["version"]:
+        return dg.SkipReason(f"model_stage_events unchanged at version {version}")
+    version, served = _approval_state(wh)
+    cursor = json.dumps({"version": version, "served": served})
+    if served == previous["served"]:
+        return dg.SensorResult(skip_reason="stages changed but the approved set did not", cursor=cursor)
+    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"stages@{version}")], cursor=cursor)
