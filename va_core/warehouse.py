@@ -69,7 +69,8 @@ TABLES: dict[str, TableSpec] = {
         ),
         TableSpec(
             "clip_clusters",
-            _schema(("clip_key", pa.string()), ("encoder_id", pa.string()), ("cluster_index", pa.int32())),
+            _schema(("clip_key", pa.string()), ("encoder_id", pa.string()), ("cluster_index", pa.int32()),
+                    ("embeddings_version", pa.int64())),
             description="k-means cluster (K=10) of each clip, for the data diversity score.",
         ),
         TableSpec(
@@ -107,7 +108,7 @@ TABLES: dict[str, TableSpec] = {
                 ("trained_at", TS), ("n_pos", pa.int32()), ("n_neg", pa.int32()), ("ap", pa.float64()),
                 ("label_events_version", pa.int64()), ("encoder_id", pa.string()),
                 ("artifact", pa.string()), ("trainer", pa.string()), ("checks_passed", pa.bool_()),
-                ("checks_report", pa.string()),
+                ("checks_report", pa.string()), ("label_set_digest", pa.string()),
             ),
             partition_by=("label",),
             description="Model versions per label and their current stage.",
