@@ -74,7 +74,8 @@ def label_events_sensor(context: dg.SensorEvaluationContext, va: VAResource):
             skip_reason=f"label_events {cursor} -> {current}: no label needs a new model",
             cursor=str(current),
         )
-    context.log.info(f"label_events {cursor} -> {current}: retraining {', '.join(changes.labels)}")
+    shown = ", ".join(changes.labels[:20]) + (f" and {len(changes.labels) - 20} more" if len(changes.labels) > 20 else "")
+    context.log.info(f"label_events {cursor} -> {current}: retraining {shown}")
     return dg.SensorResult(
         run_requests=[label_run_request(lab, current) for lab in changes.labels],
         dynamic_partitions_requests=[label_partitions.build_add_request(new)] if new else [],

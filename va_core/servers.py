@@ -31,8 +31,9 @@ def cli_dagster(args, settings):
     env = _env(settings)
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     env["DAGSTER_HOME"] = str(settings.dagster_home)
-    dagster = shutil.which("dagster", path=os.path.dirname(sys.executable)) or "dagster"
-    _exec([dagster, "dev", "-m", "va_assets.definitions", "-h", args.host, "-p", str(args.port)], env)
+    # va_assets.dev writes the local instance config (run queue, per-label run limit) on
+    # first use, then execs `dagster dev -m va_assets.definitions`.
+    _exec([sys.executable, "-m", "va_assets.dev", "-h", args.host, "-p", str(args.port)], env)
 
 
 def cli_serve(args, settings):
