@@ -128,3 +128,215 @@ def reference_classifier(seed: int = SPLIT_SEED, n_jobs: int | None = None):
         cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=seed),
         scoring="average_precision", max_iter=1000, n_jobs=n_jobs,
     )
+
+
+# -- classifiers ------------------------------------------------------------------
+
+# Fewer positives or negatives than this and a model cannot be evaluated: with k-fold
+# cross-validation (k <= class size) every training fold then keeps 2 of each class,
+# which the reference's own inner cross-validation needs.
+MIN_PER_CLASS = 3
+MIN_VALIDATION_POSITIVES = 5  # below this the hash split's AP is too coarse; cross-validate instead
+FAST_C = 1.0
+TRAINERS = ("fast", "reference")
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def score_matrix(matrix: np.ndarray, coef: np.ndarray, intercept: float, chunk: int = 262_144) -> np.ndarray:
+    """``sigmoid(X w + b)`` as float32, in row blocks so a million clips need no float64 copy.
+
+    This is the one definition of a linear model's score; serving computes the same.
+    """
+    matrix = np.asarray(matrix)
+    w = np.asarray(coef, dtype=np.float32)
+    out = np.empty(len(matrix), dtype=np.float32)
+    for s in range(0, len(matrix), chunk):
+        z = matrix[s:s + chunk].astype(np.float32, copy=False) @ w
+        out[s:s + chunk] = sigmoid(z.astype(np.float64) + float(intercept))
+    return out
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """A logistic-regression classifier on clip embeddings: ``score = sigmoid(X @ coef + intercept)``."""
+
+    coef: np.ndarray  # (D,) float64
+    intercept: float
+    trainer: str
+    params: dict
+    threshold: float = 0.5  # yes/no boundary on the score (see best_f1_threshold)
+
+    @property
+    def dim(self) -> int:
+        return int(self.coef.shape[0])
+
+    def decision(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(matrix, dtype=np.float32) @ self.coef.astype(np.float32) + self.intercept
+
+    def score(self, matrix: np.ndarray) -> np.ndarray:
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2 or matrix.shape[1] != self.dim:
+            raise ValueError(f"this model takes {self.dim}-d embeddings, got shape {matrix.shape}")
+        return score_matrix(matrix, self.coef, self.intercept)
+
+    def to_artifact(self, **lineage) -> str:
+        """JSON holding everything needed to score: readable wherever the warehouse is."""
+        import json
+
+        return json.dumps({
+            "kind": "logistic_regression", "format": 1, "dim": self.dim,
+            "coef": [float(v) for v in self.coef], "intercept": float(self.intercept),
+            "trainer": self.trainer, "params": self.params, "score": "sigmoid(X @ coef + intercept)",
+            "threshold": float(self.threshold),
+            **lineage,
+        })
+
+    @classmethod
+    def from_artifact(cls, text: str) -> "LinearModel":
+        import json
+
+        data = json.loads(text)
+        if data.get("kind") != "logistic_regression":
+            raise ValueError(f"not a linear model artifact: kind={data.get('kind')!r}")
+        coef = np.asarray(data["coef"], dtype=np.float64)
+        if coef.shape != (data["dim"],):
+            raise ValueError(f"artifact says dim {data['dim']} but holds {coef.shape[0]} coefficients")
+        return cls(coef, float(data["intercept"]), data["trainer"], dict(data.get("params") or {}),
+                   float(data.get("threshold", 0.5)))
+
+    def with_threshold(self, threshold: float) -> "LinearModel":
+        from dataclasses import replace
+
+        return replace(self, threshold=float(threshold))
+
+
+def _check_classes(y: np.ndarray, what: str = "training", minimum: int = MIN_PER_CLASS) -> None:
+    from va_core.errors import InputError
+
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos < minimum or n_neg < minimum:
+        raise InputError(f"{what} needs at least {minimum} positive and {minimum} negative clips "
+                         f"(has {n_pos} positive, {n_neg} negative): label more clips")
+
+
+def n_folds(y: np.ndarray, wanted: int = 5) -> int:
+    """The paper's 5 folds, fewer when a class has fewer than 5 members (each fold needs one)."""
+    return max(2, min(wanted, int(y.sum()), int((~y).sum())))
+
+
+def fit_reference(X: np.ndarray, y: np.ndarray, seed: int = SPLIT_SEED) -> LinearModel:
+    """The paper's LogisticRegressionCV (fewer folds only when a class has fewer than 5 clips)."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y, dtype=bool)
+    _check_classes(y, minimum=2)
+    clf = reference_classifier(seed)
+    folds = n_folds(y)
+    if folds != 5:
+        clf.set_params(cv=StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # sklearn 1.9's notices about 1.10 defaults
+        clf.fit(np.asarray(X, dtype=np.float64), y)
+    return LinearModel(clf.coef_[0].astype(np.float64), float(clf.intercept_[0]), "reference",
+                       {"C": float(np.ravel(clf.C_)[0]), "folds": folds})
+
+
+def fit_fast(X: np.ndarray, y: np.ndarray, C: float = FAST_C) -> LinearModel:
+    """One L2 logistic regression at a fixed C: no search over C, so one fit instead of 50.
+
+    C=1 suits L2-normalised embeddings; benchmarks/label_to_feeds.py measures its AP
+    against the reference on the same validation sets.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y, dtype=bool)
+    _check_classes(y, minimum=1)
+    clf = LogisticRegression(C=C, max_iter=1000)
+    clf.fit(np.asarray(X, dtype=np.float64), y)
+    return LinearModel(clf.coef_[0].astype(np.float64), float(clf.intercept_[0]), "fast", {"C": C})
+
+
+def fit(X: np.ndarray, y: np.ndarray, trainer: str = "fast") -> LinearModel:
+    if trainer == "fast":
+        return fit_fast(X, y)
+    if trainer == "reference":
+        return fit_reference(X, y)
+    from va_core.errors import InputError
+
+    raise InputError(f"unknown trainer {trainer!r}; trainers are: {', '.join(TRAINERS)}")
+
+
+# -- evaluation ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How good a label's classifier is, and how that was measured.
+
+    ``method`` is ``hash_split`` (the paper's: fit without the validation clips, AP on
+    them) or ``stratified_cv`` (out-of-fold scores of stratified k-fold over all labelled
+    clips) when the validation split holds fewer than MIN_VALIDATION_POSITIVES positives.
+    """
+
+    method: str
+    ap: APResult
+    baseline: APResult
+    n_val: int
+    n_val_pos: int
+    threshold: float = 0.5  # the score at which held-out F1 is highest: the model's yes/no boundary
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.ap.mean > self.baseline.mean
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "ap_mean": self.ap.mean, "ap_std": self.ap.std,
+                "baseline_ap": self.baseline.mean, "n_val": self.n_val, "n_val_pos": self.n_val_pos,
+                "threshold": self.threshold}
+
+
+def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold with the highest F1 on held-out clips.
+
+    A logistic model trained on few positives rarely scores anything above 0.5, so 0.5 is
+    not where its yes/no decision lies in practice; this threshold is.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(np.asarray(y_true, dtype=bool), scores)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))[:-1]
+    return float(thresholds[int(np.argmax(f1))]) if len(thresholds) else 0.5
+
+
+def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = "fast") -> Evaluation:
+    """AP of ``trainer`` on labelled clips (rows in :func:`ordered` order).
+
+    The paper's hash split when its validation part holds enough positives (and the rest
+    can still be trained on), else stratified cross-validation; the random baseline is
+    computed on the same clips.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y, dtype=bool)
+    _check_classes(y, "evaluation")
+    val = validation_mask(keys)
+    n_val_pos, n_val_neg = int(y[val].sum()), int((~y[val]).sum())
+    train_pos, train_neg = int(y[~val].sum()), int((~y[~val]).sum())
+    if n_val_pos >= MIN_VALIDATION_POSITIVES and n_val_neg >= 1 and min(train_pos, train_neg) >= MIN_PER_CLASS:
+        model = fit(X[~val], y[~val], trainer)
+        held_out = model.score(X[val])
+        ap = bootstrap_ap(y[val], held_out)
+        return Evaluation("hash_split", ap, baseline_ap(n_val_pos, int(val.sum())), int(val.sum()), n_val_pos,
+                          best_f1_threshold(y[val], held_out))
+    folds = StratifiedKFold(n_splits=n_folds(y), shuffle=True, random_state=SPLIT_SEED)
+    scores = np.empty(len(y), dtype=np.float64)
+    for train_idx, test_idx in folds.split(X, y):
+        scores[test_idx] = fit(X[train_idx], y[train_idx], trainer).score(X[test_idx])
+    return Evaluation("stratified_cv", bootstrap_ap(y, scores), baseline_ap(int(y.sum()), len(y)), len(y),
+                      int(y.sum()), best_f1_threshold(y, scores))

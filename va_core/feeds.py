@@ -1,0 +1,206 @@
+"""The active-learning feeds: which clips to show an expert next.
+
+After each build, over the clips nobody labelled yet for the label:
+
+- ``top_positive``: the highest scores (confirm or correct what the model believes most);
+- ``top_negative``: the lowest scores (find positives the model is sure are not);
+- ``borderline``: the scores closest to the model's decision threshold, where it is least
+  sure. The threshold is the score with the best F1 on held-out labelled clips (stored in
+  the model artifact), not 0.5: a model trained on few positives rarely scores anything
+  above 0.5, and "closest to 0.5" would then just repeat top_positive. Ties go to the
+  higher score;
+- ``random``: a uniform sample, seeded by (label, model version), so one model version
+  always shows the same random feed.
+
+A label without a model gets a ``zero_shot`` feed: cosine similarity between the clips and
+the text embedding of the label's description (else its name in words).
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Sequence
+
+import numpy as np
+import polars as pl
+
+from va_core.errors import InputError, NotFound
+from va_core.labels import label_set, text_query, validate_label, warehouse_of
+
+FEEDS = ("top_positive", "top_negative", "borderline", "random")
+ZERO_SHOT = "zero_shot"
+NEXT = "next"  # the policy chooses (va_core.policy)
+FEED_SIZE = 100  # clips stored per feed and model version
+THRESHOLD = 0.5
+
+
+def encoder_id_for(settings, encoder_id: str | None = None) -> str:
+    """The encoder whose embeddings a label is trained and scored on: the settings' by default."""
+    if encoder_id:
+        return encoder_id
+    from va_core.encoders import parse_spec  # pure: no torch
+
+    return parse_spec(settings.encoder).encoder_id
+
+
+def feed_seed(label: str, model_version: int) -> int:
+    return zlib.crc32(f"{label}:{int(model_version)}".encode())
+
+
+def rank(feed: str, scores: np.ndarray, candidates: np.ndarray, k: int, seed: int = 0,
+         threshold: float = THRESHOLD) -> np.ndarray:
+    """Row numbers of the ``k`` clips of ``feed`` among ``candidates`` (row numbers), best first."""
+    candidates = np.asarray(candidates, dtype=np.int64)
+    k = min(int(k), len(candidates))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if feed == "random":
+        return np.random.default_rng(seed).choice(candidates, size=k, replace=False)
+    s = np.asarray(scores, dtype=np.float64)[candidates]
+    if feed == "top_positive":
+        key = -s
+    elif feed == "top_negative":
+        key = s
+    elif feed == "borderline":
+        key = np.abs(s - threshold) - s * 1e-12  # nearer the threshold first; a tie goes to the higher score
+    else:
+        raise InputError(f"unknown feed {feed!r}; feeds are: {', '.join(FEEDS)}")
+    part = np.argpartition(key, k - 1)[:k] if k < len(key) else np.arange(len(key))
+    # lexsort: primary key, then the row number (clip key order) so ties are stable
+    order = part[np.lexsort((candidates[part], key[part]))]
+    return candidates[order]
+
+
+def compute_feeds(keys: Sequence[str], scores: np.ndarray, labelled: np.ndarray, label: str,
+                  model_version: int, k: int = FEED_SIZE, feeds: Sequence[str] = FEEDS,
+                  threshold: float = THRESHOLD) -> pl.DataFrame:
+    """The feeds of one model version: feed, rank, clip_key, score (labelled clips excluded)."""
+    candidates = np.flatnonzero(~np.asarray(labelled, dtype=bool))
+    parts = []
+    for feed in feeds:
+        rows = rank(feed, scores, candidates, k, feed_seed(label, model_version), threshold)
+        parts.append(pl.DataFrame({
+            "feed": [feed] * len(rows),
+            "rank": np.arange(1, len(rows) + 1, dtype=np.int32),
+            "clip_key": np.asarray(keys, dtype=object)[rows].tolist() if len(rows) else [],
+            "score": np.asarray(scores, dtype=np.float32)[rows],
+        }, schema={"feed": pl.String, "rank": pl.Int32, "clip_key": pl.String, "score": pl.Float32}))
+    return pl.concat(parts)
+
+
+def labelled_mask(corpus_keys: np.ndarray, labelled_keys: Sequence[str]) -> np.ndarray:
+    return np.isin(np.asarray(corpus_keys, dtype=object), np.asarray(list(labelled_keys), dtype=object))
+
+
+def _with_clip_info(wh, items: list[dict]) -> list[dict]:
+    """Add video_id, start_s, end_s so a person can find the clip."""
+    if not items:
+        return items
+    info = wh.read("clips", columns=["clip_key", "video_id", "start_s", "end_s"],
+                   where={"clip_key": [i["clip_key"] for i in items]})
+    by_key = {r["clip_key"]: r for r in info.iter_rows(named=True)}
+    for item in items:
+        extra = by_key.get(item["clip_key"], {})
+        item.update({k: extra.get(k) for k in ("video_id", "start_s", "end_s")})
+    return items
+
+
+def zero_shot(settings, label: str, k: int = 10, encoder_id: str | None = None,
+              exclude: Sequence[str] | None = None) -> list[dict]:
+    """Clips most similar to the label's text query, unlabelled ones only."""
+    from va_core.embeddings import load_corpus
+    from va_core.encoders import load_encoder, parse_spec
+
+    wh = warehouse_of(settings)
+    spec = parse_spec(settings.encoder)
+    wanted = encoder_id_for(settings, encoder_id)
+    if wanted != spec.encoder_id:
+        raise InputError(f"zero-shot needs the text tower of the corpus's encoder {wanted!r}, "
+                         f"but the configured encoder is {spec.encoder_id!r}")
+    query = text_query(wh, label)
+    corpus = load_corpus(wh, wanted)
+    vector = load_encoder(spec).encode_text([query])[0]
+    scores = corpus.matrix @ vector
+    if exclude is None:
+        exclude = label_set(wh, label).labelled
+    candidates = np.flatnonzero(~labelled_mask(corpus.keys, exclude))
+    rows = rank("top_positive", scores, candidates, k)
+    items = [{"feed": ZERO_SHOT, "rank": i + 1, "clip_key": corpus.keys[r], "score": float(scores[r]), "query": query}
+             for i, r in enumerate(rows)]
+    return _with_clip_info(wh, items)
+
+
+def _threshold(wh, label: str, version: int) -> float:
+    from va_core.registry import load_model
+
+    return load_model(wh, label, version).threshold
+
+
+def _latest_model_version(wh, label: str) -> int | None:
+    from va_core.registry import latest_model
+
+    row = latest_model(wh, label)
+    return None if row is None else int(row["model_version"])
+
+
+def stored_feed(settings, label: str, feed: str, k: int = 10, exclude: Sequence[str] | None = None) -> list[dict]:
+    """The ``feed`` of the label's latest model, minus clips labelled since it was built."""
+    wh = warehouse_of(settings)
+    if feed not in FEEDS:
+        raise InputError(f"unknown feed {feed!r}; feeds are: {', '.join(FEEDS + (ZERO_SHOT, NEXT))}")
+    version = _latest_model_version(wh, label)
+    if version is None:
+        raise NotFound(f"{label} has no model yet: train it (`va train {label}`) or use --feed {ZERO_SHOT}")
+    labelled = set(label_set(wh, label).labelled if exclude is None else exclude)
+    stored = wh.read("feeds", where={"label": label, "model_version": version, "feed": feed}).sort("rank")
+    fresh = stored.filter(~pl.col("clip_key").is_in(list(labelled)))
+    if fresh.height < k and stored.height >= FEED_SIZE:
+        # more clips than were stored are wanted: rank again from the model's corpus scores
+        scores = wh.read("clip_scores", columns=["clip_key", "score"], where={"label": label, "model_version": version})
+        if scores.height:
+            scores = scores.sort("clip_key")
+            keys = np.asarray(scores["clip_key"].to_list(), dtype=object)
+            fresh = compute_feeds(keys, scores["score"].to_numpy(), labelled_mask(keys, labelled), label,
+                                  version, k=k, feeds=[feed], threshold=_threshold(wh, label, version))
+    items = [{"feed": feed, "rank": i + 1, "clip_key": r["clip_key"], "score": float(r["score"]),
+              "model_version": version} for i, r in enumerate(fresh.head(k).iter_rows(named=True))]
+    return _with_clip_info(wh, items)
+
+
+def get_feed(settings, label: str, feed: str | None = None, k: int = 10, encoder_id: str | None = None) -> list[dict]:
+    """Clips to label next: one feed, or ``next`` (the label's policy chooses), or zero-shot."""
+    validate_label(label)
+    if k <= 0:
+        raise InputError(f"k must be positive, got {k}")
+    if feed == ZERO_SHOT:
+        return zero_shot(settings, label, k, encoder_id)
+    if feed == NEXT:
+        from va_core.policy import next_clips
+
+        return next_clips(settings, label, k, encoder_id=encoder_id)["clips"]
+    return stored_feed(settings, label, feed, k)
+
+
+def cli_feeds(args, settings):
+    wh = warehouse_of(settings)
+    label = validate_label(args.label)
+    if args.feed is None:
+        # every feed of the latest model, or the zero-shot feed when there is none yet
+        if _latest_model_version(wh, label) is None:
+            groups = {ZERO_SHOT: zero_shot(settings, label, args.k)}
+        else:
+            exclude = label_set(wh, label).labelled
+            groups = {f: stored_feed(settings, label, f, args.k, exclude=exclude) for f in FEEDS}
+    elif args.feed == NEXT:
+        from va_core.policy import next_clips
+
+        choice = next_clips(settings, label, args.k)
+        groups = {choice["source"]: choice["clips"]}
+    else:
+        groups = {args.feed: get_feed(settings, label, args.feed, args.k)}
+    lines = []
+    for name, items in groups.items():
+        lines.append(f"{label} / {name}:")
+        lines += [f"  {i['rank']:>3}  {i['score']:.4f}  {i['clip_key']}" for i in items]
+        if not items:
+            lines.append("  (no unlabelled clip left)")
+    return {"label": label, "feeds": groups}, "\n".join(lines)

@@ -1,0 +1,440 @@
+"""Label events (what people said about clips) and label sets (what a classifier learns from).
+
+``label_events`` is append-only and the only table people write. A label set is derived
+from it: for each clip, each annotator's latest event counts, the majority over annotators
+decides, and a tie is a *conflict*: excluded from training and reported.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import polars as pl
+import pyarrow as pa
+
+from va_core.errors import InputError, NotFound
+from va_core.warehouse import Warehouse
+
+LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_TEXT = 200  # annotator and source names reach tables and logs
+MAX_REPORTED = 5  # how many bad rows an error message lists
+
+
+def warehouse_of(settings_or_wh) -> Warehouse:
+    """Accept either a Settings or a Warehouse: callers hold one or the other."""
+    if isinstance(settings_or_wh, Warehouse):
+        return settings_or_wh
+    if hasattr(settings_or_wh, "warehouse_uri"):
+        return Warehouse.from_settings(settings_or_wh)
+    raise TypeError(f"expected Settings or Warehouse, got {type(settings_or_wh).__name__}")
+
+
+def validate_label(name: Any) -> str:
+    """A label name, or InputError saying what is wrong with it."""
+    if not isinstance(name, str) or not LABEL_PATTERN.match(name):
+        raise InputError(
+            f"bad label name {name!r}: use 1-64 characters of a-z, 0-9, '_' and '-', "
+            "starting with a letter or digit (e.g. 'car_chase')"
+        )
+    return name
+
+
+def login_name() -> str:
+    """The user's login name: the default annotator."""
+    try:
+        name = getpass.getuser()
+    except Exception as exc:  # no USER/LOGNAME and no passwd entry (some containers)
+        raise InputError("cannot tell who you are (no login name); pass --annotator NAME") from exc
+    return _text("annotator", name)
+
+
+def _text(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{what} must be a non-empty string, got {value!r}")
+    value = value.strip()
+    if len(value) > MAX_TEXT or any(ord(c) < 32 for c in value):
+        raise InputError(f"{what} {value[:40]!r}... is too long or holds control characters")
+    return value
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    label: str
+    clip_key: str
+    value: bool
+    annotator: str | None = None
+    source: str | None = None
+
+
+def _as_event(row: Any) -> LabelEvent:
+    if isinstance(row, LabelEvent):
+        return row
+    if isinstance(row, Mapping):
+        unknown = set(row) - {"label", "clip_key", "value", "annotator", "source"}
+        if unknown:
+            raise InputError(f"unknown label event field(s): {sorted(unknown)}")
+        return LabelEvent(row.get("label"), row.get("clip_key"), row.get("value"),
+                          row.get("annotator"), row.get("source"))
+    if isinstance(row, (tuple, list)) and 3 <= len(row) <= 5:
+        return LabelEvent(*row)
+    raise InputError(f"a label event is a mapping with label, clip_key, value; got {row!r}")
+
+
+def _is_bool(value: Any) -> bool:
+    # numpy booleans come from arrays; 0/1 and strings are refused here (parsing is the importer's job)
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def existing_clip_keys(wh: Warehouse, keys: Iterable[str]) -> set[str]:
+    keys = sorted(set(keys))
+    if not keys or not wh.exists("clips"):
+        return set()
+    table = wh.arrow("clips", columns=["clip_key"], where={"clip_key": keys})
+    return set(table.column("clip_key").to_pylist())
+
+
+def record_events(settings_or_wh, events: Iterable[Any], annotator: str | None = None,
+                  source: str = "api") -> int:
+    """Append label events; returns the ``label_events`` version that holds them.
+
+    Every row is checked (label name, boolean value, clip key present in ``clips``)
+    before anything is written: one bad row and nothing of the call is stored.
+    ``annotator`` and ``source`` fill rows that carry none; the annotator defaults to
+    the login name.
+    """
+    wh = warehouse_of(settings_or_wh)
+    rows = [_as_event(r) for r in events]
+    if not rows:
+        raise InputError("no label events to record")
+    problems: list[str] = []
+    default_annotator = None
+    clean = []
+    for i, ev in enumerate(rows):
+        try:
+            validate_label(ev.label)
+            if not isinstance(ev.clip_key, str) or not ev.clip_key:
+                raise InputError(f"clip key must be a non-empty string, got {ev.clip_key!r}")
+            if not _is_bool(ev.value):
+                raise InputError(f"value must be true or false, got {ev.value!r}")
+            who = ev.annotator if ev.annotator is not None else annotator
+            if who is None:
+                default_annotator = default_annotator or login_name()
+                who = default_annotator
+            who = _text("annotator", who)
+            where = _text("source", ev.source if ev.source is not None else source)
+        except InputError as exc:
+            problems.append(f"event {i + 1}: {exc}")
+            continue
+        clean.append((ev.label, ev.clip_key, bool(ev.value), who, where))
+    if not problems:
+        known = existing_clip_keys(wh, (c[1] for c in clean))
+        missing = sorted({c[1] for c in clean} - known)
+        if missing:
+            problems.append(f"{len(missing)} unknown clip key(s) (not in the clips table), e.g. "
+                            + ", ".join(repr(k) for k in missing[:MAX_REPORTED]))
+    if problems:
+        more = f" (and {len(problems) - MAX_REPORTED} more)" if len(problems) > MAX_REPORTED else ""
+        raise InputError("nothing was recorded: " + "; ".join(problems[:MAX_REPORTED]) + more)
+    now = datetime.now(timezone.utc)
+    # Strictly increasing timestamps keep "the latest event wins" well defined inside a batch.
+    table = pa.table({
+        "event_id": [uuid.uuid4().hex for _ in clean],
+        "label": [c[0] for c in clean],
+        "clip_key": [c[1] for c in clean],
+        "value": [c[2] for c in clean],
+        "annotator": [c[3] for c in clean],
+        "source": [c[4] for c in clean],
+        "created_at": pa.array([now + timedelta(microseconds=i) for i in range(len(clean))],
+                               type=pa.timestamp("us", tz="UTC")),
+    })
+    return wh.append("label_events", table)
+
+
+def events_version(wh: Warehouse) -> int | None:
+    return wh.version("label_events")
+
+
+def read_events(wh: Warehouse, label: str | None = None, version: int | None = None) -> pl.DataFrame:
+    where = {"label": validate_label(label)} if label is not None else None
+    return wh.read("label_events", where=where, version=version)
+
+
+# -- label sets ----------------------------------------------------------------
+
+def aggregate(events: pl.DataFrame) -> pl.DataFrame:
+    """Events -> one row per (label, clip_key): value, pos_cnt, annotator_cnt, conflict, agree.
+
+    Each annotator's latest event counts; the majority over annotators decides; a tie is
+    a conflict (``value`` is null there).
+    """
+    if events.height == 0:
+        return pl.DataFrame(schema={"label": pl.String, "clip_key": pl.String, "value": pl.Boolean,
+                                    "pos_cnt": pl.Int32, "annotator_cnt": pl.Int32,
+                                    "conflict": pl.Boolean, "agree": pl.Boolean})
+    latest = (events.sort(["created_at", "event_id"])
+              .group_by(["label", "clip_key", "annotator"], maintain_order=True)
+              .agg(pl.col("value").last()))
+    per_clip = latest.group_by(["label", "clip_key"]).agg(
+        pl.col("value").cast(pl.Int32).sum().alias("pos_cnt"),
+        pl.len().cast(pl.Int32).alias("annotator_cnt"),
+    )
+    twice = pl.col("pos_cnt") * 2
+    return per_clip.with_columns(
+        pl.when(twice > pl.col("annotator_cnt")).then(True)
+        .when(twice < pl.col("annotator_cnt")).then(False)
+        .otherwise(None).alias("value"),
+        (twice == pl.col("annotator_cnt")).alias("conflict"),
+        ((pl.col("pos_cnt") == 0) | (pl.col("pos_cnt") == pl.col("annotator_cnt"))).alias("agree"),
+    ).select(["label", "clip_key", "value", "pos_cnt", "annotator_cnt", "conflict", "agree"]).sort(["label", "clip_key"])
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """One label's clips as a classifier sees them, and how much the annotators agree."""
+
+    label: str
+    label_events_version: int | None
+    clips: pl.DataFrame  # clip_key, value, pos_cnt, annotator_cnt, conflict, agree
+    n_events: int
+    annotators: tuple[str, ...]
+
+    @property
+    def positives(self) -> list[str]:
+        return self.clips.filter(pl.col("value") == True)["clip_key"].to_list()  # noqa: E712
+
+    @property
+    def negatives(self) -> list[str]:
+        return self.clips.filter(pl.col("value") == False)["clip_key"].to_list()  # noqa: E712
+
+    @property
+    def conflicts(self) -> list[str]:
+        return self.clips.filter(pl.col("conflict"))["clip_key"].to_list()
+
+    @property
+    def labelled(self) -> list[str]:
+        """Every clip anyone labelled, conflicts included: feeds never show these again."""
+        return self.clips["clip_key"].to_list()
+
+    @property
+    def n_pos(self) -> int:
+        return int((self.clips["value"] == True).sum())  # noqa: E712
+
+    @property
+    def n_neg(self) -> int:
+        return int((self.clips["value"] == False).sum())  # noqa: E712
+
+    @property
+    def n_conflicts(self) -> int:
+        return int(self.clips["conflict"].sum())
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of the clips labelled by two or more annotators on which all of them agree.
+
+        Clips with a single annotator say nothing about agreement, so they are left out;
+        None when no clip has two annotators.
+        """
+        multi = self.clips.filter(pl.col("annotator_cnt") >= 2)
+        if multi.height == 0:
+            return None
+        return float(multi["agree"].mean())
+
+    def digest(self) -> str:
+        """A fingerprint of the training content: equal digests train equal models."""
+        h = hashlib.sha256()
+        for key, value in self.clips.select(["clip_key", "value"]).iter_rows():
+            h.update(f"{key}\t{value}\n".encode())
+        return h.hexdigest()[:32]
+
+    def summary(self) -> dict:
+        return {"label": self.label, "n_pos": self.n_pos, "n_neg": self.n_neg, "n_conflicts": self.n_conflicts,
+                "n_clips": self.clips.height, "n_events": self.n_events, "n_annotators": len(self.annotators),
+                "agreement": self.agreement, "label_events_version": self.label_events_version}
+
+    def rows(self) -> pl.DataFrame:
+        """The ``label_sets`` table rows of this label set."""
+        return self.clips.select(
+            pl.lit(self.label).alias("label"), "clip_key", "value", "pos_cnt", "annotator_cnt", "conflict",
+            pl.lit(self.label_events_version, dtype=pl.Int64).alias("label_events_version"),
+        )
+
+
+def label_set(settings_or_wh, label: str, version: int | None = None) -> LabelSet:
+    """The label set of ``label`` at a ``label_events`` version (default: the current one)."""
+    wh = warehouse_of(settings_or_wh)
+    validate_label(label)
+    if version is None:
+        version = events_version(wh)
+    events = read_events(wh, label, version=version) if version is not None else read_events(wh, label).head(0)
+    clips = aggregate(events).drop("label")
+    annotators = tuple(sorted(set(events["annotator"].to_list()))) if events.height else ()
+    return LabelSet(label, version, clips, events.height, annotators)
+
+
+def labels_overview(settings_or_wh) -> list[dict]:
+    """Every label with events: counts, conflicts, agreement, description."""
+    wh = warehouse_of(settings_or_wh)
+    events = wh.read("label_events")
+    if events.height == 0:
+        return []
+    agg = aggregate(events)
+    per_label = agg.group_by("label").agg(
+        (pl.col("value") == True).sum().alias("n_pos"),  # noqa: E712
+        (pl.col("value") == False).sum().alias("n_neg"),  # noqa: E712
+        pl.col("conflict").sum().alias("n_conflicts"),
+        pl.col("agree").filter(pl.col("annotator_cnt") >= 2).mean().alias("agreement"),
+    )
+    counts = events.group_by("label").agg(pl.len().alias("n_events"),
+                                          pl.col("annotator").n_unique().alias("n_annotators"),
+                                          pl.col("created_at").max().alias("last_labelled_at"))
+    descriptions = _descriptions(wh)
+    out = []
+    for row in per_label.join(counts, on="label").sort("label").iter_rows(named=True):
+        row["description"] = descriptions.get(row["label"])
+        out.append(row)
+    return out
+
+
+def known_labels(settings_or_wh) -> list[str]:
+    wh = warehouse_of(settings_or_wh)
+    if not wh.exists("label_events"):
+        return []
+    col = wh.arrow("label_events", columns=["label"]).column("label")
+    import pyarrow.compute as pc
+
+    return sorted(pc.unique(col).to_pylist())
+
+
+# -- descriptions -------------------------------------------------------------
+
+def set_description(settings_or_wh, label: str, text: str, annotator: str | None = None) -> int:
+    """Store a label's description: the text query of its zero-shot feed. The latest wins."""
+    wh = warehouse_of(settings_or_wh)
+    validate_label(label)
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("a description must be non-empty text")
+    if len(text) > 1000:
+        raise InputError(f"a description is at most 1000 characters ({len(text)} given)")
+    return wh.append("label_descriptions", [{
+        "label": label, "description": text.strip(),
+        "annotator": _text("annotator", annotator) if annotator is not None else login_name(),
+        "created_at": datetime.now(timezone.utc),
+    }])
+
+
+def _descriptions(wh: Warehouse, label: str | None = None) -> dict[str, str]:
+    frame = wh.read("label_descriptions", where={"label": label} if label else None)
+    if frame.height == 0:
+        return {}
+    latest = frame.sort("created_at").group_by("label", maintain_order=True).agg(pl.col("description").last())
+    return dict(latest.iter_rows())
+
+
+def description(settings_or_wh, label: str) -> str | None:
+    """The label's latest description, or None."""
+    wh = warehouse_of(settings_or_wh)
+    return _descriptions(wh, validate_label(label)).get(label)
+
+
+def text_query(settings_or_wh, label: str) -> str:
+    """What zero-shot search looks for: the description, else the name in words."""
+    return description(settings_or_wh, label) or re.sub(r"[_-]+", " ", label).strip()
+
+
+# -- importing -----------------------------------------------------------------
+
+_TRUE = {"true", "t", "yes", "y", "1", "pos", "positive"}
+_FALSE = {"false", "f", "no", "n", "0", "neg", "negative"}
+
+
+def parse_value(raw: Any) -> bool:
+    if _is_bool(raw):
+        return bool(raw)
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    text = str(raw).strip().lower() if raw is not None else ""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InputError(f"value {raw!r} is not a boolean (use true/false, yes/no or 1/0)")
+
+
+def read_label_file(path: str | Path) -> list[dict]:
+    """Rows of a CSV or Parquet label file, with values parsed; every bad row is reported."""
+    path = Path(path)
+    if not path.exists():
+        raise NotFound(f"label file {path} does not exist")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pl.read_parquet(path)
+        elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
+            frame = pl.read_csv(path, infer_schema=False, separator="\t" if path.suffix.lower() == ".tsv" else ",")
+        else:
+            raise InputError(f"{path}: label files are .csv, .tsv or .parquet")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path} cannot be read: {exc}") from exc
+    frame = frame.rename({c: c.strip().lower() for c in frame.columns})
+    missing = [c for c in ("label", "clip_key", "value") if c not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; expected label, clip_key, value[, annotator, source]")
+    extra = [c for c in frame.columns if c not in ("label", "clip_key", "value", "annotator", "source")]
+    if extra:
+        raise InputError(f"{path}: unknown column(s) {extra}; expected label, clip_key, value[, annotator, source]")
+    rows, problems = [], []
+    for i, row in enumerate(frame.iter_rows(named=True)):
+        try:
+            row["value"] = parse_value(row["value"])
+        except InputError as exc:
+            problems.append(f"row {i + 2 if path.suffix.lower() != '.parquet' else i + 1}: {exc}")
+        rows.append(row)
+    if problems:
+        more = f" (and {len(problems) - MAX_REPORTED} more)" if len(problems) > MAX_REPORTED else ""
+        raise InputError(f"{path}: nothing was imported: " + "; ".join(problems[:MAX_REPORTED]) + more)
+    if not rows:
+        raise InputError(f"{path} holds no rows")
+    return rows
+
+
+# -- CLI -----------------------------------------------------------------------
+
+def cli_label(args, settings):
+    version = record_events(settings, [LabelEvent(args.label, args.clip_key, args.value,
+                                                  args.annotator, args.source)])
+    ls = label_set(settings, args.label, version=version)
+    data = {"label": args.label, "clip_key": args.clip_key, "value": args.value,
+            "label_events_version": version, **{k: v for k, v in ls.summary().items() if k != "label_events_version"}}
+    text = (f"{args.label}: {args.clip_key} = {'yes' if args.value else 'no'} "
+            f"(now {ls.n_pos} positive, {ls.n_neg} negative, {ls.n_conflicts} conflicts)")
+    return data, text
+
+
+def cli_import_labels(args, settings):
+    rows = read_label_file(args.file)
+    for row in rows:
+        row.setdefault("source", None)
+        row["source"] = row["source"] or "import"
+        if "annotator" in row and not row["annotator"]:
+            row["annotator"] = None
+    try:
+        version = record_events(settings, rows, annotator=args.annotator, source="import")
+    except InputError as exc:
+        raise InputError(f"{args.file}: {exc}") from None
+    labels = sorted({r["label"] for r in rows})
+    summary = [label_set(settings, lab, version=version).summary() for lab in labels]
+    data = {"file": str(args.file), "n_events": len(rows), "label_events_version": version, "labels": summary}
+    text = f"imported {len(rows)} label events from {args.file}\n" + "\n".join(
+        f"  {s['label']}: {s['n_pos']} positive, {s['n_neg']} negative, {s['n_conflicts']} conflicts" for s in summary)
+    return data, text
+
+
+def cli_describe(args, settings):
+    set_description(settings, args.label, args.description)
+    return ({"label": args.label, "description": args.description.strip()},
+            f"{args.label}: description set to {args.description.strip()!r}")

@@ -1,0 +1,184 @@
+"""Model versions and their stages: candidate -> approved -> retired.
+
+``models.stage`` is the current stage; ``model_stage_events`` is the append-only history.
+At most one version per label is approved: approving one retires the one approved before.
+Serving loads :func:`approved_models`.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import polars as pl
+
+from va_core.errors import InputError, NotFound, VAError
+from va_core.labels import login_name, validate_label, warehouse_of
+from va_core.learn import LinearModel
+from va_core.warehouse import Warehouse
+
+CANDIDATE, APPROVED, RETIRED = "candidate", "approved", "retired"
+STAGES = (CANDIDATE, APPROVED, RETIRED)
+
+
+class ApprovalRefused(VAError):
+    """A version whose blocking checks failed cannot be approved; the message says which."""
+
+
+@contextlib.contextmanager
+def label_lock(settings, label: str) -> Iterator[None]:
+    """Serialise writers of one label's model rows on this machine (train, approve, retire).
+
+    Delta resolves concurrent appends, but a stage change rewrites the label's ``models``
+    rows, which must not race a new version being added.
+    """
+    locks = Path(settings.home) / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"label-{validate_label(label)}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def models_frame(settings_or_wh, label: str | None = None) -> pl.DataFrame:
+    wh = warehouse_of(settings_or_wh)
+    where = {"label": validate_label(label)} if label is not None else None
+    return wh.read("models", where=where).sort(["label", "model_version"])
+
+
+def latest_model(settings_or_wh, label: str) -> dict | None:
+    """The label's newest model version (any stage), or None."""
+    frame = models_frame(settings_or_wh, label)
+    return frame.row(-1, named=True) if frame.height else None
+
+
+def get_model(settings_or_wh, label: str, version: int | None = None) -> dict:
+    frame = models_frame(settings_or_wh, label)
+    if frame.height == 0:
+        raise NotFound(f"{label} has no model: train it first (`va train {label}`)")
+    if version is None:
+        return frame.row(-1, named=True)
+    hit = frame.filter(pl.col("model_version") == int(version))
+    if hit.height == 0:
+        raise NotFound(f"{label} has no model version {version}; versions: {frame['model_version'].to_list()}")
+    return hit.row(0, named=True)
+
+
+def load_model(settings_or_wh, label: str, version: int | None = None) -> LinearModel:
+    return LinearModel.from_artifact(get_model(settings_or_wh, label, version)["artifact"])
+
+
+def record_stage(wh: Warehouse, label: str, version: int, stage: str, previous: str | None, by: str,
+                 reason: str) -> None:
+    wh.append("model_stage_events", [{
+        "label": label, "model_version": int(version), "stage": stage, "previous_stage": previous,
+        "changed_by": by, "reason": reason, "changed_at": datetime.now(timezone.utc),
+    }])
+
+
+def failed_checks(row: dict) -> list[dict]:
+    from va_core.checks import parse_report
+
+    return [c.as_dict() for c in parse_report(row.get("checks_report")) if c.blocking and not c.passed]
+
+
+def _set_stages(wh: Warehouse, label: str, changes: dict[int, str]) -> None:
+    frame = models_frame(wh, label)
+    frame = frame.with_columns(
+        pl.col("model_version").replace_strict(changes, default=None, return_dtype=pl.String)
+        .fill_null(pl.col("stage")).alias("stage"))
+    wh.replace("models", {"label": label}, frame)
+
+
+def approve(settings, label: str, version: int | None = None, by: str | None = None, reason: str = "") -> dict:
+    """Approve a version (default: the latest); the previously approved one is retired.
+
+    Refused, with the reasons, when a blocking check of that version failed.
+    """
+    wh = warehouse_of(settings)
+    validate_label(label)
+    who = by or login_name()
+    with label_lock(settings, label):
+        row = get_model(wh, label, version)
+        v = int(row["model_version"])
+        failed = failed_checks(row)
+        if failed or row.get("checks_passed") is False:
+            why = "; ".join(f"{c['name']}: {c['message']}" for c in failed) or "its checks did not pass"
+            raise ApprovalRefused(f"{label} v{v} cannot be approved: {why}")
+        if row["stage"] == APPROVED:
+            return {"label": label, "model_version": v, "stage": APPROVED, "retired": [], "changed": False}
+        current = models_frame(wh, label).filter((pl.col("stage") == APPROVED) & (pl.col("model_version") != v))
+        retired = current["model_version"].to_list()
+        _set_stages(wh, label, {v: APPROVED, **{int(r): RETIRED for r in retired}})
+        for r in retired:
+            record_stage(wh, label, r, RETIRED, APPROVED, who, f"replaced by v{v}")
+        record_stage(wh, label, v, APPROVED, row["stage"], who, reason or "approved")
+    return {"label": label, "model_version": v, "stage": APPROVED, "retired": retired, "changed": True,
+            "ap": row["ap"], "encoder_id": row["encoder_id"]}
+
+
+def retire(settings, label: str, version: int, by: str | None = None, reason: str = "") -> dict:
+    wh = warehouse_of(settings)
+    who = by or login_name()
+    with label_lock(settings, label):
+        row = get_model(wh, label, version)
+        if row["stage"] == RETIRED:
+            return {"label": label, "model_version": int(version), "stage": RETIRED, "changed": False}
+        _set_stages(wh, label, {int(version): RETIRED})
+        record_stage(wh, label, int(version), RETIRED, row["stage"], who, reason or "retired")
+    return {"label": label, "model_version": int(version), "stage": RETIRED, "changed": True}
+
+
+@dataclass(frozen=True)
+class ApprovedModel:
+    label: str
+    model_version: int
+    encoder_id: str
+    model: LinearModel
+    ap: float | None
+    label_events_version: int | None
+    trained_at: datetime | None
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "model_version": self.model_version, "encoder_id": self.encoder_id,
+                "ap": self.ap, "label_events_version": self.label_events_version, "dim": self.model.dim,
+                "trained_at": self.trained_at.isoformat() if self.trained_at else None}
+
+
+def approved_models(settings_or_wh) -> list[ApprovedModel]:
+    """The approved version of every label, ready to score: what serving loads."""
+    frame = models_frame(settings_or_wh).filter(pl.col("stage") == APPROVED)
+    return [ApprovedModel(r["label"], int(r["model_version"]), r["encoder_id"], LinearModel.from_artifact(r["artifact"]),
+                          r["ap"], r["label_events_version"], r["trained_at"])
+            for r in frame.iter_rows(named=True)]
+
+
+def model_history(settings_or_wh, label: str) -> list[dict]:
+    """Every stage change of the label's versions, oldest first."""
+    wh = warehouse_of(settings_or_wh)
+    frame = wh.read("model_stage_events", where={"label": validate_label(label)})
+    return frame.sort(["changed_at", "model_version"]).to_dicts()
+
+
+def cli_approve(args, settings):
+    if args.version is not None and args.version < 1:
+        raise InputError(f"--version must be a positive model version, got {args.version}")
+    result = approve(settings, args.label, args.version, by=args.by)
+    if not result["changed"]:
+        text = f"{args.label} v{result['model_version']} is already approved"
+    else:
+        retired = f"; retired v{', v'.join(map(str, result['retired']))}" if result["retired"] else ""
+        text = f"{args.label} v{result['model_version']} approved (AP {result['ap']:.3f}){retired}"
+    return result, text
+
+
+def stage_summary(row: dict) -> str:
+    checks = json.loads(row["checks_report"]) if row.get("checks_report") else []
+    failed = [c["name"] for c in checks if c["blocking"] and not c["passed"]]
+    return row["stage"] + (f" (blocked: {', '.join(failed)})" if failed else "")

@@ -1,0 +1,279 @@
+"""One model version of one label: label set -> classifier -> evaluation -> clip scores -> feeds.
+
+:func:`train_label` is what the UI's Build button, the orchestrator and ``va train`` call.
+Its steps are public functions too, so the orchestrator can run them one asset at a time;
+``train_label`` only composes them. Every row written carries the lineage:
+``label_events_version`` (the ``label_events`` table version the label set was read at)
+and ``encoder_id`` (the embeddings the model was fitted on).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from va_core import checks as model_checks
+from va_core.embeddings import Corpus, load_corpus
+from va_core.errors import InputError
+from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
+from va_core.labels import LabelSet, label_set, login_name, validate_label, warehouse_of
+from va_core.learn import (MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score, evaluate, fit,
+                           ordered)
+from va_core.registry import CANDIDATE, label_lock, latest_model, record_stage
+from va_core.warehouse import Warehouse
+
+
+@dataclass
+class TrainResult:
+    label: str
+    model_version: int
+    created: bool  # False: this label set was already trained; nothing was written
+    trainer: str
+    stage: str
+    label_events_version: int | None
+    encoder_id: str
+    n_pos: int
+    n_neg: int
+    n_conflicts: int
+    agreement: float | None
+    ap: float
+    ap_std: float
+    baseline_ap: float
+    method: str
+    diversity: float | None
+    checks_passed: bool
+    checks: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The labelled clips a classifier sees, in the reference row order (conflicts left out)."""
+
+    keys: list[str]
+    y: np.ndarray
+    X: np.ndarray
+
+
+# -- the steps -----------------------------------------------------------------------
+
+def corpus_for(settings, encoder_id: str | None = None) -> Corpus:
+    return load_corpus(warehouse_of(settings), encoder_id_for(settings, encoder_id))
+
+
+def build_label_set(settings_or_wh, label: str, version: int | None = None, write: bool = True) -> LabelSet:
+    """Aggregate the label's events (at a ``label_events`` version) and store them in ``label_sets``."""
+    wh = warehouse_of(settings_or_wh)
+    ls = label_set(wh, label, version=version)
+    if write:
+        wh.replace("label_sets", {"label": label}, ls.rows())
+    return ls
+
+
+def training_data(ls: LabelSet, corpus: Corpus) -> TrainingData:
+    if ls.n_pos < MIN_PER_CLASS or ls.n_neg < MIN_PER_CLASS:
+        raise InputError(f"{ls.label} needs at least {MIN_PER_CLASS} positive and {MIN_PER_CLASS} negative "
+                         f"labels to train (has {ls.n_pos} positive, {ls.n_neg} negative, "
+                         f"{ls.n_conflicts} conflicts)")
+    keys, y = ordered(ls.positives, ls.negatives)
+    X = corpus.matrix[corpus.positions(keys)]
+    return TrainingData(keys, y, X)
+
+
+def fit_classifier(data: TrainingData, trainer: str = "fast") -> LinearModel:
+    """The model that is stored and served: fitted on every non-conflicting labelled clip."""
+    return fit(data.X, data.y, trainer)
+
+
+def evaluate_classifier(data: TrainingData, trainer: str = "fast") -> Evaluation:
+    return evaluate(data.keys, data.X, data.y, trainer)
+
+
+def label_diversity(settings_or_wh, ls: LabelSet, corpus: Corpus) -> float:
+    from va_core.clusters import corpus_clusters
+
+    clusters = corpus_clusters(warehouse_of(settings_or_wh), corpus)
+    pos = clusters[corpus.positions(ls.positives)]
+    neg = clusters[corpus.positions(ls.negatives)]
+    return diversity_score(pos.tolist(), neg.tolist())
+
+
+def score_corpus(model: LinearModel, corpus: Corpus) -> np.ndarray:
+    return model.score(corpus.matrix)
+
+
+def build_feeds(ls: LabelSet, corpus: Corpus, scores: np.ndarray, model_version: int,
+                k: int = FEED_SIZE, threshold: float = 0.5) -> pl.DataFrame:
+    return compute_feeds(corpus.keys, scores, labelled_mask(corpus.keys, ls.labelled), ls.label, model_version, k,
+                         threshold=threshold)
+
+
+def run_checks(ls: LabelSet, data: TrainingData, model: LinearModel, evaluation: Evaluation, corpus: Corpus,
+               expected_encoder_id: str) -> list[model_checks.CheckResult]:
+    return [
+        model_checks.beats_baseline(evaluation.ap.mean, evaluation.baseline.mean, evaluation.method),
+        model_checks.no_conflicts_in_training(data.keys, ls.conflicts),
+        model_checks.embedding_consistent(model.dim, corpus.encoder_id, corpus.dim, expected_encoder_id),
+    ]
+
+
+# -- writing a version ---------------------------------------------------------------
+
+def next_model_version(wh: Warehouse, label: str) -> int:
+    latest = latest_model(wh, label)
+    return 1 if latest is None else int(latest["model_version"]) + 1
+
+
+def _lineage(ls: LabelSet, corpus: Corpus, version: int) -> dict:
+    return {"label": ls.label, "model_version": version, "label_events_version": ls.label_events_version,
+            "encoder_id": corpus.encoder_id}
+
+
+def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray) -> int:
+    n = len(corpus)
+    lin = _lineage(ls, corpus, version)
+    return wh.replace("clip_scores", {"label": ls.label}, pa.table({
+        "label": pa.array([ls.label] * n, pa.string()),
+        "model_version": pa.array(np.full(n, version), pa.int64()),
+        "clip_key": pa.array(corpus.keys.tolist(), pa.string()),
+        "score": pa.array(np.asarray(scores, dtype=np.float32)),
+        "label_events_version": pa.array(np.full(n, lin["label_events_version"] if lin["label_events_version"]
+                                                 is not None else -1), pa.int64()),
+        "encoder_id": pa.array([corpus.encoder_id] * n, pa.string()),
+    }))
+
+
+def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame) -> int:
+    lin = _lineage(ls, corpus, version)
+    rows = feeds.with_columns(pl.lit(ls.label).alias("label"), pl.lit(version, pl.Int64).alias("model_version"),
+                              pl.lit(lin["label_events_version"], pl.Int64).alias("label_events_version"),
+                              pl.lit(corpus.encoder_id).alias("encoder_id"))
+    return wh.replace("feeds", {"label": ls.label}, rows)
+
+
+def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, evaluation: Evaluation,
+                     diversity: float | None) -> int:
+    row = {**_lineage(ls, corpus, version), "ap_mean": evaluation.ap.mean, "ap_std": evaluation.ap.std,
+           "baseline_ap": evaluation.baseline.mean, "diversity_score": diversity, "agreement": ls.agreement,
+           "method": evaluation.method, "n_val": evaluation.n_val, "n_val_pos": evaluation.n_val_pos,
+           "n_conflicts": ls.n_conflicts}
+    return wh.replace("evaluations", {"label": ls.label, "model_version": version}, [row])
+
+
+def write_model(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, model: LinearModel, data: TrainingData,
+                evaluation: Evaluation, results: list[model_checks.CheckResult], trained_by: str) -> int:
+    """The ``models`` row: written last, so a version exists only once all its rows do."""
+    passed, report = model_checks.report(results)
+    lin = _lineage(ls, corpus, version)
+    artifact = model.to_artifact(**{k: v for k, v in lin.items() if k != "model_version"},
+                                 model_version=version, training_clips=data.keys)
+    return wh.append("models", [{
+        **lin, "stage": CANDIDATE, "trained_at": datetime.now(timezone.utc), "n_pos": ls.n_pos, "n_neg": ls.n_neg,
+        "ap": evaluation.ap.mean, "artifact": artifact, "trainer": model.trainer, "checks_passed": passed,
+        "checks_report": report, "label_set_digest": ls.digest(),
+    }])
+
+
+def _existing(row: dict | None, ls: LabelSet, encoder_id: str, trainer: str) -> bool:
+    """The latest version was trained on this very label set, encoder and trainer."""
+    if row is None or row["encoder_id"] != encoder_id or row["trainer"] != trainer:
+        return False
+    return row["label_events_version"] == ls.label_events_version or row["label_set_digest"] == ls.digest()
+
+
+def _result_from_row(wh: Warehouse, row: dict, ls: LabelSet) -> TrainResult:
+    ev = wh.read("evaluations", where={"label": row["label"], "model_version": row["model_version"]})
+    e = ev.row(0, named=True) if ev.height else {}
+    checks = json.loads(row["checks_report"]) if row.get("checks_report") else []
+    return TrainResult(
+        row["label"], int(row["model_version"]), False, row["trainer"], row["stage"], row["label_events_version"],
+        row["encoder_id"], int(row["n_pos"]), int(row["n_neg"]), int(e.get("n_conflicts") or 0), e.get("agreement"),
+        float(row["ap"]), float(e.get("ap_std") or 0.0), float(e.get("baseline_ap") or 0.0), e.get("method") or "",
+        e.get("diversity_score"), bool(row["checks_passed"]), checks)
+
+
+def train_label(settings, label: str, trainer: str = "fast", force: bool = False,
+                encoder_id: str | None = None) -> TrainResult:
+    """Train a new model version of ``label`` on its current label set, and write everything it implies.
+
+    Training a label set that the latest version was already trained on (same
+    ``label_events`` version or same content, same encoder and trainer) writes nothing and
+    returns that version, unless ``force``.
+    """
+    validate_label(label)
+    if trainer not in TRAINERS:
+        raise InputError(f"unknown trainer {trainer!r}; trainers are: {', '.join(TRAINERS)}")
+    wh = warehouse_of(settings)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[step] = round(now - clock, 4)
+        clock = now
+
+    wanted_encoder = encoder_id_for(settings, encoder_id)
+    with label_lock(settings, label):
+        ls = build_label_set(wh, label, write=False)
+        latest = latest_model(wh, label)
+        if not force and _existing(latest, ls, wanted_encoder, trainer):
+            return _result_from_row(wh, latest, ls)
+        corpus = load_corpus(wh, wanted_encoder)
+        data = training_data(ls, corpus)
+        lap("label_set")
+        model = fit_classifier(data, trainer)
+        lap("fit")
+        evaluation = evaluate_classifier(data, trainer)
+        model = model.with_threshold(evaluation.threshold)
+        lap("evaluate")
+        diversity = label_diversity(wh, ls, corpus)
+        lap("diversity")
+        scores = score_corpus(model, corpus)
+        lap("score")
+        version = next_model_version(wh, label)
+        feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
+        lap("feeds")
+        results = run_checks(ls, data, model, evaluation, corpus, wanted_encoder)
+        wh.replace("label_sets", {"label": label}, ls.rows())
+        write_scores(wh, ls, corpus, version, scores)
+        write_feeds(wh, ls, corpus, version, feeds)
+        write_evaluation(wh, ls, corpus, version, evaluation, diversity)
+        trained_by = login_name()
+        write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by)
+        record_stage(wh, label, version, CANDIDATE, None, trained_by, f"trained ({trainer})")
+        lap("write")
+    passed = all(r.passed for r in results if r.blocking)
+    return TrainResult(
+        label, version, True, trainer, CANDIDATE, ls.label_events_version, corpus.encoder_id, ls.n_pos, ls.n_neg,
+        ls.n_conflicts, ls.agreement, evaluation.ap.mean, evaluation.ap.std, evaluation.baseline.mean,
+        evaluation.method, diversity, passed, [r.as_dict() for r in results], timings)
+
+
+def describe_result(r: TrainResult) -> str:
+    diversity = f"; diversity {r.diversity:.2f}" if r.diversity is not None else ""
+    head = (f"{r.label} v{r.model_version} ({r.trainer}): AP {r.ap:.3f} ± {r.ap_std:.3f} "
+            f"[{r.method}] vs random {r.baseline_ap:.3f}; {r.n_pos} positive, {r.n_neg} negative, "
+            f"{r.n_conflicts} conflicts{diversity}")
+    if not r.created:
+        head += "\n  already trained on this label set: nothing written"
+    failed = [c for c in r.checks if c["blocking"] and not c["passed"]]
+    head += "\n  " + ("checks passed: `va approve " + r.label + "` to serve it" if not failed else
+                      "cannot be approved: " + "; ".join(f"{c['name']}: {c['message']}" for c in failed))
+    return head
+
+
+def cli_train(args, settings):
+    result = train_label(settings, args.label, trainer=args.trainer, force=getattr(args, "force", False))
+    if result.created:
+        print(f"trained in {sum(result.timings.values()):.2f} s", file=sys.stderr)
+    return result.as_dict(), describe_result(result)
