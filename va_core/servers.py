@@ -36,7 +36,20 @@ def cli_dagster(args, settings):
     _exec([sys.executable, "-m", "va_assets.dev", "-h", args.host, "-p", str(args.port)], env)
 
 
+def serve_env(settings) -> dict[str, str]:
+    """The model server's environment.
+
+    Each va home gets its own BentoML store (``$VA_HOME/bentoml``) unless BENTOML_HOME is
+    set, so two homes with the same label names never share model tags. Usage tracking is
+    off: these machines have no route to it and every attempt costs time.
+    """
+    env = _env(settings)
+    env.setdefault("BENTOML_HOME", str(settings.home / "bentoml"))
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    return env
+
+
 def cli_serve(args, settings):
     bentoml = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
     _exec([bentoml, "serve", "va_serving.service:VAService", "--host", args.host, "--port", str(args.port)],
-          _env(settings))
+          serve_env(settings))

@@ -1,0 +1,187 @@
+"""The BentoML service of the approved classifiers: `va serve` runs it.
+
+Endpoints (POST, JSON unless said otherwise):
+
+- ``/score``     ``{"embeddings": N x D, "labels": [...]?}`` -> a score per label per row
+- ``/classify``  a video file (multipart) -> its shots with a score per approved label
+- ``/models``    what is served: versions, AP, lineage, hot-reload state
+- ``/ready``     ``{"ready": bool, "reason": ...}``: the classifiers are loaded
+- GET ``/livez`` and ``/readyz`` (BentoML's); ``/readyz`` answers 503 until ``/ready`` is true
+
+Where the models come from (``VA_SERVING_SOURCE``):
+
+- ``warehouse`` (default, what `va serve` uses): the approved versions in the ``models``
+  table, followed without a restart (see va_serving.served), and mirrored into the
+  BentoML model store at every change;
+- ``store``: the approved entries of the BentoML model store, i.e. the models packed in
+  a Bento or container; fixed for the life of the process.
+
+Bad requests get a 4xx whose body names what is wrong; the service stays up.
+"""
+import contextlib
+import logging
+import os
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Optional
+
+import bentoml
+import numpy as np
+from bentoml.exceptions import BentoMLException
+from bentoml.validators import DType
+
+from va_core.config import Settings
+from va_core.errors import InputError, NotFound, VAError
+from va_serving.batcher import MicroBatcher
+from va_serving.config import ServingConfig
+from va_serving.served import (STORE, WAREHOUSE, NotReady, ScoreJob, ServedModels, TooLarge, check_embeddings,
+                               resolve_labels, score_jobs)
+
+log = logging.getLogger("va.serving")
+
+SOURCE = os.environ.get("VA_SERVING_SOURCE", WAREHOUSE)
+
+
+class RequestError(BentoMLException):
+    """A domain error as an HTTP answer with a status code and the domain's message."""
+
+
+@contextlib.contextmanager
+def http_errors():
+    try:
+        yield
+    except TooLarge as exc:
+        raise RequestError(str(exc), error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE) from None
+    except NotFound as exc:
+        raise RequestError(str(exc), error_code=HTTPStatus.NOT_FOUND) from None
+    except InputError as exc:
+        raise RequestError(str(exc), error_code=HTTPStatus.BAD_REQUEST) from None
+    except NotReady as exc:
+        raise RequestError(str(exc), error_code=HTTPStatus.SERVICE_UNAVAILABLE) from None
+    except VAError as exc:
+        raise RequestError(str(exc), error_code=HTTPStatus.UNPROCESSABLE_ENTITY) from None
+
+
+def _packed_models() -> list:
+    """The approved entries of the model store, declared so that `bentoml build` packs them.
+
+    Run with BENTOML_HOME of the va home (``va_serving.build`` sets it after syncing).
+    """
+    from va_serving.store import approved_entries
+
+    try:
+        return [bentoml.models.BentoModel(e.tag) for e in approved_entries()]
+    except Exception as exc:  # noqa: BLE001 - an unreadable store must not stop the server importing
+        log.warning("cannot list the BentoML model store: %s", exc)
+        return []
+
+
+@bentoml.service(
+    name="va-classifiers",
+    description="Scores video clips with the approved va classifiers.",
+    workers=1,
+    traffic={"timeout": 600},
+    labels={"app": "va"},
+)
+class VAService:
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self.config = ServingConfig.from_env()
+        on_change = self._mirror if SOURCE == WAREHOUSE else None
+        self.served = ServedModels(self.settings, SOURCE, self.config.reload_interval_s, on_change).start()
+        self.batcher = MicroBatcher(self._score_batch, rows=lambda job: job.rows,
+                                    max_rows=max(self.config.max_batch_rows, self.config.max_request_rows),
+                                    max_wait_ms=self.config.max_wait_ms)
+
+    # -- lifecycle ------------------------------------------------------------------
+    def _mirror(self, snapshot) -> None:
+        """Keep the home's BentoML store in step with the models table (registry view, bentoml build)."""
+        from va_serving.store import sync_models
+
+        changes = sync_models(self.settings, into="process")
+        if changes:
+            log.info("model store: %s", ", ".join(f"{c['tag']} {c['action']} ({c['stage']})" for c in changes))
+
+    def __is_ready__(self) -> bool:
+        return self.served.ready()[0]
+
+    @bentoml.on_shutdown
+    def _stop_watching(self) -> None:
+        self.served.stop()
+
+    def _score_batch(self, jobs):
+        return score_jobs(self.served.snapshot, jobs)
+
+    # -- endpoints ------------------------------------------------------------------
+    @bentoml.api
+    async def score(self, embeddings: Annotated[np.ndarray, DType("float32")],
+                    labels: Optional[list[str]] = None) -> dict:
+        """Scores of N clip embeddings (N x D) for the given labels, or every served label of that D."""
+        with http_errors():
+            matrix = check_embeddings(embeddings, self.config.max_request_rows)
+            chosen = resolve_labels(self.served.snapshot, labels, matrix.shape[1])
+            result = await self.batcher.submit(ScoreJob(matrix, chosen))
+        return {
+            "n": int(matrix.shape[0]),
+            "scores": {label: result["scores"][label].tolist() for label in chosen},
+            "versions": {label: result["versions"][label] for label in chosen},
+        }
+
+    @bentoml.api
+    def classify(self, video: Path, labels: Optional[list[str]] = None) -> dict:
+        """A video file -> its shots (as `va ingest` cuts them) with a score per approved label."""
+        from va_serving.classify import embed_video, encoder_for
+
+        with http_errors():
+            size_mb = video.stat().st_size / 1e6
+            if size_mb > self.config.max_video_mb:
+                raise TooLarge(f"video of {size_mb:.1f} MB is over the limit of {self.config.max_video_mb:g} MB "
+                               "(VA_SERVING_MAX_VIDEO_MB)")
+            snapshot = self.served.snapshot
+            encoder = encoder_for(self.settings.encoder)
+            if labels is None:
+                chosen = tuple(sorted(k for k, m in snapshot.models.items() if m.encoder_id == encoder.encoder_id))
+                if not chosen:
+                    served = ", ".join(f"{m.label} ({m.encoder_id})" for m in snapshot.models.values()) or "none"
+                    raise InputError(f"no approved model uses this server's encoder {encoder.encoder_id}; "
+                                     f"served: {served}")
+            else:
+                chosen = resolve_labels(snapshot, labels, encoder.dim)
+                other = [k for k in chosen if snapshot.models[k].encoder_id != encoder.encoder_id]
+                if other:
+                    raise InputError(f"label(s) {', '.join(other)} were trained on another encoder than this "
+                                     f"server's {encoder.encoder_id}")
+            embedded = embed_video(video, encoder)
+            [result] = score_jobs(snapshot, [ScoreJob(embedded.matrix, chosen)])
+            if isinstance(result, Exception):
+                raise result
+        info = embedded.info
+        shots = embedded.describe_shots()
+        for i, shot in enumerate(shots):
+            shot["scores"] = {label: float(result["scores"][label][i]) for label in chosen}
+        return {
+            "video": {"duration_s": info.duration_s, "fps": info.fps, "width": info.width, "height": info.height},
+            "encoder_id": encoder.encoder_id,
+            "versions": {label: result["versions"][label] for label in chosen},
+            "shots": shots,
+        }
+
+    @bentoml.api
+    async def models(self) -> dict:
+        """The served classifiers with versions, AP and lineage, and the hot-reload state."""
+        data = self.served.describe()
+        data["batching"] = self.batcher.stats.as_dict()
+        data["limits"] = {"max_request_rows": self.config.max_request_rows,
+                          "max_batch_rows": self.batcher.max_rows, "max_video_mb": self.config.max_video_mb}
+        return data
+
+    @bentoml.api
+    async def ready(self) -> dict:
+        """Readiness meaning "classifiers loaded" (GET /readyz answers 503 until it is true)."""
+        ok, reason = self.served.ready()
+        snap = self.served._snapshot
+        return {"ready": ok, "reason": reason, "n_models": len(snap.models) if snap else 0,
+                "source": self.served.source, "error": self.served.error}
+
+
+VAService.models.extend(_packed_models())
