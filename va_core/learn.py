@@ -6,31 +6,34 @@ our numbers with theirs: the hash split, the bootstrap seeds and the random base
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Iterable, Sequence
 
 import numpy as np
 
 SPLIT_SEED = 0
-VALIDATION_FRACTION = Fraction(2, 10)
+# The rule is `hash % 10 < 2`, literally: a Fraction(2, 10) would normalise to 1/5, and
+# `hash % 5 < 1` picks a different fifth of the keys.
+SPLIT_BUCKETS = 10
+VALIDATION_BUCKETS = 2
 N_BOOTSTRAP = 5  # the exact validation set plus 4 resamples (numpy seeds 1..4)
 BASELINE_THRESHOLD = 1000
 N_CLUSTERS = 10
 
 
-def in_validation(key: str, seed: int = SPLIT_SEED, fraction: Fraction = VALIDATION_FRACTION) -> bool:
+def in_validation(key: str, seed: int = SPLIT_SEED, buckets: int = SPLIT_BUCKETS,
+                  validation_buckets: int = VALIDATION_BUCKETS) -> bool:
     """The paper's deterministic split: ``mmh3.hash(key, seed) % 10 < 2``."""
     import mmh3
 
-    return mmh3.hash(key, seed) % fraction.denominator < fraction.numerator
+    return mmh3.hash(key, seed) % buckets < validation_buckets
 
 
-def validation_mask(keys: Sequence[str], seed: int = SPLIT_SEED,
-                    fraction: Fraction = VALIDATION_FRACTION) -> np.ndarray:
+def validation_mask(keys: Sequence[str], seed: int = SPLIT_SEED, buckets: int = SPLIT_BUCKETS,
+                    validation_buckets: int = VALIDATION_BUCKETS) -> np.ndarray:
     import mmh3
 
-    den, num = fraction.denominator, fraction.numerator
-    return np.fromiter((mmh3.hash(k, seed) % den < num for k in keys), dtype=bool, count=len(keys))
+    return np.fromiter((mmh3.hash(k, seed) % buckets < validation_buckets for k in keys), dtype=bool,
+                       count=len(keys))
 
 
 def ordered(pos: Iterable[str], neg: Iterable[str]) -> tuple[list[str], np.ndarray]:
