@@ -1,0 +1,383 @@
+"""Video files: identity, probing, shot detection and frame sampling (PyAV).
+
+Shots are found by a content detector in the spirit of PySceneDetect's: every decoded
+frame is shrunk to 64x36 YUV, and a frame starts a new shot when its mean absolute
+difference to the previous frame is both large in absolute terms and several times the
+recent average (so fast camera motion, which raises every difference, does not cut).
+
+:func:`scan` does everything ingestion needs in one decoding pass: it detects the cuts
+and keeps the sampled frames of the shot in progress, yielding each shot with its frames
+as soon as the next cut (or the end) closes it. :func:`sample_frames` takes known shots
+and seeks to the frames it needs, for re-encoding a video whose shots are already known.
+
+Frame sampling rule (both paths): frames at 0.5 s, 1.5 s, 2.5 s ... into the shot
+(1 per second); a shot shorter than half a second gets its middle frame; a shot with
+more than ``max_frames`` such frames keeps ``max_frames`` of them, evenly spread.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from va_core.errors import InputError
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
+MAX_FRAMES = 12
+SAMPLE_EVERY_S = 1.0
+FIRST_SAMPLE_S = 0.5
+
+
+# -- identity -----------------------------------------------------------------
+def canonical_uri(path) -> str:
+    """The URI a video is known by: an absolute local path, or a remote URI unchanged."""
+    text = str(path)
+    if "://" in text and not text.startswith("file://"):
+        return text
+    return str(Path(text.removeprefix("file://")).expanduser().resolve())
+
+
+def video_id_for(path) -> str:
+    """``{file stem, slugged}-{10 hex of sha256(uri)}``: readable, stable while the file stays put.
+
+    The id follows the file's location, not its bytes: a file whose content changes keeps
+    its id (ingestion replaces its rows), two copies of one file are two videos.
+    """
+    uri = canonical_uri(path)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(uri.rstrip("/")).stem).strip("-.")[:40] or "video"
+    return f"{stem}-{hashlib.sha256(uri.encode()).hexdigest()[:10]}"
+
+
+def content_hash(path, block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# -- probing ------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoInfo:
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    n_frames: int  # from the container; an estimate for some formats, exact after a scan
+    codec: str
+
+
+def _open(path):
+    """Open a file with PyAV, turning every way it can fail into an InputError that says why."""
+    import av
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file")
+    if p.is_dir():
+        raise InputError(f"{path}: is a folder, not a video file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    try:
+        container = av.open(str(p), mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise InputError(f"{path}: not a readable video ({exc})") from exc
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        container.close()
+        raise InputError(f"{path}: no video stream (it has: {', '.join(kinds)})")
+    return container
+
+
+def _info(container) -> VideoInfo:
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    else:
+        duration = 0.0
+    n = stream.frames or int(round(duration * fps))
+    ctx = stream.codec_context
+    return VideoInfo(duration, fps, int(ctx.width or 0), int(ctx.height or 0), int(n), ctx.name or "")
+
+
+def probe(path) -> VideoInfo:
+    """Duration, frame rate, size and frame count of anything PyAV opens (InputError otherwise)."""
+    container = _open(path)
+    try:
+        info = _info(container)
+        if info.width <= 0 or info.height <= 0:
+            raise InputError(f"{path}: its video stream has no frame size")
+        return info
+    finally:
+        container.close()
+
+
+# -- shots --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Shot:
+    frame_in: int
+    frame_out: int  # inclusive
+    start_s: float
+    end_s: float
+
+    @property
+    def n_frames(self) -> int:
+        return self.frame_out - self.frame_in + 1
+
+
+@dataclass
+class CutDetector:
+    """Causal content-change cut detector over 64x36 YUV thumbnails.
+
+    ``threshold``: minimum mean absolute YUV difference (0..255 scale) of a cut.
+    ``ratio``: a cut's difference must also exceed ``ratio`` times the mean of the last
+    ``window`` differences inside the shot. ``min_shot_s``: no cut closer than this to the last.
+    """
+
+    threshold: float = 14.0
+    ratio: float = 3.0
+    window: int = 8
+    min_shot_s: float = 0.3
+    _prev: np.ndarray | None = field(default=None, repr=False)
+    _recent: list = field(default_factory=list, repr=False)
+
+    def reset(self) -> None:
+        self._prev, self._recent = None, []
+
+    @staticmethod
+    def thumbnail(frame) -> np.ndarray:
+        return frame.reformat(width=64, height=36, format="yuv444p", interpolation="AREA").to_ndarray().astype(np.int16)
+
+    def score(self, thumb: np.ndarray) -> float:
+        if self._prev is None:
+            return 0.0
+        diff = np.abs(thumb - self._prev)
+        # Colour planes count double: a cut usually changes hue, camera motion mostly luma.
+        return float(diff[0].mean() + 2.0 * diff[1].mean() + 2.0 * diff[2].mean()) / 2.5
+
+    def is_cut(self, thumb: np.ndarray, frames_since_cut: int, fps: float) -> bool:
+        """Feed the next frame's thumbnail; True if it starts a new shot."""
+        s = self.score(thumb)
+        self._prev = thumb
+        if not self._recent and frames_since_cut == 0:
+            return False
+        baseline = float(np.mean(self._recent)) if self._recent else 0.0
+        cut = (s >= self.threshold and s >= self.ratio * baseline
+               and frames_since_cut >= max(1, round(self.min_shot_s * fps)))
+        if cut:
+            self._recent = []
+        else:
+            self._recent.append(s)
+            del self._recent[:-self.window]
+        return cut
+
+
+def sample_offsets(duration_s: float, max_frames: int = MAX_FRAMES) -> np.ndarray:
+    """Seconds into a shot of the frames to sample (the rule in the module docstring)."""
+    grid = np.arange(FIRST_SAMPLE_S, duration_s, SAMPLE_EVERY_S)
+    if len(grid) == 0:
+        return np.array([duration_s / 2])
+    return grid[_spread(len(grid), max_frames)]
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
+def to_rgb(frame, size: int) -> np.ndarray:
+    """A decoded frame as (size, size, 3) uint8 RGB: shortest side scaled to ``size``, centre crop."""
+    w, h = frame.width, frame.height
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    rgb = frame.reformat(width=nw, height=nh, format="rgb24", interpolation="BICUBIC").to_ndarray()
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return np.ascontiguousarray(rgb[top:top + size, left:left + size])
+
+
+@dataclass
+class ShotFrames:
+    """One shot and its sampled frames (k, size, size, 3), k in 1..max_frames."""
+
+    shot: Shot
+    frames: np.ndarray
+    times: list[float]
+
+
+class _ShotSampler:
+    """Keeps the sampled frames of the shot in progress with bounded memory."""
+
+    def __init__(self, size: int, max_frames: int):
+        self.size, self.max_frames = size, max_frames
+        self.start(0, 0.0)
+
+    def start(self, frame_in: int, t0: float) -> None:
+        self.frame_in, self.t0 = frame_in, t0
+        self.kept: list[tuple[float, np.ndarray]] = []
+        self.early: list = []  # decoded frames before the first sample time (for very short shots)
+        self.next_offset, self.step = FIRST_SAMPLE_S, SAMPLE_EVERY_S
+
+    def offer(self, frame, t: float) -> None:
+        offset = t - self.t0
+        if offset + 1e-6 < self.next_offset:
+            if not self.kept:
+                self.early.append((t, frame))
+            return
+        self.kept.append((t, to_rgb(frame, self.size)))
+        self.early = []
+        while self.next_offset <= offset + 1e-6:
+            self.next_offset += self.step
+        if len(self.kept) > 2 * self.max_frames:
+            # A long shot: keep every other sample and sample half as often from now on.
+            self.kept = self.kept[::2]
+            self.step *= 2
+            self.next_offset = self.kept[-1][0] - self.t0 + self.step
+
+    def close(self, frame_out: int, end_s: float) -> ShotFrames:
+        shot = Shot(self.frame_in, frame_out, self.t0, end_s)
+        if self.kept:
+            chosen = [self.kept[i] for i in _spread(len(self.kept), self.max_frames)]
+        else:
+            t, frame = self.early[len(self.early) // 2]
+            chosen = [(t, to_rgb(frame, self.size))]
+        return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen])
+
+
+@dataclass
+class Scan:
+    """Result of :func:`scan`: ``info`` now, ``shots`` as they are decoded."""
+
+    info: VideoInfo
+    shots: Iterator[ShotFrames]
+    n_decoded: int = 0
+
+
+def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | None = None) -> Scan:
+    """Open a video and return its info and a generator of its shots with sampled frames.
+
+    One decoding pass; shots are yielded as soon as the next cut is seen. Decoding errors
+    mid-file raise InputError naming the frame.
+    """
+    import av
+
+    container = _open(path)
+    try:
+        info = _info(container)
+    except Exception:
+        container.close()
+        raise
+    detector = detector or CutDetector()
+    detector.reset()
+    result = Scan(info, iter(()))
+
+    def shots() -> Iterator[ShotFrames]:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = info.fps or 25.0
+        sampler = _ShotSampler(size, max_frames)
+        index, last_t, step = -1, 0.0, 1.0 / fps
+        try:
+            for frame in container.decode(stream):
+                index += 1
+                t = float(frame.time) if frame.time is not None else index / fps
+                if index == 0:
+                    sampler.start(0, t)
+                if detector.is_cut(detector.thumbnail(frame), index - sampler.frame_in, fps):
+                    yield sampler.close(index - 1, t)
+                    sampler.start(index, t)
+                sampler.offer(frame, t)
+                last_t = t
+                result.n_decoded = index + 1
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{path}: decoding failed after frame {index}: {exc}") from exc
+        finally:
+            container.close()
+        if index < 0:
+            raise InputError(f"{path}: its video stream has no decodable frames")
+        yield sampler.close(index, last_t + step)
+
+    result.shots = shots()
+    return result
+
+
+def detect_shots(path) -> list[Shot]:
+    """Shot boundaries of a video (one decoding pass)."""
+    return [s.shot for s in scan(path, size=8).shots]
+
+
+def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAMES,
+                  seek_gap_s: float = 5.0) -> Iterator[ShotFrames]:
+    """Sampled frames of known shots, seeking over gaps longer than ``seek_gap_s``.
+
+    For shots already in the warehouse (a new encoder over an ingested corpus) this decodes
+    a few frames per needed second instead of the whole video.
+    """
+    import av
+
+    container = _open(path)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    info = _info(container)
+    fps = info.fps or 25.0
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    decoder, current = None, None  # current: (time, frame) last decoded
+
+    def frame_at(target: float):
+        nonlocal decoder, current
+        if decoder is None or current is None or target - current[0] > seek_gap_s or target < current[0] - 1e-6:
+            container.seek(int(max(0.0, target - start) / stream.time_base) + (stream.start_time or 0),
+                           stream=stream, backward=True, any_frame=False)
+            decoder, current = container.decode(stream), None
+        while current is None or current[0] + 1e-6 < target - 0.5 / fps:
+            try:
+                frame = next(decoder)
+            except StopIteration:
+                break
+            current = (float(frame.time), frame)
+        if current is None:
+            raise InputError(f"{path}: no frame at {target:.2f} s")
+        return current
+
+    try:
+        for shot in shots:
+            times, frames = [], []
+            for off in sample_offsets(shot.end_s - shot.start_s, max_frames):
+                t, frame = frame_at(shot.start_s + float(off))
+                times.append(t)
+                frames.append(to_rgb(frame, size))
+            yield ShotFrames(shot, np.stack(frames), times)
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path}: decoding failed: {exc}") from exc
+    finally:
+        container.close()
+
+
+def find_videos(paths) -> tuple[list[Path], list[str]]:
+    """Files named on the command line plus video files (by suffix) found in folders.
+
+    Returns (files, problems): a path that does not exist is a problem, not an exception,
+    so one typo does not stop a batch.
+    """
+    files, problems, seen = [], [], set()
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+        elif p.exists():
+            found = [p]
+        else:
+            problems.append(f"{raw}: no such file or folder")
+            found = []
+        for f in found:
+            key = canonical_uri(f)
+            if key not in seen:
+                seen.add(key)
+                files.append(Path(key))
+    return files, problems
