@@ -1,0 +1,120 @@
+"""Evaluation primitives (the paper's split, AP, baseline, diversity) and the trainers."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from va_core import learn
+from va_core.errors import InputError
+from va_core.synthetic import make_corpus
+
+
+# mmh3.hash(key, 0) of these keys, pinned: the split must never drift from the paper's rule.
+KNOWN = {"video1|24": -330980080, "video0|0": 909737622, "video11|264": 1061606149 * -1,
+         "video12|288": 1298140601, "video2|48": -2051799532, "foo": -156908512}
+
+
+def test_split_matches_the_mmh3_rule_for_known_keys():
+    for key, h in KNOWN.items():
+        assert learn.in_validation(key) == (h % 10 < 2)
+    assert [learn.in_validation(k) for k in KNOWN] == [True, False, True, True, False, False]
+    assert learn.validation_mask(list(KNOWN)).tolist() == [True, False, True, True, False, False]
+
+
+def test_diversity_score_hand_computed():
+    assert learn.diversity_score([], []) == 0.0
+    # 10 positives and 10 negatives in every cluster: full coverage
+    full = [c for c in range(10) for _ in range(10)]
+    assert learn.diversity_score(full, full) == 1.0
+    # 25 positives in cluster 0 count as 10; 5 negatives in cluster 1 and 3 in cluster 2
+    assert learn.diversity_score([0] * 25, [1] * 5 + [2] * 3) == pytest.approx((10 / 10 + 8 / 10) / 20)
+    # one positive in each of the 10 clusters, no negative
+    assert learn.diversity_score(list(range(10)), []) == pytest.approx(1.0 / 20)
+
+
+def test_average_precision_is_scikit_learns_including_ties():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        n = int(rng.integers(2, 200))
+        y = rng.random(n) < 0.3
+        y[0] = True
+        scores = np.round(rng.random(n), 1)  # many ties
+        assert learn.average_precision(y, scores) == pytest.approx(average_precision_score(y, scores), abs=1e-12)
+
+
+def test_baseline_ap():
+    assert learn.baseline_ap(50, 1000).mean == pytest.approx(0.05)
+    small = learn.baseline_ap(2, 10)
+    assert 0.2 < small.mean < 0.5  # random AP with 2 of 10 positives sits above the 0.2 positive rate
+    with pytest.raises(ValueError):
+        learn.baseline_ap(0, 10)
+
+
+def test_linear_model_scores_are_sigmoid_of_a_dot_product_and_survive_json():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((500, 32)).astype(np.float32)
+    model = learn.LinearModel(rng.standard_normal(32), 0.3, "fast", {"C": 1.0}, threshold=0.4)
+    expected = 1.0 / (1.0 + np.exp(-(X.astype(np.float64) @ model.coef + 0.3)))
+    again = learn.LinearModel.from_artifact(model.to_artifact(label="x"))
+    assert np.abs(again.score(X) - expected).max() < 1e-6
+    assert again.threshold == 0.4 and json.loads(model.to_artifact())["dim"] == 32
+    with pytest.raises(ValueError, match="32-d"):
+        model.score(X[:, :10])
+
+
+@pytest.fixture(scope="module")
+def labelled():
+    c = make_corpus(4000, dim=64, n_topics=8, noise=4.0, seed=3)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(c.keys), 350, replace=False)
+    keys, y = learn.ordered([c.keys[i] for i in rows if c.topics[i] == 2],
+                            [c.keys[i] for i in rows if c.topics[i] != 2])
+    index = {k: i for i, k in enumerate(c.keys)}
+    X = c.matrix[[index[k] for k in keys]]
+    return keys, X, y
+
+
+def test_hash_split_evaluation_and_fast_trainer_close_to_reference(labelled):
+    keys, X, y = labelled
+    fast = learn.evaluate(keys, X, y, "fast")
+    ref = learn.evaluate(keys, X, y, "reference")
+    assert fast.method == ref.method == "hash_split"
+    val = learn.validation_mask(keys)
+    assert fast.n_val == int(val.sum()) and fast.n_val_pos == int(y[val].sum())
+    assert fast.baseline.mean == pytest.approx(learn.baseline_ap(fast.n_val_pos, fast.n_val).mean)
+    assert fast.ap.mean > fast.baseline.mean + 0.2
+    assert abs(fast.ap.mean - ref.ap.mean) < 0.05
+    assert 0.0 < fast.threshold < 1.0
+
+
+def test_cross_validation_when_the_split_has_too_few_positives(labelled):
+    keys, X, y = labelled
+    pos = [i for i in range(len(keys)) if y[i]][:6]
+    neg = [i for i in range(len(keys)) if not y[i]][:40]
+    sel = np.array(pos + neg)
+    ev = learn.evaluate([keys[i] for i in sel], X[sel], y[sel], "fast")
+    assert ev.method == "stratified_cv"
+    assert ev.n_val == len(sel) and ev.n_val_pos == 6
+    assert ev.baseline.mean == pytest.approx(learn.baseline_ap(6, len(sel)).mean)
+
+
+def test_too_few_labels_is_a_clear_error(labelled):
+    keys, X, y = labelled
+    sel = np.array([i for i in range(len(keys)) if y[i]][:2] + [i for i in range(len(keys)) if not y[i]][:10])
+    with pytest.raises(InputError, match="at least 3 positive"):
+        learn.evaluate([keys[i] for i in sel], X[sel], y[sel])
+    with pytest.raises(InputError, match="unknown trainer"):
+        learn.fit(X, y, "deep")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_reference_is_the_papers_logistic_regression_cv(labelled):
+    keys, X, y = labelled
+    model = learn.fit_reference(X, y)
+    clf = learn.reference_classifier().fit(X.astype(np.float64), y)
+    assert model.params["folds"] == 5
+    assert np.abs(model.score(X) - clf.predict_proba(X)[:, 1]).max() < 1e-6

@@ -1,0 +1,131 @@
+"""`train_label`: one model version with its lineage, written once per label set."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from loop_corpus import TINY_ID, make_home, sample_rows, truth_events
+from va_core import checks, train
+from va_core.errors import InputError
+from va_core.labels import LabelEvent, record_events
+
+TABLES = ("models", "evaluations", "clip_scores", "feeds", "label_sets", "model_stage_events")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    settings, wh, corpus = make_home(tmp_path_factory.mktemp("train") / "home")
+    record_events(settings, truth_events(corpus, "topic2", 2, sample_rows(corpus, 2, 30, 120)))
+    # one clip on which two annotators disagree: a conflict
+    record_events(settings, [LabelEvent("topic2", corpus.keys[0], True, "a"),
+                             LabelEvent("topic2", corpus.keys[0], False, "b")])
+    result = train.train_label(settings, "topic2")
+    return settings, wh, corpus, result
+
+
+def test_a_version_and_its_lineage(trained):
+    settings, wh, corpus, r = trained
+    assert r.created and r.model_version == 1 and r.stage == "candidate" and r.trainer == "fast"
+    assert r.encoder_id == TINY_ID
+    events_version = wh.version("label_events")
+    assert r.label_events_version == events_version
+    assert (r.n_pos, r.n_neg, r.n_conflicts) == (30, 120, 1)
+    for table in ("models", "evaluations", "clip_scores", "feeds"):
+        rows = wh.read(table, where={"label": "topic2"})
+        assert rows.height > 0, table
+        assert set(rows["model_version"].to_list()) == {1}, table
+        assert set(rows["label_events_version"].to_list()) == {events_version}, table
+        assert set(rows["encoder_id"].to_list()) == {TINY_ID}, table
+    assert set(wh.read("label_sets", where={"label": "topic2"})["label_events_version"]) == {events_version}
+    assert wh.read("clip_scores", where={"label": "topic2"}).height == len(corpus.keys)
+    ev = wh.read("evaluations", where={"label": "topic2"}).row(0, named=True)
+    assert ev["ap_mean"] == pytest.approx(r.ap) and ev["method"] in ("hash_split", "stratified_cv")
+    assert ev["n_conflicts"] == 1 and ev["agreement"] == 0.0 and 0 < ev["diversity_score"] <= 1
+    assert r.ap > r.baseline_ap
+
+
+def test_stored_model_reproduces_the_stored_scores(trained):
+    settings, wh, corpus, r = trained
+    model = wh.read("models", where={"label": "topic2"}).row(0, named=True)
+    artifact = json.loads(model["artifact"])
+    coef, b = np.array(artifact["coef"]), artifact["intercept"]
+    expected = 1 / (1 + np.exp(-(corpus.matrix.astype(np.float64) @ coef + b)))
+    scores = wh.read("clip_scores", where={"label": "topic2"}).sort("clip_key")
+    order = np.argsort(np.array(corpus.keys, dtype=object))
+    assert scores["clip_key"].to_list() == [corpus.keys[i] for i in order]
+    assert np.abs(scores["score"].to_numpy() - expected[order]).max() < 1e-6
+    assert corpus.keys[0] not in artifact["training_clips"]  # the conflict was not trained on
+    assert len(artifact["training_clips"]) == 150
+
+
+def test_checks_are_stored_and_recomputable(trained):
+    settings, wh, corpus, r = trained
+    assert r.checks_passed
+    names = {c["name"] for c in r.checks}
+    assert names == {"beats_random_baseline", "no_conflicting_labels_in_training", "embedding_consistent"}
+    again = checks.check_model_version(wh, "topic2", 1)
+    assert all(c.passed for c in again)
+    assert {c.name for c in again} == names
+
+
+def test_same_label_events_twice_writes_nothing(trained):
+    settings, wh, corpus, r = trained
+    before = {t: wh.version(t) for t in TABLES}
+    again = train.train_label(settings, "topic2")
+    assert not again.created and again.model_version == 1 and again.ap == pytest.approx(r.ap)
+    assert {t: wh.version(t) for t in TABLES} == before
+    # labels of another label do not change this label's set: still nothing to do
+    record_events(settings, truth_events(corpus, "other", 3, sample_rows(corpus, 3, 3, 3)))
+    assert not train.train_label(settings, "topic2").created
+    assert {t: wh.version(t) for t in TABLES} == before
+
+
+def test_new_labels_make_a_new_version_that_replaces_scores_and_feeds(trained):
+    settings, wh, corpus, _ = trained
+    record_events(settings, truth_events(corpus, "topic2", 2, sample_rows(corpus, 2, 5, 5, seed=7)))
+    r2 = train.train_label(settings, "topic2")
+    assert r2.created and r2.model_version == 2
+    assert set(wh.read("clip_scores", where={"label": "topic2"})["model_version"]) == {2}
+    assert set(wh.read("feeds", where={"label": "topic2"})["model_version"]) == {2}
+    assert wh.read("models", where={"label": "topic2"})["model_version"].sort().to_list() == [1, 2]
+    forced = train.train_label(settings, "topic2", force=True)
+    assert forced.created and forced.model_version == 3
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_reference_trainer_is_a_version_of_its_own(trained):
+    settings, wh, corpus, _ = trained
+    ref = train.train_label(settings, "topic2", trainer="reference")
+    assert ref.created and ref.trainer == "reference"
+    row = wh.read("models", where={"label": "topic2", "model_version": ref.model_version}).row(0, named=True)
+    assert row["trainer"] == "reference" and json.loads(row["artifact"])["params"]["folds"] == 5
+
+
+def test_too_few_labels_and_bad_input(trained):
+    settings, wh, corpus, _ = trained
+    record_events(settings, truth_events(corpus, "few", 1, sample_rows(corpus, 1, 2, 10)))
+    before = wh.version("models")
+    with pytest.raises(InputError, match="at least 3 positive"):
+        train.train_label(settings, "few")
+    with pytest.raises(InputError, match="bad label name"):
+        train.train_label(settings, "Few")
+    with pytest.raises(InputError, match="unknown trainer"):
+        train.train_label(settings, "topic2", trainer="deep")
+    assert wh.version("models") == before
+
+
+def test_the_steps_compose_into_train_label(trained):
+    settings, wh, corpus, _ = trained
+    ls = train.build_label_set(wh, "topic2", write=False)
+    c = train.corpus_for(settings)
+    data = train.training_data(ls, c)
+    assert data.y.sum() == ls.n_pos and len(data.keys) == ls.n_pos + ls.n_neg
+    model = train.fit_classifier(data)
+    feeds = train.build_feeds(ls, c, train.score_corpus(model, c), model_version=99)
+    assert set(feeds["feed"]) == {"top_positive", "top_negative", "borderline", "random"}
+    assert not set(feeds["clip_key"]) & set(ls.labelled)
+    assert feeds.filter(pl.col("feed") == "top_positive")["score"].to_list() == sorted(
+        feeds.filter(pl.col("feed") == "top_positive")["score"].to_list(), reverse=True)
