@@ -197,11 +197,11 @@ def check_embeddings(matrix: Any, max_rows: int) -> np.ndarray:
         matrix = np.asarray(matrix, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InputError(f"embeddings must be numbers in an N x D array: {exc}") from None
+    if matrix.size == 0 and (matrix.ndim == 1 or (matrix.ndim == 2 and matrix.shape[0] == 0)):
+        raise InputError("empty batch: embeddings has no rows")
     if matrix.ndim != 2:
         raise InputError(f"embeddings must be a 2-d array (N rows x D dimensions), got shape {list(matrix.shape)}")
     n, d = matrix.shape
-    if n == 0:
-        raise InputError("empty batch: embeddings has no rows")
     if d == 0:
         raise InputError("embeddings rows are empty (D = 0)")
     if n > max_rows:
@@ -216,14 +216,23 @@ def check_embeddings(matrix: Any, max_rows: int) -> np.ndarray:
     return matrix
 
 
-def resolve_labels(snapshot: ServedSet, labels: Sequence[str] | None, dim: int) -> tuple[str, ...]:
-    """The labels a request scores: the ones asked for, else every served label of this dimension."""
+def resolve_labels(snapshot: ServedSet, labels: Sequence[str] | None, dim: int,
+                   encoder_id: str | None = None) -> tuple[str, ...]:
+    """The labels a request scores: the ones asked for, else every served label of this dimension.
+
+    ``encoder_id`` narrows "every served label" to one encoder's models (two encoders can
+    share a dimension) and refuses asked-for labels of another encoder.
+    """
     if labels is None:
         if not snapshot.models:
             raise NotReady("no approved classifier is served yet: approve one with `va approve LABEL`")
-        chosen = tuple(sorted(k for k, m in snapshot.models.items() if m.dim == dim))
+        pool = {k: m for k, m in snapshot.models.items() if encoder_id is None or m.encoder_id == encoder_id}
+        if not pool:
+            encoders = ", ".join(sorted({m.encoder_id for m in snapshot.models.values()}))
+            raise NotFound(f"no served model uses encoder {encoder_id!r}; served encoders: {encoders}")
+        chosen = tuple(sorted(k for k, m in pool.items() if m.dim == dim))
         if not chosen:
-            dims = ", ".join(f"{k}: {m.dim} ({m.encoder_id})" for k, m in sorted(snapshot.models.items()))
+            dims = ", ".join(f"{k}: {m.dim} ({m.encoder_id})" for k, m in sorted(pool.items()))
             raise InputError(f"embeddings have {dim} dimensions but no served model takes {dim}-d embeddings; "
                              f"served models take: {dims}")
         return chosen
@@ -236,6 +245,10 @@ def resolve_labels(snapshot: ServedSet, labels: Sequence[str] | None, dim: int) 
     if unknown:
         served = ", ".join(sorted(snapshot.models)) or "none"
         raise NotFound(f"no approved model for label(s) {', '.join(map(repr, unknown))}; served labels: {served}")
+    if encoder_id is not None:
+        other = [f"{k} ({snapshot.models[k].encoder_id})" for k in chosen if snapshot.models[k].encoder_id != encoder_id]
+        if other:
+            raise InputError(f"label(s) {', '.join(other)} were not trained on encoder {encoder_id}")
     wrong = [f"{k} takes {snapshot.models[k].dim} ({snapshot.models[k].encoder_id})"
              for k in chosen if snapshot.models[k].dim != dim]
     if wrong:

@@ -62,6 +62,16 @@ def http_errors():
         raise RequestError(str(exc), error_code=HTTPStatus.UNPROCESSABLE_ENTITY) from None
 
 
+@contextlib.contextmanager
+def _named_as(upload: Path):
+    """Messages about an uploaded file name the file, not the server's temporary copy."""
+    try:
+        yield
+    except InputError as exc:
+        text = str(exc).replace(str(upload), upload.name)
+        raise type(exc)(text) from None
+
+
 def _packed_models() -> list:
     """The approved entries of the model store, declared so that `bentoml build` packs them.
 
@@ -115,11 +125,12 @@ class VAService:
     # -- endpoints ------------------------------------------------------------------
     @bentoml.api
     async def score(self, embeddings: Annotated[np.ndarray, DType("float32")],
-                    labels: Optional[list[str]] = None) -> dict:
-        """Scores of N clip embeddings (N x D) for the given labels, or every served label of that D."""
+                    labels: Optional[list[str]] = None, encoder_id: Optional[str] = None) -> dict:
+        """Scores of N clip embeddings (N x D) for the given labels, or every served label of that D
+        (of ``encoder_id``'s models when given)."""
         with http_errors():
             matrix = check_embeddings(embeddings, self.config.max_request_rows)
-            chosen = resolve_labels(self.served.snapshot, labels, matrix.shape[1])
+            chosen = resolve_labels(self.served.snapshot, labels, matrix.shape[1], encoder_id)
             result = await self.batcher.submit(ScoreJob(matrix, chosen))
         return {
             "n": int(matrix.shape[0]),
@@ -130,27 +141,18 @@ class VAService:
     @bentoml.api
     def classify(self, video: Path, labels: Optional[list[str]] = None) -> dict:
         """A video file -> its shots (as `va ingest` cuts them) with a score per approved label."""
+        from va_core.video import probe
         from va_serving.classify import embed_video, encoder_for
 
-        with http_errors():
+        with http_errors(), _named_as(video):
             size_mb = video.stat().st_size / 1e6
             if size_mb > self.config.max_video_mb:
                 raise TooLarge(f"video of {size_mb:.1f} MB is over the limit of {self.config.max_video_mb:g} MB "
                                "(VA_SERVING_MAX_VIDEO_MB)")
+            probe(video)  # not a video -> 400 before any model or encoder is touched
             snapshot = self.served.snapshot
             encoder = encoder_for(self.settings.encoder)
-            if labels is None:
-                chosen = tuple(sorted(k for k, m in snapshot.models.items() if m.encoder_id == encoder.encoder_id))
-                if not chosen:
-                    served = ", ".join(f"{m.label} ({m.encoder_id})" for m in snapshot.models.values()) or "none"
-                    raise InputError(f"no approved model uses this server's encoder {encoder.encoder_id}; "
-                                     f"served: {served}")
-            else:
-                chosen = resolve_labels(snapshot, labels, encoder.dim)
-                other = [k for k in chosen if snapshot.models[k].encoder_id != encoder.encoder_id]
-                if other:
-                    raise InputError(f"label(s) {', '.join(other)} were trained on another encoder than this "
-                                     f"server's {encoder.encoder_id}")
+            chosen = resolve_labels(snapshot, labels, encoder.dim, encoder.encoder_id)
             embedded = embed_video(video, encoder)
             [result] = score_jobs(snapshot, [ScoreJob(embedded.matrix, chosen)])
             if isinstance(result, Exception):
