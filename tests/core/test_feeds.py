@@ -1,0 +1,108 @@
+"""Feeds: their definitions, never a labelled clip, reproducible random, zero-shot."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from loop_corpus import make_home, sample_rows, truth_events
+from va_core import feeds, labels, train
+from va_core.errors import InputError, NotFound
+from va_core.labels import record_events
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    settings, wh, corpus = make_home(tmp_path_factory.mktemp("feeds") / "home")
+    record_events(settings, truth_events(corpus, "topic1", 1, sample_rows(corpus, 1, 20, 60)))
+    result = train.train_label(settings, "topic1")
+    return settings, wh, corpus, result
+
+
+def test_rank_definitions():
+    scores = np.array([0.9, 0.1, 0.52, 0.48, 0.7, 0.05, 0.5])
+    everything = np.arange(len(scores))
+    assert feeds.rank("top_positive", scores, everything, 3).tolist() == [0, 4, 2]
+    assert feeds.rank("top_negative", scores, everything, 2).tolist() == [5, 1]
+    assert feeds.rank("borderline", scores, everything, 3, threshold=0.5).tolist() == [6, 2, 3]
+    assert feeds.rank("borderline", scores, everything, 2, threshold=0.08).tolist() == [1, 5]
+    assert feeds.rank("top_positive", scores, np.array([1, 3, 5]), 5).tolist() == [3, 1, 5]
+    a = feeds.rank("random", scores, everything, 4, seed=1)
+    assert a.tolist() == feeds.rank("random", scores, everything, 4, seed=1).tolist()
+    assert len(set(a.tolist())) == 4
+    with pytest.raises(InputError, match="unknown feed"):
+        feeds.rank("best", scores, everything, 2)
+
+
+def test_feeds_never_contain_labelled_clips(loop):
+    settings, wh, corpus, _ = loop
+    labelled = set(labels.label_set(wh, "topic1").labelled)
+    stored = wh.read("feeds", where={"label": "topic1"})
+    assert stored.height == 4 * feeds.FEED_SIZE
+    assert not set(stored["clip_key"]) & labelled
+    # label the top of every feed; the next reads skip them without retraining
+    shown = {f: [i["clip_key"] for i in feeds.get_feed(settings, "topic1", f, 5)] for f in feeds.FEEDS}
+    newly = [k for keys in shown.values() for k in keys]
+    record_events(settings, [{"label": "topic1", "clip_key": k, "value": False, "annotator": "x"} for k in newly])
+    for f in feeds.FEEDS:
+        again = [i["clip_key"] for i in feeds.get_feed(settings, "topic1", f, 50)]
+        assert len(again) == 50 and not set(again) & set(newly) and not set(again) & labelled
+    # more than was stored: ranked again from the model's corpus scores, still unlabelled
+    many = feeds.get_feed(settings, "topic1", "top_negative", 300)
+    assert len(many) == 300 and not {i["clip_key"] for i in many} & (labelled | set(newly))
+    scores = [i["score"] for i in many]
+    assert scores == sorted(scores)
+
+
+def test_feed_items_name_the_clip_and_the_model(loop):
+    settings, wh, corpus, result = loop
+    item = feeds.get_feed(settings, "topic1", "top_positive", 1)[0]
+    assert item["model_version"] == result.model_version
+    assert item["video_id"] == item["clip_key"].split("|")[0] and item["end_s"] > item["start_s"]
+
+
+def test_random_feed_is_seeded_per_model_version(loop):
+    settings, wh, corpus, _ = loop
+    keys = np.array(corpus.keys, dtype=object)
+    scores = np.linspace(0, 1, len(keys))
+    none = np.zeros(len(keys), dtype=bool)
+    v1 = feeds.compute_feeds(keys, scores, none, "topic1", 1, k=20, feeds=["random"])["clip_key"].to_list()
+    assert v1 == feeds.compute_feeds(keys, scores, none, "topic1", 1, k=20, feeds=["random"])["clip_key"].to_list()
+    v2 = feeds.compute_feeds(keys, scores, none, "topic1", 2, k=20, feeds=["random"])["clip_key"].to_list()
+    assert v1 != v2
+
+
+def test_borderline_sits_at_the_models_threshold(loop):
+    settings, wh, corpus, result = loop
+    from va_core.registry import load_model
+
+    threshold = load_model(wh, "topic1").threshold
+    border = [i["score"] for i in feeds.get_feed(settings, "topic1", "borderline", 10)]
+    scores = wh.read("clip_scores", where={"label": "topic1"})["score"].to_numpy()
+    assert max(abs(s - threshold) for s in border) <= np.sort(np.abs(scores - threshold))[40] + 1e-6
+
+
+def test_no_model_yet(loop):
+    settings, wh, corpus, _ = loop
+    with pytest.raises(NotFound, match="no model yet"):
+        feeds.get_feed(settings, "untrained", "top_positive", 5)
+    with pytest.raises(InputError, match="unknown feed"):
+        feeds.get_feed(settings, "topic1", "best", 5)
+
+
+def test_zero_shot_uses_the_description_and_skips_labelled_clips(tmp_path):
+    """Zero-shot over embeddings of the tiny encoder's own image tower (so the spaces match)."""
+    from va_core.encoders import load_encoder
+
+    settings, wh, corpus = make_home(tmp_path / "home", n=200, n_topics=4)
+    enc = load_encoder("tiny")
+    labels.set_description(settings, "sunset", "an orange sunset over the sea", annotator="a")
+    query = enc.encode_text(["an orange sunset over the sea"])[0]
+    expected = np.argsort(-(corpus.matrix @ query))
+    first = [corpus.keys[i] for i in expected[:3]]
+    record_events(settings, [{"label": "sunset", "clip_key": first[0], "value": True, "annotator": "a"}])
+    got = feeds.get_feed(settings, "sunset", "zero_shot", 5)
+    assert [i["clip_key"] for i in got] == [corpus.keys[i] for i in expected[1:6]]
+    assert got[0]["query"] == "an orange sunset over the sea"
+    args = type("A", (), {"label": "sunset", "feed": None, "k": 3})
+    data, text = feeds.cli_feeds(args, settings)
+    assert list(data["feeds"]) == ["zero_shot"] and "sunset / zero_shot" in text
