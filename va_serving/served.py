@@ -194,7 +194,8 @@ class ScoreJob:
 def check_embeddings(matrix: Any, max_rows: int) -> np.ndarray:
     """An (N, D) float32 matrix of finite numbers with 1 <= N <= max_rows, else a clear error."""
     try:
-        matrix = np.asarray(matrix, dtype=np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
+            matrix = np.asarray(matrix, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InputError(f"embeddings must be numbers in an N x D array: {exc}") from None
     if matrix.size == 0 and (matrix.ndim == 1 or (matrix.ndim == 2 and matrix.shape[0] == 0)):

@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from serving.homes import MAX_ROWS, ServingHome, make_home
+from .homes import MAX_ROWS, ServingHome, make_home
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_bentoml_home():
+    """Each va home uses its own BentoML store ($VA_HOME/bentoml), never the user's."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("BENTOML_HOME", raising=False)
+        mp.setenv("BENTOML_DO_NOT_TRACK", "true")
+        yield
 
 
 @pytest.fixture(scope="session")

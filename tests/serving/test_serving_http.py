@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from bentoml.exceptions import BentoMLException
 
-from serving.homes import MAX_ROWS, SYNTH_DIM, corpus_scores
+from .homes import MAX_ROWS, SYNTH_DIM, corpus_scores
 
 pytestmark = pytest.mark.server
 
