@@ -1,0 +1,73 @@
+"""``va experiment exp1|exp2 --data DIR --out FILE``: run, resume, summarise."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from va_core.errors import InputError, VAError
+from va_core.experiments import exp1, exp2, summaries
+from va_core.experiments.dataset import VADataset
+from va_core.experiments.runner import RunReport, read_table, run_labels
+
+
+@dataclass
+class ExperimentResult:
+    report: RunReport
+    summary: dict
+    summary_file: Path
+    plot: Path | None
+    markdown: str
+
+
+def run_experiment(which: str, data: str | Path, out: str | Path, labels: Sequence[str] | None = None,
+                   workers: int | None = None, steps: int = exp2.STEPS, step_size: int = exp2.STEP_SIZE,
+                   ns: Sequence[int] = exp1.NS) -> ExperimentResult:
+    """Run Experiment 1 or 2 over the dataset's labels (those not yet in ``out``) and summarise ``out``."""
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, not {workers}")
+    if steps < 1 or step_size < 1:
+        raise InputError(f"--steps and --step-size must be at least 1 (got {steps} and {step_size})")
+    ds = VADataset(data)
+    ds.validate()
+    chosen = ds.select_labels(labels)
+    out = Path(out)
+    if which == "exp1":
+        module, params = exp1, {"ns": tuple(ns)}
+    elif which == "exp2":
+        module, params = exp2, {"steps": steps, "d": step_size}
+    else:
+        raise InputError(f"unknown experiment {which!r}; choose exp1 or exp2")
+    report = run_labels(module.run_label, str(ds.root.resolve()), chosen, out, module.COLUMNS,
+                        workers=workers, desc=which, **params)
+    frame = read_table(out, module.COLUMNS)
+    if which == "exp1":
+        summary = summaries.exp1_summary(frame)
+        markdown = summaries.exp1_markdown(summary)
+        plot = summaries.exp1_plot(frame, out.with_suffix(".png"))
+    else:
+        summary = summaries.exp2_summary(frame)
+        markdown = summaries.exp2_markdown(summary)
+        plot = summaries.exp2_plot(frame, out.with_suffix(".png"))
+    summary_file = out.with_suffix(".summary.md")
+    title = "Experiment 1: Video Annotator against the baselines" if which == "exp1" else \
+        "Experiment 2: choosing the source of the next labels with bandits"
+    summary_file.write_text(f"# {title}\n\nFrom `{out.name}` (data: `{ds.root}`).\n\n{markdown}\n")
+    return ExperimentResult(report, summary, summary_file, plot, markdown)
+
+
+def cli_experiment(args, settings):
+    result = run_experiment(args.which, args.data, args.out, labels=args.labels, workers=args.workers,
+                            steps=getattr(args, "steps", exp2.STEPS), step_size=getattr(args, "step_size", exp2.STEP_SIZE))
+    rep = result.report
+    if rep.failed:
+        details = "; ".join(f"{label}: {error}" for label, error in rep.failed.items())
+        raise VAError(f"{len(rep.failed)} label(s) failed and are not in {rep.out} (run again to retry them): {details}")
+    data = {
+        "experiment": args.which, "out": str(rep.out), "labels": rep.labels, "ran": rep.ran,
+        "resumed": rep.resumed, "summary": result.summary, "summary_file": str(result.summary_file),
+        "plot": str(result.plot) if result.plot else None,
+    }
+    text = (f"{args.which}: {len(rep.ran)} label(s) run, {len(rep.resumed)} already in {rep.out}\n\n"
+            f"{result.markdown}\n\nsummary: {result.summary_file}" + (f"\nplot: {result.plot}" if result.plot else ""))
+    return data, text
