@@ -115,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.add_argument("--labels", nargs="*", default=None, help="only these labels")
     p.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    p.add_argument("--steps", type=int, default=40, help="exp2: bandit steps per run (default 40)")
+    p.add_argument("--step-size", type=int, default=25, help="exp2: labels drawn per step (default 25)")
 
     p = add("import-va-dataset", "load the paper's released dataset into the warehouse")
     p.add_argument("data", metavar="DIR")
