@@ -1,0 +1,186 @@
+"""`va demo`: the whole loop on a generated corpus, with a simulated expert.
+
+sample corpus -> ingest -> a few searches -> rounds of (clips from the label's policy ->
+the expert labels them from the corpus's ground truth -> train) -> approve -> serve.
+
+The expert answers from ``ground_truth.csv`` (the shot's background colour), so every AP
+printed is measured against labels nobody had to type.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+from va_core.errors import VAError
+
+DEFAULT_VIDEOS = 24
+DEFAULT_ROUNDS = 6
+BATCH = 8  # clips the expert labels per round
+SEARCHES = ("a red scene", "a ball moving", "a blue background")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _encoder(args) -> str:
+    from va_core.encoders import parse_spec, resolve_auto
+
+    spec = resolve_auto(stream=sys.stderr) if args.encoder in (None, "auto") else args.encoder
+    return parse_spec(spec).spec
+
+
+def _truth(settings, corpus_dir) -> dict[str, str]:
+    """clip_key -> the colour drawn in that shot."""
+    from va_core.sample_corpus import truth_for_clips
+    from va_core.warehouse import Warehouse
+
+    clips = Warehouse.from_settings(settings).read("clips")
+    truth = truth_for_clips(corpus_dir, clips)
+    return dict(truth.select("clip_key", "colour").iter_rows())
+
+
+def _expert_labels(label: str, keys: list[str], truth: dict[str, str], colour: str, source: str) -> list[dict]:
+    return [{"label": label, "clip_key": k, "value": truth.get(k) == colour, "annotator": "demo-expert",
+             "source": source} for k in keys if k in truth]
+
+
+def _bootstrap(settings, label: str, truth: dict[str, str], colour: str, rng: np.random.Generator) -> list[dict]:
+    """Before any model: the text query's clips, then random clips until both classes can be trained."""
+    from va_core.labels import label_set, record_events
+    from va_core.learn import MIN_PER_CLASS
+    from va_core.policy import next_clips
+
+    steps = []
+    first = next_clips(settings, label, BATCH)
+    record_events(settings, _expert_labels(label, [c["clip_key"] for c in first["clips"]], truth, colour,
+                                           first["source"]))
+    steps.append(first["source"])
+    ls = label_set(settings, label)
+    pool = [k for k in truth if k not in set(ls.labelled)]
+    rng.shuffle(pool)
+    positives = [k for k in pool if truth[k] == colour]
+    negatives = [k for k in pool if truth[k] != colour]
+    need_pos = max(0, MIN_PER_CLASS - ls.n_pos)
+    need_neg = max(0, MIN_PER_CLASS - ls.n_neg)
+    if need_pos or need_neg:
+        # the simulated expert browses until it has seen both kinds of clip, as a person would
+        extra = positives[:need_pos] + negatives[:need_neg]
+        record_events(settings, _expert_labels(label, extra, truth, colour, "browse"))
+        steps.append("browse")
+    return steps
+
+
+def serve_step(settings, label: str, approved: dict, args) -> tuple[dict, list[str]]:
+    """The demo's last step: serving the approved model.
+
+    This is the hook for the serving part of the project: it should start the model server,
+    score a clip over HTTP and return what it did. Until then it prints how to serve.
+    """
+    return ({"served": False, "command": f"va serve --home {settings.home}"},
+            [f"serve it: va serve --home {settings.home}   (then POST clip embeddings to score '{label}')"])
+
+
+FINAL_STEPS: list[Callable] = [serve_step]
+
+
+def run_demo(settings, args) -> tuple[dict, str]:
+    from va_core.ingest import ingest
+    from va_core.registry import approve
+    from va_core.sample_corpus import generate
+    from va_core.search import search_text
+    from va_core.train import train_label
+    from va_core.labels import label_set, record_events, set_description
+    from va_core.policy import next_clips
+
+    started = time.perf_counter()
+    encoder = _encoder(args)
+    settings = dataclasses.replace(settings, encoder=encoder)
+    settings.remember_encoder(encoder)
+    n_videos = args.videos or DEFAULT_VIDEOS
+    n_rounds = args.rounds or DEFAULT_ROUNDS
+    if n_videos < 2 or n_rounds < 1:
+        raise VAError("the demo needs at least 2 videos and 1 round")
+    lines = [f"va demo in {settings.home} with encoder {encoder}"]
+
+    _say(f"[1/5] generating {n_videos} sample videos")
+    corpus_dir = settings.home / "sample_corpus"
+    generate(corpus_dir, n_videos=n_videos, progress=True)
+    _say("[2/5] ingesting them")
+    report = ingest(settings, [corpus_dir], progress=True)
+    lines.append(report.summary())
+
+    _say("[3/5] searching")
+    searches = {}
+    for query in SEARCHES:
+        results = search_text(settings, query, k=3)
+        searches[query] = results.select("clip_key", "score").to_dicts()
+        lines.append(f"search {query!r}: " + ", ".join(f"{r['clip_key']} ({r['score']:.3f})" for r in searches[query]))
+
+    truth = _truth(settings, corpus_dir)
+    colours, counts = np.unique(list(truth.values()), return_counts=True)
+    colour = str(colours[int(np.argmax(counts))])
+    label = f"{colour}_scene"
+    set_description(settings, label, f"a {colour} scene", annotator="demo-expert")
+    lines.append(f"\nlabel {label!r}: the expert says yes when the shot's background is {colour} "
+                 f"({int(counts.max())} of {len(truth)} clips)")
+
+    _say(f"[4/5] {n_rounds} rounds of labelling and training '{label}'")
+    rng = np.random.default_rng(0)
+    rounds = []
+    sources = _bootstrap(settings, label, truth, colour, rng)
+    lines.append(f"{'round':>5} {'source':<14} {'pos':>4} {'neg':>4} {'AP':>6} {'random':>6} {'diversity':>9}  method")
+    for r in range(1, n_rounds + 1):
+        result = train_label(settings, label)
+        row = {"round": r, "source": "+".join(sources), "model_version": result.model_version,
+               "n_pos": result.n_pos, "n_neg": result.n_neg, "ap": result.ap, "baseline_ap": result.baseline_ap,
+               "diversity": result.diversity, "method": result.method, "checks_passed": result.checks_passed}
+        rounds.append(row)
+        line = (f"{r:>5} {row['source']:<14} {row['n_pos']:>4} {row['n_neg']:>4} {row['ap']:6.3f} "
+                f"{row['baseline_ap']:6.3f} {row['diversity']:9.2f}  {row['method']}")
+        lines.append(line)
+        _say(line)
+        if r == n_rounds:
+            break
+        step = next_clips(settings, label, BATCH)
+        if not step["clips"]:
+            lines.append("every clip is labelled")
+            break
+        record_events(settings, _expert_labels(label, [c["clip_key"] for c in step["clips"]], truth, colour,
+                                               step["source"]))
+        sources = [step["source"]]
+
+    _say("[5/5] approving")
+    try:
+        approved = approve(settings, label, by="demo-expert", reason="demo")
+        lines.append(f"approved {label} v{approved['model_version']} (AP {approved['ap']:.3f})")
+    except VAError as exc:  # e.g. a model that does not beat random: say so, the loop itself worked
+        approved = {"error": str(exc)}
+        lines.append(f"not approved: {exc}")
+    final = {}
+    if "error" not in approved:
+        for step_fn in FINAL_STEPS:
+            data, more = step_fn(settings, label, approved, args)
+            final[step_fn.__name__] = data
+            lines += more
+    ls = label_set(settings, label)
+    lines += ["", "next steps:",
+              f"  va status --home {settings.home}",
+              f"  va feeds {label} --home {settings.home}",
+              f"  va label {label} CLIP_KEY --yes --home {settings.home}   then   va train {label} --home {settings.home}",
+              f"  va ui --home {settings.home}        label in the browser",
+              f"  va dagster --home {settings.home}   see the lineage of every model"]
+    if report.warning:
+        lines.append(f"note: {report.warning}")
+    data = {"home": str(settings.home), "encoder": encoder, "corpus": str(corpus_dir), "ingest": report.to_dict(),
+            "searches": searches, "label": label, "colour": colour, "rounds": rounds, "approved": approved,
+            "final": final, "n_labelled": len(ls.labelled), "seconds": round(time.perf_counter() - started, 2)}
+    return data, "\n".join(lines)
+
+
+def cli_demo(args, settings):
+    return run_demo(settings, args)
