@@ -62,3 +62,54 @@ def labels_needing_models(wh: Warehouse, current: int) -> LabelChanges:
             if lab in have and version > have[lab]:
                 need.add(lab)
     return LabelChanges(current, tuple(sorted(need)), bad)
+
+
+@dataclass(frozen=True)
+class VideoFile:
+    video_id: str
+    uri: str
+    stamp: str  # size and modification time: a changed file gets a new stamp
+
+
+def video_files(folders) -> tuple[list[VideoFile], list[str]]:
+    """Video files under the corpus folders (by suffix), with their ids and stamps."""
+    from va_core.video import find_videos, video_id_for
+
+    existing = [f for f in folders if f.exists()]
+    files, problems = find_videos(existing) if existing else ([], [])
+    out = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError as exc:  # removed between listing and stat
+            problems.append(f"{path}: {exc}")
+            continue
+        out.append(VideoFile(video_id_for(path), str(path), f"{st.st_size}-{st.st_mtime_ns}"))
+    return out, problems
+
+
+def videos_to_ingest(wh: Warehouse, files: list[VideoFile], seen: dict[str, str] | None) -> list[VideoFile]:
+    """Files that are new or changed since the stamps in ``seen``.
+
+    Without stamps (a sensor's first tick), a file counts as done when the ``videos``
+    table already holds it, ingested after its last modification and with its size.
+    """
+    if seen is not None:
+        return [f for f in files if seen.get(f.video_id) != f.stamp]
+    if not files:
+        return []
+    done = {}
+    if wh.exists("videos"):
+        rows = wh.read("videos", columns=["video_id", "size_bytes", "ingested_at", "status"],
+                       where={"video_id": [f.video_id for f in files]})
+        for r in rows.iter_rows(named=True):
+            done[r["video_id"]] = r
+    todo = []
+    for f in files:
+        row = done.get(f.video_id)
+        size, mtime_ns = (int(x) for x in f.stamp.split("-"))
+        fresh = (row is not None and row["size_bytes"] == size and row["ingested_at"] is not None
+                 and row["ingested_at"].timestamp() * 1e9 >= mtime_ns)
+        if not fresh:
+            todo.append(f)
+    return todo

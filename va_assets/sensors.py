@@ -4,14 +4,14 @@ Every cursor is a Delta table version (or a fingerprint of files), so a tick com
 one number before it reads anything, and a run key ties each run to the exact version
 that triggered it: the daemon never launches the same request twice.
 """
-from __future__ import annotations
 
 import json
 import os
 
 import dagster as dg
 
-from va_assets.changes import labels_changed_since, labels_needing_models
+from va_assets import tags
+from va_assets.changes import labels_changed_since, labels_needing_models, video_files, videos_to_ingest
 from va_assets.jobs import corpus_job, label_job, serving_job
 from va_assets.partitions import LABELS, VIDEOS, label_partitions, video_partitions
 from va_assets.resources import VAResource
@@ -20,9 +20,9 @@ INTERVAL_ENV = "VA_SENSOR_INTERVAL"
 # The daemon visits sensors every 5 s at best, so shorter intervals do not help.
 DEFAULT_INTERVALS = {"label_events_sensor": 15, "corpus_sensor": 60, "approval_sensor": 15}
 
-LABEL_EVENTS_VERSION_TAG = "va/label_events_version"
-LABEL_TAG = "va/label"
-VIDEO_URI_TAG = "va/video_uri"
+LABEL_EVENTS_VERSION_TAG = tags.LABEL_EVENTS_VERSION
+LABEL_TAG = tags.LABEL
+VIDEO_URI_TAG = tags.VIDEO_URI
 
 
 def interval(name: str) -> int:
@@ -118,3 +118,32 @@ def approval_sensor(context: dg.SensorEvaluationContext, va: VAResource):
     if served == previous["served"]:
         return dg.SensorResult(skip_reason="stages changed but the approved set did not", cursor=cursor)
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"stages@{version}")], cursor=cursor)
+
+
+@dg.sensor(
+    name="corpus_sensor",
+    job=corpus_job,
+    minimum_interval_seconds=interval("corpus_sensor"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="New or changed video files under the corpus folders -> one ingestion run per video.",
+)
+def corpus_sensor(context: dg.SensorEvaluationContext, va: VAResource):
+    folders = va.corpus_folders()
+    files, problems = video_files(folders)
+    for problem in problems[:5]:
+        context.log.warning(problem)
+    seen = json.loads(context.cursor) if context.cursor else None
+    todo = videos_to_ingest(va.warehouse(), files, seen)
+    cursor = json.dumps({f.video_id: f.stamp for f in files}, sort_keys=True)
+    if not todo:
+        where = ", ".join(str(f) for f in folders)
+        return dg.SensorResult(skip_reason=f"no new or changed videos in {where}", cursor=cursor)
+    known = set(context.instance.get_dynamic_partitions(VIDEOS))
+    new = sorted({f.video_id for f in todo} - known)
+    context.log.info(f"{len(todo)} video(s) to ingest ({len(new)} new)")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"{f.video_id}@{f.stamp}", partition_key=f.video_id,
+                                    tags={VIDEO_URI_TAG: f.uri}) for f in todo],
+        dynamic_partitions_requests=[video_partitions.build_add_request(new)] if new else [],
+        cursor=cursor,
+    )

@@ -14,8 +14,10 @@ def instance():
 
 
 @pytest.fixture
-def va_resource(settings) -> VAResource:
-    return VAResource(home=str(settings.home))
+def va_resource() -> VAResource:
+    """The resource as the definitions configure it: the va home from the environment
+    (VA_HOME, set by the ``home`` or ``ingested_home`` fixture)."""
+    return VAResource()
 
 
 def evaluate_tick(sensor, instance, cursor, va_resource):
