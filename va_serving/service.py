@@ -21,6 +21,7 @@ Bad requests get a 4xx whose body names what is wrong; the service stays up.
 import contextlib
 import logging
 import os
+import threading
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Optional
@@ -34,7 +35,7 @@ from va_core.config import Settings
 from va_core.errors import InputError, NotFound, VAError
 from va_serving.batcher import MicroBatcher
 from va_serving.config import ServingConfig
-from va_serving.served import (STORE, WAREHOUSE, NotReady, ScoreJob, ServedModels, TooLarge, check_embeddings,
+from va_serving.served import (WAREHOUSE, NotReady, ScoreJob, ServedModels, TooLarge, check_embeddings,
                                resolve_labels, score_jobs)
 
 log = logging.getLogger("va.serving")
@@ -102,6 +103,7 @@ class VAService:
         self.batcher = MicroBatcher(self._score_batch, rows=lambda job: job.rows,
                                     max_rows=max(self.config.max_batch_rows, self.config.max_request_rows),
                                     max_wait_ms=self.config.max_wait_ms)
+        threading.Thread(target=self._warm_encoder, name="va-encoder-warmup", daemon=True).start()
 
     # -- lifecycle ------------------------------------------------------------------
     def _mirror(self, snapshot) -> None:
@@ -111,6 +113,19 @@ class VAService:
         changes = sync_models(self.settings, into="process")
         if changes:
             log.info("model store: %s", ", ".join(f"{c['tag']} {c['action']} ({c['stage']})" for c in changes))
+
+    def _warm_encoder(self) -> None:
+        """Load the encoder in the background when a served model uses it: the first /classify is not slow."""
+        from va_core.encoders import parse_spec
+        from va_serving.classify import encoder_for
+
+        try:
+            encoder_id = parse_spec(self.settings.encoder).encoder_id
+            snap = self.served._snapshot
+            if snap is not None and any(m.encoder_id == encoder_id for m in snap.models.values()):
+                encoder_for(self.settings.encoder)
+        except Exception as exc:  # noqa: BLE001 - /classify reports it when asked
+            log.warning("encoder %s is not available for /classify: %s", self.settings.encoder, exc)
 
     def __is_ready__(self) -> bool:
         return self.served.ready()[0]
