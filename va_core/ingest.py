@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from va_core.encoders import parse_spec
 from va_core.errors import InputError
-from va_core.video import (Shot, canonical_uri, content_hash, find_videos, sample_frames, scan,
+from va_core.video import (Shot, canonical_uri, content_hash, find_videos, probe, sample_frames, scan,
                            video_id_for)
 from va_core.warehouse import Warehouse, embedding_column
 
@@ -199,14 +199,10 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
                 return
             try:
                 if job.kind == EMBEDDED:
-                    from va_core.video import probe
-
                     info = probe(job.path)
                     if not put(("begin", job, info)):
                         return
-                    n = 0
                     for item in sample_frames(job.path, job.known_shots, size):
-                        n += 1
                         if not put(("shot", job, item)):
                             return
                     put(("end", job, 0))
@@ -306,8 +302,8 @@ class _Writer:
                 "size_bytes": job.size, "mtime_ns": job.mtime_ns, "content_hash": job.digest,
                 "n_clips": len(v.shots) if ok else 0, "ingested_at": now,
             })
-        # A failed embedding-only job changes nothing stored: its video row and clips stay.
-        video_rows = [r for r, v in zip(video_rows, batch) if not (v.job.kind == EMBEDDED and v.error)]
+        # An embedding-only job leaves its videos row and clips as they are (even when it fails).
+        video_rows = [r for r, v in zip(video_rows, batch) if v.job.kind != EMBEDDED]
         dim = emb_mats[0].shape[0] if emb_mats else 0
         embeddings = pa.table({
             "clip_key": pa.array(emb_keys, pa.string()), "video_id": pa.array(emb_vids, pa.string()),
@@ -324,11 +320,12 @@ class _Writer:
         if embedded_only and only_emb.num_rows:
             self.wh.replace("clip_embeddings", {"video_id": sorted(set(embedded_only)),
                                                 "encoder_id": self.encoder_id}, only_emb)
-        if video_rows:
-            self.wh.replace("videos", {"video_id": sorted({r["video_id"] for r in video_rows})},
-                            pa.Table.from_pylist(video_rows, schema=self.wh.spec("videos").schema)) \
-                if any(v.job.kind != ADDED for v in batch) else \
-                self.wh.append("videos", pa.Table.from_pylist(video_rows, schema=self.wh.spec("videos").schema))
+        if video_rows:  # last: a videos row says its clips and embeddings are complete
+            rows = pa.Table.from_pylist(video_rows, schema=self.wh.spec("videos").schema)
+            if all(v.job.kind == ADDED for v in batch):
+                self.wh.append("videos", rows)
+            else:
+                self.wh.replace("videos", {"video_id": sorted({r["video_id"] for r in video_rows})}, rows)
         self.with_clips.update(rebuilt)
         self.embedded_any.update(emb_vids)
 

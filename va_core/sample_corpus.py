@@ -85,7 +85,22 @@ def _world(rng: np.random.Generator, colour: str) -> np.ndarray:
     angle = rng.uniform(0, np.pi)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     stripes = 1 + 0.08 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) / rng.uniform(6, 14))
-    return np.clip(base[None, None, :] * (blotch * stripes)[..., None], 0, 255).astype(np.uint8)
+    return _yuv(np.clip(base[None, None, :] * (blotch * stripes)[..., None], 0, 255))
+
+
+# BT.601 limited range, what decoders assume for untagged SD video.
+_RGB_TO_YUV = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]],
+                       dtype=np.float64) / 255.0
+_YUV_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def _yuv(rgb) -> np.ndarray:
+    """RGB (..., 3) in 0..255 -> YUV (..., 3) uint8. Frames are drawn in YUV so that writing
+    them needs no colour conversion per frame."""
+    rgb = np.asarray(rgb, np.float64)
+    # Element-wise, not a matrix product: BLAS may round differently from run to run.
+    yuv = [sum(rgb[..., c] * _RGB_TO_YUV[row, c] for c in range(3)) + _YUV_OFFSET[row] for row in range(3)]
+    return np.clip(np.stack(yuv, axis=-1), 0, 255).round().astype(np.uint8)
 
 
 def _camera(motion: str, t: int, n: int, rng: np.random.Generator) -> tuple[float, float, float]:
@@ -102,12 +117,16 @@ def _camera(motion: str, t: int, n: int, rng: np.random.Generator) -> tuple[floa
 
 
 def _view(world: np.ndarray, y: float, x: float, zoom: float) -> np.ndarray:
+    if zoom == 1.0:  # a plain window: slicing, no gather
+        top = int(min(max(y, 0), world.shape[0] - HEIGHT))
+        left = int(min(max(x, 0), world.shape[1] - WIDTH))
+        return world[top:top + HEIGHT, left:left + WIDTH]
     rows = np.clip((y + np.arange(HEIGHT) * zoom).astype(int), 0, world.shape[0] - 1)
     cols = np.clip((x + np.arange(WIDTH) * zoom).astype(int), 0, world.shape[1] - 1)
     return world[rows][:, cols]
 
 
-def _draw(frame: np.ndarray, obj: str, cy: float, cx: float, tone: tuple[int, int, int]) -> None:
+def _draw(frame: np.ndarray, obj: str, cy: float, cx: float, tone: np.ndarray) -> None:
     yy, xx = np.ogrid[0:HEIGHT, 0:WIDTH]
     if obj == "ball":
         mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= 16 ** 2
@@ -126,12 +145,14 @@ def _render_shot(shot: dict, rng: np.random.Generator):
     end = np.array([rng.uniform(30, HEIGHT - 30), rng.uniform(WIDTH - 60, WIDTH - 20)])
     if rng.random() < 0.5:
         start, end = end, start
-    tone = (245, 245, 245) if sum(COLOURS[shot["colour"]]) < 420 else (20, 20, 20)
+    tone = _yuv((245, 245, 245) if sum(COLOURS[shot["colour"]]) < 420 else (20, 20, 20))
     for t in range(n):
         frame = _view(world, *_camera(shot["motion"], t, n, rng)).copy()
         cy, cx = start + (end - start) * t / max(1, n - 1)
         _draw(frame, shot["object"], cy, cx, tone)
-        yield frame
+        # yuv420p as PyAV takes it: the Y plane, then U and V subsampled 2x2, row-packed.
+        yield np.concatenate([frame[:, :, 0], frame[::2, ::2, 1].reshape(-1, WIDTH),
+                              frame[::2, ::2, 2].reshape(-1, WIDTH)])
 
 
 def _write_video(path: Path, shots: list[dict], rng: np.random.Generator) -> None:
@@ -141,11 +162,16 @@ def _write_video(path: Path, shots: list[dict], rng: np.random.Generator) -> Non
     with av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        # One encoder thread: x264's output then depends on nothing but the frames.
-        stream.options = {"crf": "20", "preset": "veryfast", "threads": "1"}
+        # One thread and no macroblock tree: x264's output then depends on the frames only
+        # (with mb-tree, repeated runs here gave different bytes).
+        stream.options = {"crf": "20", "preset": "veryfast", "x264-params": "mbtree=0"}
+        stream.codec_context.thread_count = 1
+        index = 0
         for shot in shots:
-            for rgb in _render_shot(shot, rng):
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            for yuv in _render_shot(shot, rng):
+                frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+                frame.pts = index
+                index += 1
                 for packet in stream.encode(frame):
                     container.mux(packet)
         for packet in stream.encode():

@@ -69,6 +69,7 @@ class VideoInfo:
     height: int
     n_frames: int  # from the container; an estimate for some formats, exact after a scan
     codec: str
+    declared_frames: int = 0  # the frame count the container states (0: it states none)
 
 
 def _open(path):
@@ -105,7 +106,8 @@ def _info(container) -> VideoInfo:
         duration = 0.0
     n = stream.frames or int(round(duration * fps))
     ctx = stream.codec_context
-    return VideoInfo(duration, fps, int(ctx.width or 0), int(ctx.height or 0), int(n), ctx.name or "")
+    return VideoInfo(duration, fps, int(ctx.width or 0), int(ctx.height or 0), int(n), ctx.name or "",
+                     int(stream.frames or 0))
 
 
 def probe(path) -> VideoInfo:
@@ -148,13 +150,16 @@ class CutDetector:
     min_shot_s: float = 0.3
     _prev: np.ndarray | None = field(default=None, repr=False)
     _recent: list = field(default_factory=list, repr=False)
+    _reformatter: object = field(default=None, repr=False)
 
     def reset(self) -> None:
         self._prev, self._recent = None, []
 
-    @staticmethod
-    def thumbnail(frame) -> np.ndarray:
-        return frame.reformat(width=64, height=36, format="yuv444p", interpolation="AREA").to_ndarray().astype(np.int16)
+    def thumbnail(self, frame) -> np.ndarray:
+        if self._reformatter is None:
+            self._reformatter = _reformatter()
+        small = self._reformatter.reformat(frame, width=64, height=36, format="yuv444p", interpolation="AREA")
+        return small.to_ndarray().astype(np.int16)
 
     def score(self, thumb: np.ndarray) -> float:
         if self._prev is None:
@@ -192,12 +197,23 @@ def _spread(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
 
 
-def to_rgb(frame, size: int) -> np.ndarray:
+def _reformatter():
+    """A PyAV reformatter that keeps its scaling context between frames of one size.
+
+    ``VideoFrame.reformat`` builds a new context per call, which costs 20 times the scaling.
+    """
+    from av.video.reformatter import VideoReformatter
+
+    return VideoReformatter()
+
+
+def to_rgb(frame, size: int, reformatter=None) -> np.ndarray:
     """A decoded frame as (size, size, 3) uint8 RGB: shortest side scaled to ``size``, centre crop."""
     w, h = frame.width, frame.height
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    rgb = frame.reformat(width=nw, height=nh, format="rgb24", interpolation="BICUBIC").to_ndarray()
+    rgb = (reformatter or _reformatter()).reformat(frame, width=nw, height=nh, format="rgb24",
+                                                   interpolation="BICUBIC").to_ndarray()
     top, left = (nh - size) // 2, (nw - size) // 2
     return np.ascontiguousarray(rgb[top:top + size, left:left + size])
 
@@ -216,6 +232,7 @@ class _ShotSampler:
 
     def __init__(self, size: int, max_frames: int):
         self.size, self.max_frames = size, max_frames
+        self.reformatter = _reformatter()
         self.start(0, 0.0)
 
     def start(self, frame_in: int, t0: float) -> None:
@@ -230,7 +247,7 @@ class _ShotSampler:
             if not self.kept:
                 self.early.append((t, frame))
             return
-        self.kept.append((t, to_rgb(frame, self.size)))
+        self.kept.append((t, to_rgb(frame, self.size, self.reformatter)))
         self.early = []
         while self.next_offset <= offset + 1e-6:
             self.next_offset += self.step
@@ -244,9 +261,10 @@ class _ShotSampler:
         shot = Shot(self.frame_in, frame_out, self.t0, end_s)
         if self.kept:
             chosen = [self.kept[i] for i in _spread(len(self.kept), self.max_frames)]
-        else:
-            t, frame = self.early[len(self.early) // 2]
-            chosen = [(t, to_rgb(frame, self.size))]
+        else:  # shorter than the first sample time: its middle frame, as sample_offsets says
+            middle = self.t0 + float(sample_offsets(end_s - self.t0, self.max_frames)[0])
+            t, frame = next((e for e in self.early if e[0] >= middle - 1e-6), self.early[-1])
+            chosen = [(t, to_rgb(frame, self.size, self.reformatter))]
         return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen])
 
 
@@ -301,6 +319,10 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
             container.close()
         if index < 0:
             raise InputError(f"{path}: its video stream has no decodable frames")
+        declared = info.declared_frames
+        if declared and index + 1 < 0.98 * declared - 2:
+            # FFmpeg stops quietly at the end of a cut-off file; the container's index knows better.
+            raise InputError(f"{path}: truncated: decoded {index + 1} of the {declared} frames its container lists")
         yield sampler.close(index, last_t + step)
 
     result.shots = shots()
@@ -313,21 +335,23 @@ def detect_shots(path) -> list[Shot]:
 
 
 def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAMES,
-                  seek_gap_s: float = 5.0) -> Iterator[ShotFrames]:
+                  seek_gap_s: float = 5.0, stats: dict | None = None) -> Iterator[ShotFrames]:
     """Sampled frames of known shots, seeking over gaps longer than ``seek_gap_s``.
 
     For shots already in the warehouse (a new encoder over an ingested corpus) this decodes
-    a few frames per needed second instead of the whole video.
+    a few frames per needed second instead of the whole video. ``stats`` (a dict) receives
+    ``decoded`` and ``seeks`` counts.
     """
     import av
 
     container = _open(path)
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
-    info = _info(container)
-    fps = info.fps or 25.0
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     decoder, current = None, None  # current: (time, frame) last decoded
+    reformatter = _reformatter()
+    counts = stats if stats is not None else {}
+    counts.update(decoded=0, seeks=0)
 
     def frame_at(target: float):
         nonlocal decoder, current
@@ -335,12 +359,14 @@ def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAM
             container.seek(int(max(0.0, target - start) / stream.time_base) + (stream.start_time or 0),
                            stream=stream, backward=True, any_frame=False)
             decoder, current = container.decode(stream), None
-        while current is None or current[0] + 1e-6 < target - 0.5 / fps:
+            counts["seeks"] += 1
+        while current is None or current[0] + 1e-6 < target:
             try:
                 frame = next(decoder)
             except StopIteration:
                 break
             current = (float(frame.time), frame)
+            counts["decoded"] += 1
         if current is None:
             raise InputError(f"{path}: no frame at {target:.2f} s")
         return current
@@ -351,7 +377,7 @@ def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAM
             for off in sample_offsets(shot.end_s - shot.start_s, max_frames):
                 t, frame = frame_at(shot.start_s + float(off))
                 times.append(t)
-                frames.append(to_rgb(frame, size))
+                frames.append(to_rgb(frame, size, reformatter))
             yield ShotFrames(shot, np.stack(frames), times)
     except av.error.FFmpegError as exc:
         raise InputError(f"{path}: decoding failed: {exc}") from exc

@@ -435,27 +435,48 @@ class Warehouse:
 
 
 def embedding_matrix(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> np.ndarray:
-    """A ``list<float32>`` column as an (N, D) float32 matrix, without a Python loop."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    n = len(column)
+    """A ``list<float32>`` column as an (N, D) float32 matrix, without a Python loop.
+
+    A chunked column is copied once, chunk by chunk, into one C-contiguous matrix.
+    """
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    chunks = [c for c in chunks if len(c)]
+    n = sum(len(c) for c in chunks)
     if n == 0:
         return np.zeros((0, dim or 0), dtype=np.float32)
-    values = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    if values.size % n:
-        raise WarehouseError("embeddings of different dimensions in one column")
-    d = values.size // n
-    if dim is not None and d != dim:
-        raise WarehouseError(f"embedding dimension {d} where {dim} was expected")
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    if lengths.min() != lengths.max():
-        raise WarehouseError("embeddings of different dimensions in one column")
-    return values.reshape(n, d)
+    out = None
+    row = 0
+    for chunk in chunks:
+        if chunk.null_count:
+            raise WarehouseError(f"{chunk.null_count} missing (null) embeddings")
+        lengths = pc.list_value_length(chunk)
+        lo, hi = pc.min_max(lengths).values()
+        if lo.as_py() != hi.as_py() or (out is not None and lo.as_py() != out.shape[1]):
+            raise WarehouseError("embeddings of different dimensions in one column")
+        d = lo.as_py()
+        if dim is not None and d != dim:
+            raise WarehouseError(f"embedding dimension {d} where {dim} was expected")
+        values = pc.list_flatten(chunk).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+        block = values.reshape(len(chunk), d)
+        if len(chunks) == 1:
+            return np.ascontiguousarray(block)
+        if out is None:
+            out = np.empty((n, d), dtype=np.float32)
+        out[row:row + len(chunk)] = block
+        row += len(chunk)
+    return out
 
 
 def embedding_column(matrix: np.ndarray) -> pa.Array:
     """An (N, D) matrix as a ``list<float32>`` Arrow column (zero-copy of the values)."""
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise WarehouseError(f"embeddings must be an (N, D) matrix, got shape {matrix.shape}")
     n, d = matrix.shape
-    offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
+    # list<float32> has 32-bit offsets: more than 2**31 values go in several chunks.
+    rows_per_chunk = max(1, (2**31 - 1) // max(d, 1))
+    if n > rows_per_chunk:
+        return pa.chunked_array([embedding_column(matrix[s:s + rows_per_chunk])
+                                 for s in range(0, n, rows_per_chunk)])
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * np.int32(d))
     return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))

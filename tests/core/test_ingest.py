@@ -33,3 +33,148 @@ def test_reingesting_writes_nothing(ingested_home, sample_corpus_dir):
     assert report.count("unchanged") == report.count("unchanged") + report.count("added") == len(report.videos)
     assert wh.versions(["videos", "clips", "clip_embeddings"]) == before
     assert not report.wrote
+
+
+def _ids(wh, table):
+    return set(wh.read(table, columns=["video_id"])["video_id"].unique().to_list())
+
+
+def test_broken_files_become_failed_rows_and_the_others_go_on(settings, broken_dir, broken_reasons):
+    report = ingest(settings, [broken_dir], progress=False)
+    wh = Warehouse.from_settings(settings)
+    videos = wh.read("videos")
+    assert videos.height == len(broken_reasons) + 1
+    by_name = {row["uri"].rsplit("/", 1)[1]: row for row in videos.to_dicts()}
+    assert by_name["good.mp4"]["status"] == "ok" and by_name["good.mp4"]["n_clips"] > 0
+    for name, reason in broken_reasons.items():
+        row = by_name[name]
+        assert row["status"] == "failed" and reason in row["error"], (name, row["error"])
+    assert report.count("failed") == len(broken_reasons) and report.count("added") == 1
+    assert _ids(wh, "clips") == {by_name["good.mp4"]["video_id"]}
+    assert "failed:" in report.summary() and "zero_bytes.mp4: empty file" in report.summary()
+    # failed files are not retried while they stay as they are
+    before = wh.versions(["videos", "clips", "clip_embeddings"])
+    again = ingest(settings, [broken_dir], progress=False)
+    assert again.count("unchanged") == len(again.videos) and not again.wrote
+    assert wh.versions(["videos", "clips", "clip_embeddings"]) == before
+
+
+def test_changed_file_replaces_only_its_rows(settings, sample_corpus_dir, tmp_path):
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        shutil.copy(sample_corpus_dir / f"sample_{i:03d}.mp4", corpus / f"v{i}.mp4")
+    ingest(settings, [corpus], progress=False)
+    wh = Warehouse.from_settings(settings)
+    clips_before = wh.read("clips")
+    emb_before = wh.read("clip_embeddings")
+    vid1 = wh.read("videos").filter(pl.col("uri").str.ends_with("v1.mp4"))["video_id"][0]
+    before = wh.versions(["videos", "clips", "clip_embeddings"])
+
+    shutil.copy(sample_corpus_dir / "sample_005.mp4", corpus / "v1.mp4")  # new content, same file
+    report = ingest(settings, [corpus], progress=False)
+    assert [v.action for v in report.videos if v.video_id == vid1] == ["replaced"]
+    assert report.count("unchanged") == 2
+    after = wh.versions(["videos", "clips", "clip_embeddings"])
+    assert all(after[t] > before[t] for t in after)
+    clips_after = wh.read("clips")
+    truth = load_truth(sample_corpus_dir).filter(pl.col("video") == "sample_005.mp4")
+    mine = clips_after.filter(pl.col("video_id") == vid1)
+    assert sorted(mine["frame_in"].to_list()) == truth["frame_in"].to_list()
+    others = lambda df: df.filter(pl.col("video_id") != vid1).sort("clip_key")  # noqa: E731
+    assert others(clips_after).equals(others(clips_before))
+    emb_after = wh.read("clip_embeddings")
+    assert others(emb_after).equals(others(emb_before))
+    assert set(emb_after["clip_key"]) == set(clips_after["clip_key"])
+    assert emb_after.height == emb_after["clip_key"].n_unique()
+    # the previous contents stay reachable by time travel
+    assert wh.read("clips", version=before["clips"]).sort("clip_key").equals(clips_before.sort("clip_key"))
+
+
+def test_new_file_adds_only_its_rows_and_a_touched_file_writes_nothing(settings, sample_corpus_dir, tmp_path):
+    import os
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(sample_corpus_dir / "sample_000.mp4", corpus / "a.mp4")
+    ingest(settings, [corpus], progress=False)
+    wh = Warehouse.from_settings(settings)
+    first = wh.read("clips")
+    shutil.copy(sample_corpus_dir / "sample_001.mp4", corpus / "b.mp4")
+    report = ingest(settings, [corpus], progress=False)
+    assert sorted(v.action for v in report.videos) == ["added", "unchanged"]
+    second = wh.read("clips")
+    assert second.height == first.height + report.n_clips
+    assert second.join(first, on="clip_key", how="semi").sort("clip_key").equals(first.sort("clip_key"))
+    st = os.stat(corpus / "a.mp4")
+    os.utime(corpus / "a.mp4", ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000_000))
+    before = wh.versions(["videos", "clips", "clip_embeddings"])
+    again = ingest(settings, [corpus], progress=False)
+    assert again.count("unchanged") == 2 and not again.wrote
+    assert wh.versions(["videos", "clips", "clip_embeddings"]) == before
+
+
+def test_failed_file_is_retried_once_it_changes(settings, sample_corpus_dir, tmp_path):
+    import shutil
+
+    path = tmp_path / "later.mp4"
+    path.write_bytes(b"")
+    assert ingest(settings, [path], progress=False).videos[0].action == "failed"
+    shutil.copy(sample_corpus_dir / "sample_002.mp4", path)
+    outcome = ingest(settings, [path], progress=False).videos[0]
+    assert outcome.action == "replaced" and outcome.n_clips > 0
+    wh = Warehouse.from_settings(settings)
+    assert wh.read("videos")["status"].to_list() == ["ok"]
+
+
+def test_a_second_encoder_adds_only_embeddings_sampled_like_the_first(ingested_home, tiny_checkpoint,
+                                                                      sample_corpus_dir, monkeypatch):
+    from va_core.config import Settings
+    from va_core.encoders import parse_spec
+
+    spec, _ = tiny_checkpoint
+    wh = Warehouse.from_settings(ingested_home)
+    before = wh.versions(["videos", "clips", "clip_embeddings"])
+    monkeypatch.setenv("VA_ENCODER", spec)
+    report = ingest(Settings.from_env(), [sample_corpus_dir], progress=False)
+    assert report.count("embedded") == len(report.videos)
+    after = wh.versions(["videos", "clips", "clip_embeddings"])
+    assert (after["videos"], after["clips"]) == (before["videos"], before["clips"])
+    assert after["clip_embeddings"] > before["clip_embeddings"]
+    tiny_id, ckpt_id = parse_spec("tiny").encoder_id, parse_spec(spec).encoder_id
+    emb = wh.read("clip_embeddings")
+    assert emb.group_by("encoder_id").len().sort("encoder_id")["len"].to_list() == [wh.count("clips")] * 2
+    # same weights, frames found by seeking instead of scanning: the same embeddings
+    a = emb.filter(pl.col("encoder_id") == tiny_id).sort("clip_key")
+    b = emb.filter(pl.col("encoder_id") == ckpt_id).sort("clip_key")
+    ma, mb = (embedding_matrix(pl.Series(x["embedding"]).to_arrow()) for x in (a, b))
+    assert a["clip_key"].equals(b["clip_key"])
+    np.testing.assert_allclose((ma * mb).sum(axis=1), 1.0, atol=1e-4)
+    assert Settings.from_env().encoder == spec  # the home remembers its latest encoder
+
+
+def test_nothing_to_ingest_is_an_error_and_typos_are_reported(settings, sample_corpus_dir, tmp_path):
+    from va_core.errors import InputError
+    import pytest
+
+    with pytest.raises(InputError, match="no such file"):
+        ingest(settings, [tmp_path / "missing"], progress=False)
+    report = ingest(settings, [sample_corpus_dir / "sample_000.mp4", tmp_path / "typo.mp4"], progress=False)
+    assert report.count("added") == 1 and report.problems == [f"{tmp_path / 'typo.mp4'}: no such file or folder"]
+
+
+def test_cli_ingest_json_and_progress(settings, sample_corpus_dir, capsys):
+    import json
+
+    from va_core import cli
+
+    code = cli.main(["ingest", str(sample_corpus_dir / "sample_004.mp4"), "--json", "--home", str(settings.home)])
+    captured = capsys.readouterr()
+    assert code == 0
+    data = json.loads(captured.out)
+    assert data["counts"]["added"] == 1 and data["n_clips"] > 0
+    assert data["versions_after"]["clips"] == 1
+    assert "ingesting" in captured.err  # the progress bar is on stderr

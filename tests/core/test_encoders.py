@@ -1,0 +1,158 @@
+"""Encoder specs, the tiny encoder, checkpoints, and failing fast without the model hub."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from va_core import encoders
+from va_core.config import DEFAULT_ENCODER
+from va_core.encoders import load_encoder, parse_spec, resolve_auto, weights_problem
+from va_core.errors import EncoderUnavailable, InputError
+
+
+def test_parse_spec_names_model_and_weights(tmp_path):
+    assert parse_spec("tiny").encoder_id.startswith("tiny:")
+    default = parse_spec(DEFAULT_ENCODER)
+    assert (default.arch, default.weights, default.encoder_id) == ("ViT-B-32", "laion2b_s34b_b79k", DEFAULT_ENCODER)
+    assert parse_spec("open_clip:ViT-B-32:random").encoder_id == "open_clip:ViT-B-32:random-seed0"
+    ckpt = tmp_path / "weights.pt"
+    ckpt.write_bytes(b"one")
+    a = parse_spec(f"open_clip:ViT-B-32:{ckpt}")
+    assert a.is_checkpoint and a.encoder_id.startswith("open_clip:ViT-B-32:sha256-")
+    ckpt.write_bytes(b"two")  # other weights under the same name: another encoder
+    assert parse_spec(f"open_clip:ViT-B-32:{ckpt}").encoder_id != a.encoder_id
+    assert not parse_spec("tiny").has_semantics and not parse_spec("open_clip:RN50:random").has_semantics
+    assert default.has_semantics
+
+
+@pytest.mark.parametrize("bad", ["", "clip", "open_clip:ViT-B-32", "open_clip::x", "hf:ViT-B-32:x", "auto"])
+def test_malformed_specs_are_refused(bad):
+    with pytest.raises(InputError):
+        parse_spec(bad)
+
+
+def test_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(InputError, match="nope.pt"):
+        parse_spec(f"open_clip:ViT-B-32:{tmp_path / 'nope.pt'}")
+
+
+def test_parsing_a_spec_does_not_import_torch():
+    code = ("import sys; from va_core.encoders import parse_spec; parse_spec('tiny'); "
+            f"parse_spec('{DEFAULT_ENCODER}'); print('torch' in sys.modules, 'open_clip' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_tiny_encoder_embeds_frames_and_text():
+    enc = load_encoder("tiny")
+    assert load_encoder("tiny") is enc  # one model per process
+    assert (enc.dim, enc.image_size, enc.has_semantics) == (64, 64, False)
+    assert "no meaning" in enc.warning
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+    emb = enc.encode_images(frames)
+    assert emb.shape == (5, 64) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # batching does not change results; neither does the frame size once resized
+    enc.batch_size, saved = 2, enc.batch_size
+    try:
+        np.testing.assert_allclose(enc.encode_images(frames), emb, atol=1e-5)
+    finally:
+        enc.batch_size = saved
+    red, blue = np.zeros((1, 90, 160, 3), np.uint8), np.zeros((1, 90, 160, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 220, 220
+    r, b = enc.encode_images(red), enc.encode_images(blue)
+    assert r.shape == (1, 64) and float((r @ b.T)[0, 0]) < 0.999
+    text = enc.encode_text(["a red ball", "a blue box"])
+    assert text.shape == (2, 64)
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(text[0], text[1])
+    assert enc.encode_images(np.zeros((0, 64, 64, 3), np.uint8)).shape == (0, 64)
+    with pytest.raises(InputError):
+        enc.encode_images(np.zeros((2, 64, 64), np.float32))
+
+
+def test_tiny_weights_are_the_same_in_every_process():
+    enc = load_encoder("tiny")
+    frame = np.full((1, 64, 64, 3), 100, np.uint8)
+    here = enc.encode_images(frame)[0]
+    code = ("import numpy as np, json; from va_core.encoders import load_encoder; "
+            "print(json.dumps(load_encoder('tiny').encode_images(np.full((1,64,64,3),100,np.uint8))[0].tolist()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    np.testing.assert_allclose(np.array(json.loads(out.stdout)), here, atol=1e-6)
+
+
+@pytest.fixture
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connections are refused at once
+    return port
+
+
+@pytest.fixture
+def no_hub(monkeypatch, closed_port, tmp_path):
+    """The model hub is a closed port on this machine and the weights cache is empty."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setattr(encoders, "_cached_weights", lambda spec: None)
+
+    import open_clip
+
+    def must_not_be_called(*a, **k):
+        raise AssertionError("open_clip was asked to download weights that cannot be had")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", must_not_be_called)
+
+
+def test_real_spec_fails_fast_without_the_hub_naming_the_alternatives(no_hub):
+    with pytest.raises(EncoderUnavailable) as err:
+        load_encoder(DEFAULT_ENCODER)
+    message = str(err.value)
+    assert "tiny" in message and "open_clip:ViT-B-32:/path/to/checkpoint" in message
+    assert "127.0.0.1" in message
+
+
+def test_hub_offline_variable_is_respected(no_hub, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert weights_problem(DEFAULT_ENCODER) == "HF_HUB_OFFLINE is set"
+    with pytest.raises(EncoderUnavailable, match="HF_HUB_OFFLINE"):
+        load_encoder(DEFAULT_ENCODER)
+
+
+def test_unknown_architecture_and_tag_are_named():
+    with pytest.raises(InputError, match="ViT-B-33"):
+        load_encoder("open_clip:ViT-B-33:laion2b_s34b_b79k")
+    with pytest.raises(InputError, match="no pretrained tag 'nonsense'"):
+        weights_problem("open_clip:ViT-B-32:nonsense")
+
+
+def test_auto_falls_back_to_tiny_with_a_banner(no_hub, capsys):
+    assert resolve_auto() == "tiny"
+    err = capsys.readouterr().err
+    assert "RANDOM weights" in err and DEFAULT_ENCODER in err
+
+
+def test_auto_keeps_the_default_when_its_weights_are_cached(monkeypatch, capsys):
+    monkeypatch.setattr(encoders, "_cached_weights", lambda spec: "/somewhere/cached.safetensors")
+    assert resolve_auto() == DEFAULT_ENCODER
+    assert capsys.readouterr().err == ""
+
+
+def test_local_checkpoint_loads_through_open_clip(tiny_checkpoint):
+    spec, arch = tiny_checkpoint
+    enc = load_encoder(spec)
+    assert enc.encoder_id.startswith(f"open_clip:{arch}:sha256-") and enc.has_semantics
+    frames = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    # the checkpoint holds the tiny weights: the same model, loaded by the real path
+    np.testing.assert_allclose(enc.encode_images(frames), load_encoder("tiny").encode_images(frames), atol=1e-5)
+    np.testing.assert_allclose(enc.encode_text(["x"]), load_encoder("tiny").encode_text(["x"]), atol=1e-5)
