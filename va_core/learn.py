@@ -178,9 +178,15 @@ def score_matrix(matrix: np.ndarray, coef: np.ndarray, intercept: float, chunk: 
     matrix = np.asarray(matrix)
     w = np.asarray(coef, dtype=np.float32)
     out = np.empty(len(matrix), dtype=np.float32)
-    for s in range(0, len(matrix), chunk):
-        z = matrix[s:s + chunk].astype(np.float32, copy=False) @ w
-        out[s:s + chunk] = sigmoid(z.astype(np.float64) + float(intercept))
+    with np.errstate(over="ignore"):  # exp overflow gives inf, and 1/(1+inf) is the right 0
+        for s in range(0, len(matrix), chunk):
+            z = (matrix[s:s + chunk].astype(np.float32, copy=False) @ w).astype(np.float64)
+            z += float(intercept)
+            np.negative(z, out=z)
+            np.exp(z, out=z)
+            z += 1.0
+            np.reciprocal(z, out=z)
+            out[s:s + chunk] = z
     return out
 
 
