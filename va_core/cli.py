@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("label", metavar="LABEL")
     p.add_argument("--trainer", default="fast", choices=["fast", "reference"],
                    help="fast (interactive) or the paper's LogisticRegressionCV")
+    p.add_argument("--force", action="store_true",
+                   help="train even if the latest version was trained on the same labels")
 
     p = add("feeds", "clips to label next for a label")
     p.add_argument("label", metavar="LABEL")

@@ -273,7 +273,7 @@ def describe_result(r: TrainResult) -> str:
 
 
 def cli_train(args, settings):
-    result = train_label(settings, args.label, trainer=args.trainer, force=getattr(args, "force", False))
+    result = train_label(settings, args.label, trainer=args.trainer, force=args.force)
     if result.created:
         print(f"trained in {sum(result.timings.values()):.2f} s", file=sys.stderr)
     return result.as_dict(), describe_result(result)
