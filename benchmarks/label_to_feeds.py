@@ -9,7 +9,10 @@ them), repeated over labels:
 - train_label = the whole `va train` (label set from Delta, fit, evaluation, diversity,
   scoring, feeds, every Delta write), for the same label sets;
 - the reference, same run, same clips: the paper's LogisticRegressionCV fit time, and the
-  AP of both trainers on the same hash-split validation clips (fit on the rest).
+  AP of both trainers on the same hash-split validation clips (fit on the rest), and on
+  20% of the corpus held out from labelling (up to 20k clips with known topics): the
+  validation part of 100 labels holds ~6 positives, so its AP moves by 0.1 when one
+  clip changes rank; the held-out AP measures the models' real difference.
 
     .venv/bin/python -m benchmarks.label_to_feeds           # 100k clips, 10 labels per size
     .venv/bin/python -m benchmarks.label_to_feeds --quick   # 10k clips, 2 labels per size
@@ -38,10 +41,12 @@ POSITIVE_SHARE = 0.3
 
 
 def _labelled(corpus, topic: int, n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Labelled clips come from the first 80% of the corpus; the rest is held out."""
     rng = np.random.default_rng([seed, topic, n])
     n_pos = int(round(n * POSITIVE_SHARE))
-    pos = rng.choice(np.flatnonzero(corpus.topics == topic), n_pos, replace=False)
-    neg = rng.choice(np.flatnonzero(corpus.topics != topic), n - n_pos, replace=False)
+    pool = np.arange(int(len(corpus.keys) * 0.8))
+    pos = rng.choice(pool[corpus.topics[pool] == topic], n_pos, replace=False)
+    neg = rng.choice(pool[corpus.topics[pool] != topic], n - n_pos, replace=False)
     return [corpus.keys[i] for i in pos], [corpus.keys[i] for i in neg]
 
 
@@ -56,7 +61,7 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
     from va_core.embeddings import load_corpus
     from va_core.feeds import compute_feeds, labelled_mask
     from va_core.labels import record_events
-    from va_core.learn import bootstrap_ap, fit_fast, fit_reference, ordered, validation_mask
+    from va_core.learn import average_precision, bootstrap_ap, fit_fast, fit_reference, ordered, validation_mask
     from va_core.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
     from va_core.train import train_label
     from va_core.warehouse import Warehouse
@@ -70,6 +75,9 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
     write_corpus(wh, synthetic)
     corpus = load_corpus(wh, SYNTHETIC_ENCODER_ID)
     index = {k: i for i, k in enumerate(corpus.keys.tolist())}
+    # held out: the last 20% of the synthetic rows (at most 20k), never labelled
+    held = np.arange(int(n_clips * 0.8), n_clips)[:20_000]
+    held_rows = corpus.positions([synthetic.keys[i] for i in held])
     # warm-up, untimed: imports, the corpus's k-means clusters (once per corpus version)
     pos, neg = _labelled(synthetic, 19, 60, seed=2)
     record_events(settings, [{"label": "warmup", "clip_key": k, "value": k in set(pos)} for k in pos + neg],
@@ -82,14 +90,12 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
             pos, neg = _labelled(synthetic, topic, size, seed=1)
             keys, y = ordered(pos, neg)
             X = corpus.matrix[[index[k] for k in keys]]
-            labelled = labelled_mask(corpus.keys, keys)
-
             t0 = time.perf_counter()
             model = fit_fast(X, y)
             t1 = time.perf_counter()
             scores = model.score(corpus.matrix)
             t2 = time.perf_counter()
-            compute_feeds(corpus.keys, scores, labelled, f"topic{topic}", 1)
+            compute_feeds(corpus.keys, scores, labelled_mask(corpus, keys), f"topic{topic}", 1)
             t3 = time.perf_counter()
             reference = fit_reference(X, y)
             t4 = time.perf_counter()
@@ -97,9 +103,12 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
             val = validation_mask(keys)
             fast_val = fit_fast(X[~val], y[~val]).score(X[val])
             ref_val = fit_reference(X[~val], y[~val]).score(X[val])
+            truth = synthetic.topics[held] == topic
             row = {"labels": size, "topic": topic, "fit_s": t1 - t0, "score_s": t2 - t1, "feeds_s": t3 - t2,
                    "fresh_feeds_s": t3 - t0, "reference_fit_s": t4 - t3,
                    "ap_fast": bootstrap_ap(y[val], fast_val).mean, "ap_reference": bootstrap_ap(y[val], ref_val).mean,
+                   "heldout_ap_fast": average_precision(truth, model.score(corpus.matrix[held_rows])),
+                   "heldout_ap_reference": average_precision(truth, reference.score(corpus.matrix[held_rows])),
                    "n_val": int(val.sum()), "n_val_pos": int(y[val].sum()), "reference_C": reference.params["C"]}
             if full_train:
                 label = f"s{size}-t{topic}"
@@ -114,6 +123,7 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
     for size in sizes:
         mine = [r for r in rows if r["labels"] == size]
         gaps = [r["ap_fast"] - r["ap_reference"] for r in mine]
+        held_gaps = [r["heldout_ap_fast"] - r["heldout_ap_reference"] for r in mine]
         summary.append({
             "labels": size, "n": len(mine),
             "fresh_feeds_p50_s": _p50([r["fresh_feeds_s"] for r in mine]),
@@ -124,21 +134,27 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
             "ap_fast_mean": float(np.mean([r["ap_fast"] for r in mine])),
             "ap_reference_mean": float(np.mean([r["ap_reference"] for r in mine])),
             "ap_gap_mean": float(np.mean(gaps)), "ap_gap_worst": float(min(gaps)),
+            "heldout_ap_fast_mean": float(np.mean([r["heldout_ap_fast"] for r in mine])),
+            "heldout_ap_reference_mean": float(np.mean([r["heldout_ap_reference"] for r in mine])),
+            "heldout_gap_mean": float(np.mean(held_gaps)), "heldout_gap_worst": float(min(held_gaps)),
+            "n_val_pos_median": float(np.median([r["n_val_pos"] for r in mine])),
         })
     return {"rows": rows, "summary": summary}
 
 
 def table(result: dict, n_clips: int) -> str:
     lines = [f"| labels | clips | fresh feeds p50 s (fit / score / feeds) | `train_label` p50 s | reference fit p50 s | "
-             "reference fit / fast fit | AP fast | AP reference | AP gap mean (worst) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "reference fit / fast fit | hash-split AP fast / reference | gap mean (worst) | "
+             "held-out AP fast / reference | gap mean (worst) |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in result["summary"]:
         tl = f"{s['train_label_p50_s']:.3f}" if s["train_label_p50_s"] is not None else "-"
         lines.append(
             f"| {s['labels']} | {n_clips} | {s['fresh_feeds_p50_s']:.3f} ({s['fit_p50_s']:.3f} / {s['score_p50_s']:.3f} / "
             f"{s['feeds_p50_s']:.3f}) | {tl} | {s['reference_fit_p50_s']:.3f} | "
-            f"{s['reference_fit_p50_s'] / s['fit_p50_s']:.0f}x | {s['ap_fast_mean']:.4f} | {s['ap_reference_mean']:.4f} | "
-            f"{s['ap_gap_mean']:+.4f} ({s['ap_gap_worst']:+.4f}) |")
+            f"{s['reference_fit_p50_s'] / s['fit_p50_s']:.1f}x | {s['ap_fast_mean']:.4f} / {s['ap_reference_mean']:.4f} | "
+            f"{s['ap_gap_mean']:+.4f} ({s['ap_gap_worst']:+.4f}) | {s['heldout_ap_fast_mean']:.4f} / "
+            f"{s['heldout_ap_reference_mean']:.4f} | {s['heldout_gap_mean']:+.4f} ({s['heldout_gap_worst']:+.4f}) |")
     return "\n".join(lines)
 
 

@@ -87,8 +87,22 @@ def compute_feeds(keys: Sequence[str], scores: np.ndarray, labelled: np.ndarray,
     return pl.concat(parts)
 
 
-def labelled_mask(corpus_keys: np.ndarray, labelled_keys: Sequence[str]) -> np.ndarray:
-    return np.isin(np.asarray(corpus_keys, dtype=object), np.asarray(list(labelled_keys), dtype=object))
+def labelled_mask(corpus_keys, labelled_keys: Sequence[str]) -> np.ndarray:
+    """True for the corpus rows whose key was labelled (keys outside the corpus are ignored).
+
+    Given a Corpus, its key index is used (cost grows with the labels, not the corpus);
+    np.isin on object arrays took seconds for 100k clips.
+    """
+    from va_core.embeddings import Corpus
+
+    if isinstance(corpus_keys, Corpus):
+        mask = np.zeros(len(corpus_keys), dtype=bool)
+        present = [k for k in labelled_keys if corpus_keys.has(k)]
+        mask[corpus_keys.positions(present)] = True
+        return mask
+    wanted = set(labelled_keys)
+    keys = list(corpus_keys)
+    return np.fromiter((k in wanted for k in keys), dtype=bool, count=len(keys))
 
 
 def _with_clip_info(wh, items: list[dict]) -> list[dict]:
@@ -122,7 +136,7 @@ def zero_shot(settings, label: str, k: int = 10, encoder_id: str | None = None,
     scores = corpus.matrix @ vector
     if exclude is None:
         exclude = label_set(wh, label).labelled
-    candidates = np.flatnonzero(~labelled_mask(corpus.keys, exclude))
+    candidates = np.flatnonzero(~labelled_mask(corpus, exclude))
     rows = rank("top_positive", scores, candidates, k)
     items = [{"feed": ZERO_SHOT, "rank": i + 1, "clip_key": corpus.keys[r], "score": float(scores[r]), "query": query}
              for i, r in enumerate(rows)]

@@ -129,7 +129,7 @@ def _random_clips(settings, label: str, k: int, exclude: Sequence[str], encoder_
     from va_core.embeddings import load_corpus
 
     corpus = load_corpus(warehouse_of(settings), encoder_id_for(settings, encoder_id))
-    candidates = np.flatnonzero(~labelled_mask(corpus.keys, exclude))
+    candidates = np.flatnonzero(~labelled_mask(corpus, exclude))
     rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(exclude)))
     return [{"feed": "random", "rank": i + 1, "clip_key": corpus.keys[r], "score": None} for i, r in enumerate(rows)]
 

@@ -113,7 +113,7 @@ def score_corpus(model: LinearModel, corpus: Corpus) -> np.ndarray:
 
 def build_feeds(ls: LabelSet, corpus: Corpus, scores: np.ndarray, model_version: int,
                 k: int = FEED_SIZE, threshold: float = 0.5) -> pl.DataFrame:
-    return compute_feeds(corpus.keys, scores, labelled_mask(corpus.keys, ls.labelled), ls.label, model_version, k,
+    return compute_feeds(corpus.keys, scores, labelled_mask(corpus, ls.labelled), ls.label, model_version, k,
                          threshold=threshold)
 
 
