@@ -181,29 +181,33 @@ def stored_feed(settings, label: str, feed: str, k: int = 10, exclude: Sequence[
 
 
 def get_feed(settings, label: str, feed: str | None = None, k: int = 10, encoder_id: str | None = None) -> list[dict]:
-    """Clips to label next: one feed, or ``next`` (the label's policy chooses), or zero-shot."""
+    """Clips to label next: one feed, ``zero_shot``, or ``next``/None (the label's policy chooses)."""
     validate_label(label)
-    if k <= 0:
-        raise InputError(f"k must be positive, got {k}")
+    if not isinstance(k, int) or k <= 0:
+        raise InputError(f"k must be a positive number of clips, got {k!r}")
     if feed == ZERO_SHOT:
         return zero_shot(settings, label, k, encoder_id)
-    if feed == NEXT:
+    if feed in (None, NEXT):
         from va_core.policy import next_clips
 
         return next_clips(settings, label, k, encoder_id=encoder_id)["clips"]
     return stored_feed(settings, label, feed, k)
 
 
-def cli_feeds(args, settings):
+def all_feeds(settings, label: str, k: int = 10, encoder_id: str | None = None) -> dict[str, list[dict]]:
+    """Every feed of the label's latest model, or only ``zero_shot`` when it has none yet."""
     wh = warehouse_of(settings)
+    validate_label(label)
+    if _latest_model_version(wh, label) is None:
+        return {ZERO_SHOT: zero_shot(settings, label, k, encoder_id)}
+    exclude = label_set(wh, label).labelled
+    return {f: stored_feed(settings, label, f, k, exclude=exclude) for f in FEEDS}
+
+
+def cli_feeds(args, settings):
     label = validate_label(args.label)
     if args.feed is None:
-        # every feed of the latest model, or the zero-shot feed when there is none yet
-        if _latest_model_version(wh, label) is None:
-            groups = {ZERO_SHOT: zero_shot(settings, label, args.k)}
-        else:
-            exclude = label_set(wh, label).labelled
-            groups = {f: stored_feed(settings, label, f, args.k, exclude=exclude) for f in FEEDS}
+        groups = all_feeds(settings, label, args.k)
     elif args.feed == NEXT:
         from va_core.policy import next_clips
 
@@ -214,7 +218,8 @@ def cli_feeds(args, settings):
     lines = []
     for name, items in groups.items():
         lines.append(f"{label} / {name}:")
-        lines += [f"  {i['rank']:>3}  {i['score']:.4f}  {i['clip_key']}" for i in items]
+        lines += [f"  {i['rank']:>3}  {'-' if i['score'] is None else format(i['score'], '.4f'):>6}  {i['clip_key']}"
+                  for i in items]
         if not items:
             lines.append("  (no unlabelled clip left)")
     return {"label": label, "feeds": groups}, "\n".join(lines)

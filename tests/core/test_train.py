@@ -129,3 +129,24 @@ def test_the_steps_compose_into_train_label(trained):
     assert not set(feeds["clip_key"]) & set(ls.labelled)
     assert feeds.filter(pl.col("feed") == "top_positive")["score"].to_list() == sorted(
         feeds.filter(pl.col("feed") == "top_positive")["score"].to_list(), reverse=True)
+
+
+def test_clusters_are_stored_and_refreshed_when_the_corpus_changes(tmp_path):
+    from va_core.clusters import refresh_clusters
+    from va_core.embeddings import load_corpus
+    from va_core.synthetic import make_corpus, write_corpus
+
+    settings, wh, corpus = make_home(tmp_path / "home", n=300)
+    c1 = load_corpus(wh, TINY_ID)
+    clusters, computed = refresh_clusters(wh, c1)
+    assert computed and len(clusters) == 300 and set(clusters.tolist()) == set(range(10))
+    stored = wh.read("clip_clusters").sort("clip_key")
+    assert stored["clip_key"].to_list() == c1.keys.tolist() and stored["cluster_index"].to_list() == clusters.tolist()
+    assert set(stored["embeddings_version"]) == {c1.version}
+    assert refresh_clusters(wh, c1)[1] is False  # unchanged corpus: read back, not recomputed
+    more = make_corpus(50, dim=64, seed=9, encoder_id=TINY_ID)
+    more = type(more)([k.replace("synth", "extra") for k in more.keys], more.matrix, more.topics, TINY_ID)
+    write_corpus(wh, more)
+    c2 = load_corpus(wh, TINY_ID)
+    clusters2, computed2 = refresh_clusters(wh, c2)
+    assert computed2 and len(clusters2) == 350 and wh.count("clip_clusters") == 350
