@@ -1,0 +1,290 @@
+"""The labelling app end to end: `python -m va_ui` on 127.0.0.1, driven in headless Chromium.
+
+A simulated expert answers from the sample corpus's ground truth, with the keyboard.
+Screenshots of each part go to docs/screenshots/.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from playwright.sync_api import expect
+
+from va_core.warehouse import Warehouse
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+EMBEDDINGS_ONLY_KEY = "paper-import-0001|0"
+
+
+def _chromium():
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("chromium is not installed: run `make browser` (Debian's chromium package)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(ui_template, tmp_path_factory, app_server):
+    """The app on a copy of the ingested home, plus one clip imported as embeddings only."""
+    home = tmp_path_factory.mktemp("browser") / "va-home"
+    shutil.copytree(ui_template["home"], home)
+    wh = Warehouse(str(home / "warehouse"))
+    some = wh.read("clip_embeddings").row(0, named=True)
+    wh.append("clips", pa.table({"clip_key": [EMBEDDINGS_ONLY_KEY], "video_id": ["paper-import-0001"],
+                                 "frame_in": [0], "frame_out": [47], "start_s": [0.0], "end_s": [2.0]}))
+    wh.append("clip_embeddings", [{"clip_key": EMBEDDINGS_ONLY_KEY, "video_id": "paper-import-0001",
+                                   "encoder_id": some["encoder_id"], "embedding": some["embedding"]}])
+    server = app_server(home, home.parent / "ui.log")
+    yield {"server": server, "home": home, "wh": wh, "corpus": ui_template["corpus"]}
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def truth(served):
+    from va_core.sample_corpus import truth_for_clips
+
+    frame = truth_for_clips(served["corpus"].dir, served["wh"].read("clips").filter(
+        pl.col("clip_key") != EMBEDDINGS_ONLY_KEY))
+    return {r["clip_key"]: r for r in frame.iter_rows(named=True)}
+
+
+@pytest.fixture(scope="module")
+def colour(truth):
+    """The label the experts teach: the most common background colour of the corpus."""
+    return Counter(r["colour"] for r in truth.values()).most_common(1)[0][0]
+
+
+def _open(browser, url: str, name: str):
+    page = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url)
+    page.locator("#va-name input, #va-name textarea").first.fill(name)
+    return page
+
+
+def _wait_text(page, selector: str, text: str, timeout: float = 30_000):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)",
+                               arg=[selector, text], timeout=timeout)
+    except PlaywrightTimeout:
+        shown = page.locator(selector).inner_text() if page.locator(selector).count() else "(absent)"
+        status = page.locator("#va-status").inner_text()
+        raise AssertionError(f"{text!r} never appeared in {selector}: {shown[:300]!r}; status {status!r}") from None
+
+
+def _wait_videos(page, selector: str):
+    """Every clip under ``selector`` has a frame to show (they play from the clip route)."""
+    page.wait_for_function("s => [...document.querySelectorAll(s + ' video')].every(v => v.readyState >= 2)",
+                           arg=selector)
+
+
+def _tab(page, name: str):
+    page.get_by_role("tab", name=name).click()
+
+
+def _pick_label(page, label: str):
+    box = page.locator("#va-label input")
+    box.click()
+    box.fill(label)
+    page.get_by_role("option", name=label, exact=True).click()
+
+
+def _shown_key(page) -> str:
+    player = page.locator("#va-player .va-player[data-key]")
+    player.wait_for()
+    return player.get_attribute("data-key")
+
+
+def _session_count(page) -> int:
+    text = page.locator("#va-progress").inner_text()
+    m = re.search(r"(\d+) labelled this session", text)
+    return int(m.group(1)) if m else 0
+
+
+def _wait_count(page, n: int):
+    page.wait_for_function(
+        "n => (document.querySelector('#va-progress')?.innerText.match(/(\\d+) labelled this session/) || [])[1] == n",
+        arg=n)
+
+
+def _answer_by_keyboard(page, truth, colour: str, n: int) -> list[tuple[str, bool]]:
+    done = []
+    while len(done) < n:
+        key = _shown_key(page)
+        if key not in truth:  # no video to judge: skip it
+            page.locator("body").press("s")
+            page.wait_for_function("k => document.querySelector('#va-player [data-key]')?.dataset.key !== k", arg=key)
+            continue
+        value = truth[key]["colour"] == colour
+        before = _session_count(page)
+        page.locator("body").press("y" if value else "n")
+        _wait_count(page, before + 1)
+        done.append((key, value))
+    return done
+
+
+def _events(served, label: str) -> pl.DataFrame:
+    return served["wh"].read("label_events", where={"label": label})
+
+
+def test_expert_searches_labels_builds_and_approves(served, browser, truth, colour):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    label = f"{colour}_scene"
+    page = _open(browser, served["server"].url, "maria")
+
+    # Label: create it with a description
+    page.locator("#va-new-label input, #va-new-label textarea").first.fill(label)
+    page.locator("#va-new-desc input, #va-new-desc textarea").first.fill(f"a {colour} background")
+    page.locator("#va-save-label").click()
+    _wait_text(page, "#va-labels-table", label)
+    _wait_text(page, "#va-status", "saved")
+    page.screenshot(path=str(SHOTS / "label.png"))
+
+    # Search: the description is the query; every result is a playing clip (or a card without video)
+    _tab(page, "Search")
+    query = page.locator("#va-query input, #va-query textarea").first
+    expect(query).to_have_value(f"a {colour} background")
+    page.locator("#va-search").click()
+    cards = page.locator("#va-results .va-card")
+    cards.first.wait_for()
+    n_cards = cards.count()
+    assert n_cards == 12
+    page.wait_for_function("() => [...document.querySelectorAll('#va-results video')].some(v => v.readyState >= 2)")
+    marked = []
+    for i in range(n_cards):
+        card = cards.nth(i)
+        key = card.get_attribute("data-key")
+        if key not in truth:
+            continue
+        value = truth[key]["colour"] == colour
+        card.locator(".va-btn-yes" if value else ".va-btn-no").click()
+        marked.append((key, value))
+    page.wait_for_function(
+        "n => { const t = document.querySelector('#va-status')?.innerText || '';"
+        " const m = t.match(/(\\d+) yes · (\\d+) no/); return m && (+m[1] + +m[2]) == n; }", arg=len(marked))
+    _wait_videos(page, "#va-results")
+    page.screenshot(path=str(SHOTS / "search.png"))
+
+    # Annotate: five clips with the keyboard, then undo one and answer it again
+    _tab(page, "Annotate")
+    page.locator("#va-start").click()
+    first = _shown_key(page)
+    keyed = _answer_by_keyboard(page, truth, colour, 5)
+    assert keyed[0][0] == first
+    page.locator("body").press("u")
+    _wait_count(page, 4)
+    assert _shown_key(page) == keyed[-1][0]
+    keyed = keyed[:-1] + _answer_by_keyboard(page, truth, colour, 1)
+    _wait_videos(page, "#va-player")
+    page.screenshot(path=str(SHOTS / "annotate.png"), full_page=True)
+
+    events = _events(served, label)
+    assert events.height == len(marked) + len(keyed)  # the undone event is gone; its redo is in keyed
+    assert set(events["annotator"]) == {"maria"}
+    expected = dict(marked + keyed)
+    latest = events.sort("created_at").group_by("clip_key", maintain_order=True).agg(pl.col("value").last())
+    assert dict(latest.iter_rows()) == expected
+    assert set(events.filter(pl.col("source") == "search")["clip_key"]) == {k for k, _ in marked}
+
+    # Model: build, AP appears; approve after seeing the checks
+    _tab(page, "Model")
+    page.locator("#va-build-model").click()
+    page.wait_for_function("() => document.querySelector('#va-quality')?.innerText.includes('v1')", timeout=60_000)
+    quality = page.locator("#va-quality").inner_text()
+    assert re.search(r"\d\.\d{3}\s*±\s*\d\.\d{3}", quality), quality
+    page.locator("#va-approve").click()
+    page.locator("#va-checks").get_by_text("beats random baseline").wait_for()
+    _wait_videos(page, "#va-previews")
+    page.screenshot(path=str(SHOTS / "model.png"), full_page=True)
+    page.locator("#va-confirm").click()
+    page.wait_for_function("() => document.querySelector('#va-status')?.innerText.includes('approved')")
+    models = served["wh"].read("models", where={"label": label})
+    assert models.filter(pl.col("stage") == "approved")["model_version"].to_list() == [1]
+
+    # Review: every label of the set; change one
+    _tab(page, "Review")
+    table = page.locator("#va-review-table")
+    _wait_text(page, "#va-review-table", keyed[0][0])
+    keys = table.locator('[role="gridcell"][data-col="0"]')
+    texts = [t.strip() for t in keys.all_inner_texts()]
+    keys.nth(texts.index(keyed[0][0])).click()
+    page.wait_for_function("k => document.querySelector('#va-review-clip [data-key]')?.dataset.key === k", arg=keyed[0][0])
+    page.locator("#va-review-no" if keyed[0][1] else "#va-review-yes").click()
+    _wait_text(page, "#va-status", "changed to")
+    _wait_text(page, "#va-review-table", keyed[0][0])
+    _wait_videos(page, "#va-review-clip")
+    page.screenshot(path=str(SHOTS / "review.png"))
+    last = _events(served, label).sort("created_at").row(-1, named=True)
+    assert (last["clip_key"], last["value"], last["source"]) == (keyed[0][0], not keyed[0][1], "review")
+    page.context.close()
+
+
+def test_two_experts_at_once_lose_nothing(served, browser, truth, colour):
+    from va_core.labels import set_description
+
+    label = f"{colour}_shared"
+    set_description(served["wh"], label, f"{colour} background", annotator="lead")
+    pages = {name: _open(browser, served["server"].url, name) for name in ("ana", "ben")}
+    for name, page in pages.items():
+        _pick_label(page, label)
+        _tab(page, "Annotate")
+        page.locator("#va-source input").click()
+        page.get_by_role("option", name="random").click()
+        page.locator("#va-start").click()
+        _shown_key(page)
+    for i in range(1, 6):
+        # both presses are in flight together: neither waits for the other
+        for name, page in pages.items():
+            page.locator("body").press("y" if truth[_shown_key(page)]["colour"] == colour else "n")
+        for page in pages.values():
+            _wait_count(page, i)
+    events = _events(served, label)
+    assert Counter(events["annotator"].to_list()) == {"ana": 5, "ben": 5}
+    # each sees the other's labels after a refresh
+    ana = pages["ana"]
+    _tab(ana, "Review")
+    ana.locator("#va-review-refresh").click()
+    _wait_text(ana, "#va-review-table", "ben: ")
+    for page in pages.values():
+        page.context.close()
+
+
+def test_clip_without_video_shows_key_and_metadata(served, browser):
+    from va_core.labels import record_events
+
+    label = "imported_only"
+    record_events(served["wh"], [{"label": label, "clip_key": EMBEDDINGS_ONLY_KEY, "value": True}],
+                  annotator="importer", source="import")
+    page = _open(browser, served["server"].url, "maria")
+    _pick_label(page, label)
+    _tab(page, "Review")
+    _wait_text(page, "#va-review-table", EMBEDDINGS_ONLY_KEY)
+    page.locator('#va-review-table [role="gridcell"][data-col="0"]').first.click()
+    pane = page.locator("#va-review-clip")
+    _wait_text(page, "#va-review-clip", "no video")
+    assert pane.locator("video").count() == 0
+    text = pane.inner_text()
+    assert EMBEDDINGS_ONLY_KEY in text and "paper-import-0001" in text and "0.0s–2.0s" in text
+    page.screenshot(path=str(SHOTS / "no_video.png"))
+    page.context.close()

@@ -1,0 +1,205 @@
+"""Playable shots: each clip cut once from its video into a small mp4 cached under VA_HOME.
+
+Clips are addressed by clip key only. The key is looked up in the ``clips`` and ``videos``
+tables; the source path comes from the ``videos`` row and the cache file name is a hash
+computed here, so nothing a browser sends ever becomes a file-system path.
+
+A clip whose video is unavailable (an embeddings-only import, a failed or moved video,
+a remote URI) has no player: :func:`clip_info` says why, and the UI shows its key and
+metadata instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from va_core.errors import InputError, NotFound
+from va_core.warehouse import Warehouse
+
+MAX_SIDE = 480  # editors judge content, not pixels: small files start playing at once
+CRF = 28
+MAX_KEY_LENGTH = 512
+CUT_FORMAT_VERSION = 1  # bump when the encoding changes so cached cuts are redone
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    clip_key: str
+    video_id: str | None
+    start_s: float | None
+    end_s: float | None
+    frame_in: int | None
+    frame_out: int | None
+    uri: str | None
+    playable: bool
+    reason: str | None  # why there is no player, for people
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.start_s is None or self.end_s is None:
+            return None
+        return self.end_s - self.start_s
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "duration_s": self.duration_s}
+
+
+def _check_key(clip_key) -> str:
+    if not isinstance(clip_key, str) or not clip_key or len(clip_key) > MAX_KEY_LENGTH:
+        raise InputError(f"a clip key is a non-empty string of at most {MAX_KEY_LENGTH} characters, got {clip_key!r}")
+    if any(ord(c) < 32 for c in clip_key):
+        raise InputError(f"clip key {clip_key[:40]!r} holds control characters")
+    return clip_key
+
+
+def _wh(settings) -> Warehouse:
+    return Warehouse.from_settings(settings)
+
+
+def clip_infos(settings, clip_keys: list[str]) -> dict[str, ClipInfo]:
+    """Metadata and playability of many clips with two table reads (one per table)."""
+    keys = sorted({_check_key(k) for k in clip_keys})
+    if not keys:
+        return {}
+    wh = _wh(settings)
+    clips = {r["clip_key"]: r for r in wh.arrow(
+        "clips", columns=["clip_key", "video_id", "frame_in", "frame_out", "start_s", "end_s"],
+        where={"clip_key": keys}).to_pylist()}
+    video_ids = sorted({r["video_id"] for r in clips.values() if r["video_id"] is not None})
+    videos = {}
+    if video_ids:
+        videos = {r["video_id"]: r for r in wh.arrow(
+            "videos", columns=["video_id", "uri", "status"], where={"video_id": video_ids}).to_pylist()}
+    embedded: set[str] = set()
+    if len(clips) < len(keys):
+        embedded = set(wh.arrow("clip_embeddings", columns=["clip_key"],
+                                where={"clip_key": [k for k in keys if k not in clips]}).column("clip_key").to_pylist())
+    out = {}
+    for key in keys:
+        clip = clips.get(key)
+        if clip is None:
+            why = "imported as embeddings only" if key in embedded else "unknown clip key"
+            out[key] = ClipInfo(key, key.split("|", 1)[0] if "|" in key else None, None, None, None, None, None,
+                                False, why)
+            continue
+        video = videos.get(clip["video_id"])
+        uri = video["uri"] if video else None
+        reason = None
+        if video is None:
+            reason = "no video row: imported as embeddings only"
+        elif video["status"] != "ok":
+            reason = f"video status is {video['status']!r}"
+        elif not uri or "://" in uri and not uri.startswith("file://"):
+            reason = f"video is not a local file ({uri})"
+        elif not Path(_local(uri)).is_file():
+            reason = f"video file is missing ({uri})"
+        elif clip["start_s"] is None or clip["end_s"] is None:
+            reason = "clip has no start and end times"
+        out[key] = ClipInfo(key, clip["video_id"], clip["start_s"], clip["end_s"], clip["frame_in"],
+                            clip["frame_out"], uri, reason is None, reason)
+    return out
+
+
+def clip_info(settings, clip_key: str) -> ClipInfo:
+    return clip_infos(settings, [clip_key])[clip_key]
+
+
+def _local(uri: str) -> str:
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def cache_path(settings, info: ClipInfo) -> Path:
+    """Where a clip's cut lives: a hash of what the cut depends on, never request text."""
+    source = Path(_local(info.uri))
+    stat = source.stat()
+    digest = hashlib.sha256(
+        f"{CUT_FORMAT_VERSION}\n{info.clip_key}\n{source.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}\n"
+        f"{info.start_s!r}\n{info.end_s!r}".encode()
+    ).hexdigest()[:40]
+    return Path(settings.cache_dir) / "clips" / digest[:2] / f"{digest}.mp4"
+
+
+_locks: dict[Path, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(path, threading.Lock())
+
+
+def clip_file(settings, clip_key: str) -> Path:
+    """The clip's own mp4 (H.264, at most 480 px, no audio), cut on first use and cached.
+
+    Raises NotFound when the clip has no playable video; the message says why.
+    """
+    info = clip_info(settings, clip_key)
+    if not info.playable:
+        raise NotFound(f"clip {clip_key!r} has no video to play: {info.reason}")
+    path = cache_path(settings, info)
+    if path.exists():
+        return path
+    with _lock_for(path):  # two viewers asking for one new clip cut it once
+        if path.exists():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.mp4")
+        try:
+            cut(Path(_local(info.uri)), info.start_s, info.end_s, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
+def _even(n: float) -> int:
+    return max(2, int(round(n / 2)) * 2)
+
+
+def cut(source: Path, start_s: float, end_s: float, dest: Path, max_side: int = MAX_SIDE) -> int:
+    """Re-encode the frames of [start_s, end_s) of ``source`` into ``dest``; returns the frame count.
+
+    Seeks to the keyframe before ``start_s`` rather than decoding from the beginning.
+    """
+    import av
+
+    if end_s <= start_s:
+        raise InputError(f"clip span [{start_s}, {end_s}) of {source.name} is empty")
+    with av.open(str(source)) as src:
+        if not src.streams.video:
+            raise NotFound(f"{source.name} has no video stream")
+        stream = src.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        half = 0.5 / float(rate)
+        if start_s > 0 and stream.time_base:
+            src.seek(int(max(0.0, start_s - 1.0) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        scale = min(1.0, max_side / max(stream.codec_context.width, stream.codec_context.height))
+        width, height = _even(stream.codec_context.width * scale), _even(stream.codec_context.height * scale)
+        n = 0
+        with av.open(str(dest), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
+            enc = out.add_stream("libx264", rate=rate)
+            enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+            enc.options = {"crf": str(CRF), "preset": "veryfast", "tune": "fastdecode"}
+            for frame in src.decode(stream):
+                t = frame.time
+                if t is None or t < start_s - half:
+                    continue
+                if t >= end_s - half:
+                    break
+                image = frame.reformat(width=width, height=height, format="yuv420p")
+                image.pts = n
+                image.time_base = Fraction(1) / rate
+                for packet in enc.encode(image):
+                    out.mux(packet)
+                n += 1
+            for packet in enc.encode(None):
+                out.mux(packet)
+    if n == 0:
+        dest.unlink(missing_ok=True)
+        raise NotFound(f"no frames of {source.name} fall in [{start_s:.3f}, {end_s:.3f}) s")
+    return n

@@ -1,0 +1,421 @@
+"""What the app's buttons do, as plain functions over va_core (no Gradio here).
+
+Each function takes Settings and plain values and returns plain data, so it is tested
+without a browser. The app (va_ui/app.py) only turns these into components.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from va_core import labels as labels_mod
+from va_core.errors import InputError, NotFound, VAError
+from va_core.playback import clip_infos
+from va_core.warehouse import Warehouse
+
+SEARCH_K = 12
+QUEUE_K = 20
+PREVIEW_K = 4
+SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "zero_shot"]
+REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
+MAX_NAME = 64
+
+
+def _wh(settings) -> Warehouse:
+    return Warehouse.from_settings(settings)
+
+
+# -- who is labelling ---------------------------------------------------------------
+
+def annotator_name(login: str | None, typed: str | None) -> str:
+    """The login when there is one, else the typed name; no name, no label."""
+    if login:
+        return login
+    name = (typed or "").strip()
+    if not name:
+        raise InputError("type your name at the top first: every label records who gave it")
+    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
+        raise InputError(f"a name is at most {MAX_NAME} printable characters")
+    return name
+
+
+# -- labels ---------------------------------------------------------------------------
+
+def label_choices(settings) -> list[str]:
+    """Labels with events or a description, for the label picker."""
+    wh = _wh(settings)
+    names = set(labels_mod.known_labels(wh))
+    if wh.exists("label_descriptions"):
+        names |= set(wh.read("label_descriptions", columns=["label"])["label"].to_list())
+    return sorted(names)
+
+
+def save_label(settings, label: str, description: str | None, annotator: str) -> dict:
+    """Create a label or change its description (the text query for zero-shot search)."""
+    label = labels_mod.validate_label((label or "").strip())
+    text = (description or "").strip()
+    if text:
+        if text != (labels_mod.description(settings, label) or ""):
+            labels_mod.set_description(settings, label, text, annotator=annotator)
+    elif labels_mod.description(settings, label) is None:
+        raise InputError(f"describe {label!r} in a few words: the description is its first search query")
+    return label_summary(settings, label)
+
+
+def label_summary(settings, label: str) -> dict:
+    labels_mod.validate_label(label)
+    ls = labels_mod.label_set(settings, label)
+    return {**ls.summary(), "description": labels_mod.description(settings, label)}
+
+
+def labels_table(settings) -> pl.DataFrame:
+    rows = labels_mod.labels_overview(settings)
+    described = set(label_choices(settings))
+    seen = {r["label"] for r in rows}
+    for name in sorted(described - seen):  # described but not labelled yet
+        rows.append({"label": name, "n_pos": 0, "n_neg": 0, "n_conflicts": 0, "agreement": None,
+                     "n_events": 0, "n_annotators": 0, "last_labelled_at": None,
+                     "description": labels_mod.description(settings, name)})
+    if not rows:
+        return pl.DataFrame(schema={"label": pl.String, "description": pl.String, "yes": pl.Int64,
+                                    "no": pl.Int64, "conflicts": pl.Int64, "annotators": pl.Int64})
+    return pl.DataFrame([{
+        "label": r["label"], "description": r.get("description") or "", "yes": int(r["n_pos"] or 0),
+        "no": int(r["n_neg"] or 0), "conflicts": int(r["n_conflicts"] or 0),
+        "annotators": int(r["n_annotators"] or 0),
+    } for r in rows]).sort("label")
+
+
+# -- clips ----------------------------------------------------------------------------
+
+def enrich(settings, label: str | None, items: list[dict], annotator: str | None = None) -> list[dict]:
+    """Add playability, metadata and the current vote of ``label`` to clip items."""
+    if not items:
+        return []
+    keys = [i["clip_key"] for i in items]
+    infos = clip_infos(settings, keys)
+    votes: dict[str, dict] = {}
+    if label:
+        ls = labels_mod.label_set(settings, label)
+        wanted = set(keys)
+        for row in ls.clips.iter_rows(named=True):
+            if row["clip_key"] in wanted:
+                votes[row["clip_key"]] = row
+    out = []
+    for item in items:
+        info = infos[item["clip_key"]]
+        vote = votes.get(item["clip_key"], {})
+        out.append({**info.as_dict(), **item, "value": vote.get("value"),
+                    "pos_cnt": vote.get("pos_cnt"), "annotator_cnt": vote.get("annotator_cnt")})
+    return out
+
+
+def search(settings, label: str | None, query: str, k: int = SEARCH_K) -> list[dict]:
+    """Text-to-video search; each result carries the current vote for ``label``."""
+    from va_core.search import search_text
+
+    query = (query or "").strip()
+    if not query:
+        raise InputError("type what to look for, e.g. 'a red car at night'")
+    hits = search_text(settings, query, int(k))
+    items = [{"clip_key": h["clip_key"], "score": float(h["score"]), "source": "search"}
+             for h in hits.iter_rows(named=True)]
+    return enrich(settings, label, items)
+
+
+def mark(settings, label: str, clip_key: str, value: bool, annotator: str, source: str) -> dict:
+    """Record one label event; returns what undo needs (label, clip, annotator, table version)."""
+    labels_mod.validate_label(label)
+    if not isinstance(value, bool):
+        raise InputError(f"a label is yes or no, got {value!r}")
+    version = labels_mod.record_events(settings, [labels_mod.LabelEvent(label, clip_key, value, annotator, source)])
+    return {"label": label, "clip_key": clip_key, "value": value, "annotator": annotator, "source": source,
+            "label_events_version": version}
+
+
+def undo(settings, recorded: dict) -> dict:
+    """Take back one event this session recorded.
+
+    The event is deleted from ``label_events`` by its id, so the clip's label set is
+    exactly what it was before the key press; the removal is a new table version and the
+    event stays readable by time travel.
+    """
+    wh = _wh(settings)
+    events = wh.read("label_events", where={"label": recorded["label"], "clip_key": recorded["clip_key"],
+                                             "annotator": recorded["annotator"]},
+                     version=recorded["label_events_version"])
+    if events.height == 0:
+        raise NotFound(f"no event of {recorded['annotator']} on {recorded['clip_key']} to undo")
+    event_id = events.sort(["created_at", "event_id"])["event_id"][-1]
+    wh.delete("label_events", {"event_id": event_id})
+    return {**recorded, "event_id": event_id}
+
+
+# -- the annotation queue -------------------------------------------------------------
+
+@dataclass
+class Session:
+    """One expert's place in the Annotate part: what plays now, what comes next, what to undo."""
+
+    label: str | None = None
+    source: str = "next"
+    queue: list[dict] = field(default_factory=list)
+    current: dict | None = None
+    recorded: list[dict] = field(default_factory=list)  # newest last; undo pops
+    skipped: set[str] = field(default_factory=set)
+    chosen_source: str | None = None  # what "next" picked
+    n_labelled: int = 0
+    message: str = ""
+
+
+def fetch(settings, label: str, source: str, k: int = QUEUE_K, exclude: set[str] = frozenset()) -> tuple[str, list[dict]]:
+    """Clips to annotate from one feed, or from the source the bandit policy picks ("next")."""
+    labels_mod.validate_label(label)
+    if source not in SOURCES:
+        raise InputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    if source == "next":
+        from va_core.policy import next_clips
+
+        batch = next_clips(settings, label, k + len(exclude))
+        chosen, rows = batch["source"], batch["clips"]
+    elif source == "random" and not _has_model(settings, label):
+        chosen, rows = source, _random_unlabelled(settings, label, k + len(exclude))
+    else:
+        from va_core.feeds import get_feed
+
+        chosen, rows = source, get_feed(settings, label, source, k=k + len(exclude))
+    items = [{"clip_key": r["clip_key"], "score": r.get("score"), "source": r.get("source") or r.get("feed") or chosen}
+             for r in rows if r["clip_key"] not in exclude][:k]
+    return chosen, enrich(settings, label, items)
+
+
+def _has_model(settings, label: str) -> bool:
+    from va_core.registry import latest_model
+
+    return latest_model(settings, label) is not None
+
+
+def _random_unlabelled(settings, label: str, k: int) -> list[dict]:
+    """Before the first model there is no stored random feed: sample unlabelled clips directly."""
+    from va_core.embeddings import load_corpus
+    from va_core.feeds import encoder_id_for, feed_seed, labelled_mask, rank
+
+    corpus = load_corpus(_wh(settings), encoder_id_for(settings))
+    labelled = labels_mod.label_set(settings, label).labelled
+    candidates = np.flatnonzero(~labelled_mask(corpus.keys, labelled))
+    rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(labelled)))
+    return [{"clip_key": corpus.keys[r], "score": None, "feed": "random"} for r in rows]
+
+
+def start(settings, session: Session, label: str, source: str) -> Session:
+    labels_mod.validate_label(label)
+    chosen, items = fetch(settings, label, source)
+    session = Session(label=label, source=source, recorded=session.recorded if session.label == label else [],
+                      n_labelled=session.n_labelled if session.label == label else 0)
+    session.chosen_source = chosen
+    session.queue = items
+    return advance(settings, session)
+
+
+def advance(settings, session: Session) -> Session:
+    """Show the next clip; refill from the source when the queue runs dry."""
+    if not session.queue and session.label:
+        exclude = set(session.skipped)
+        chosen, session.queue = fetch(settings, session.label, session.source, exclude=exclude)
+        session.chosen_source = chosen
+    session.current = session.queue.pop(0) if session.queue else None
+    return session
+
+
+def answer(settings, session: Session, value: bool | None, annotator: str, shown_key: str | None = None) -> Session:
+    """Yes / No records an event and moves on; Skip (None) moves on without one.
+
+    ``shown_key`` is the clip the expert saw when pressing; if another clip is current by
+    now (a second press raced the first), nothing is recorded.
+    """
+    if session.current is None:
+        raise InputError("no clip to label: pick a label and a source, then press Start")
+    item = session.current
+    if shown_key is not None and shown_key != item["clip_key"]:
+        raise InputError(f"that press was for {shown_key}, which is no longer on screen: nothing recorded")
+    if value is None:
+        session.skipped.add(item["clip_key"])
+        session.message = f"skipped {item['clip_key']}"
+    else:
+        event = mark(settings, session.label, item["clip_key"], value, annotator, item.get("source") or session.source)
+        session.recorded.append({**event, "item": item})
+        session.n_labelled += 1
+        session.message = f"{'yes' if value else 'no'}: {item['clip_key']}"
+    return advance(settings, session)
+
+
+def refill(settings, session: Session) -> Session:
+    """After a build the feeds are new: keep the clip on screen, take the rest from the new feeds."""
+    exclude = set(session.skipped) | ({session.current["clip_key"]} if session.current else set())
+    chosen, session.queue = fetch(settings, session.label, session.source, exclude=exclude)
+    session.chosen_source = chosen
+    if session.current is None:
+        return advance(settings, session)
+    return session
+
+
+def take_back(settings, session: Session) -> Session:
+    """Undo the last label of this session and show that clip again."""
+    if not session.recorded:
+        raise InputError("nothing to undo in this session")
+    event = session.recorded.pop()
+    undo(settings, event)
+    session.n_labelled -= 1
+    if session.current is not None:
+        session.queue.insert(0, session.current)
+    session.current = enrich(settings, session.label, [event["item"]])[0]
+    session.message = f"undone: {event['clip_key']} was {'yes' if event['value'] else 'no'}"
+    return session
+
+
+# -- model ----------------------------------------------------------------------------
+
+def build(settings, label: str) -> dict:
+    """Retrain in-process with the same function the orchestrator runs; returns its summary."""
+    from va_core.train import train_label
+
+    labels_mod.validate_label(label)
+    t0 = time.perf_counter()
+    result = train_label(settings, label)
+    return {"result": result, "seconds": time.perf_counter() - t0}
+
+
+def model_history(settings, label: str) -> pl.DataFrame:
+    """Every model version of ``label`` with its evaluation, oldest first."""
+    labels_mod.validate_label(label)
+    wh = _wh(settings)
+    models = wh.read("models", where={"label": label})
+    if models.height == 0:
+        return pl.DataFrame()
+    evals = wh.read("evaluations", where={"label": label}).drop(["label_events_version", "encoder_id"], strict=False)
+    return (models.join(evals, on=["label", "model_version"], how="left")
+            .with_columns((pl.col("n_pos") + pl.col("n_neg")).alias("n_labels"))
+            .sort("model_version"))
+
+
+def feed_previews(settings, label: str, k: int = PREVIEW_K) -> dict[str, list[dict]]:
+    from va_core.feeds import FEEDS, stored_feed
+
+    out = {}
+    exclude = labels_mod.label_set(settings, label).labelled
+    for name in FEEDS:
+        rows = stored_feed(settings, label, name, k=k, exclude=exclude)
+        out[name] = enrich(settings, label, [{"clip_key": r["clip_key"], "score": r.get("score")} for r in rows])
+    return out
+
+
+def approval_checks(settings, label: str, version: int | None = None) -> dict:
+    """The checks of a version (default: the latest), as stored when it was trained.
+
+    They are what ``registry.approve`` looks at, so the dialog shows exactly why an
+    approval would be refused.
+    """
+    from va_core.checks import parse_report
+    from va_core.registry import get_model
+
+    row = get_model(settings, labels_mod.validate_label(label), version)
+    checks = [c.as_dict() for c in parse_report(row.get("checks_report"))]
+    passed = bool(row.get("checks_passed")) and all(c["passed"] for c in checks if c["blocking"])
+    return {"label": label, "model_version": int(row["model_version"]), "stage": row["stage"], "ap": row["ap"],
+            "n_pos": row["n_pos"], "n_neg": row["n_neg"], "encoder_id": row["encoder_id"],
+            "label_events_version": row["label_events_version"], "passed": passed, "checks": checks}
+
+
+def approve(settings, label: str, version: int, by: str) -> dict:
+    """Approve exactly the version whose checks were shown; registry refuses failed checks."""
+    from va_core.registry import approve as do_approve
+
+    if version is None:
+        raise InputError("press Approve first to see the checks of the version you approve")
+    return do_approve(settings, labels_mod.validate_label(label), version=int(version), by=by,
+                      reason="approved in the labelling app")
+
+
+# -- review ---------------------------------------------------------------------------
+
+def review_rows(settings, label: str, which: str = "all", annotator: str | None = None,
+                contains: str = "") -> pl.DataFrame:
+    """Every clip of the label set with its votes, filtered; newest change first."""
+    labels_mod.validate_label(label)
+    if which not in REVIEW_FILTERS:
+        raise InputError(f"unknown filter {which!r}; choose one of {', '.join(REVIEW_FILTERS)}")
+    wh = _wh(settings)
+    events = labels_mod.read_events(wh, label)
+    empty = pl.DataFrame(schema={"clip_key": pl.String, "label": pl.String, "yes": pl.Int32, "votes": pl.Int32,
+                                 "annotators": pl.String, "your vote": pl.String, "changed": pl.String})
+    if events.height == 0:
+        return empty
+    agg = labels_mod.aggregate(events)
+    latest = (events.sort(["created_at", "event_id"])
+              .group_by(["clip_key", "annotator"], maintain_order=True).agg(pl.col("value").last(),
+                                                                           pl.col("created_at").last()))
+    who = latest.group_by("clip_key").agg(
+        pl.concat_str([pl.col("annotator"), pl.when(pl.col("value")).then(pl.lit("yes")).otherwise(pl.lit("no"))],
+                      separator=": ").sort().str.join(", ").alias("annotators"),
+        pl.col("created_at").max().alias("changed_at"),
+    )
+    mine = (latest.filter(pl.col("annotator") == (annotator or ""))
+            .select("clip_key", pl.when(pl.col("value")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("your vote")))
+    frame = (agg.join(who, on="clip_key").join(mine, on="clip_key", how="left")
+             .with_columns(pl.when(pl.col("conflict")).then(pl.lit("conflict"))
+                           .when(pl.col("value")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("label")))
+    if which == "yes":
+        frame = frame.filter(pl.col("value") == True)  # noqa: E712
+    elif which == "no":
+        frame = frame.filter(pl.col("value") == False)  # noqa: E712
+    elif which == "conflicts":
+        frame = frame.filter(pl.col("conflict"))
+    elif which == "mine":
+        frame = frame.filter(pl.col("your vote").is_not_null())
+    if contains and contains.strip():
+        frame = frame.filter(pl.col("clip_key").str.contains(contains.strip(), literal=True))
+    if frame.height == 0:
+        return empty
+    return (frame.sort("changed_at", descending=True)
+            .select("clip_key", "label", pl.col("pos_cnt").alias("yes"), pl.col("annotator_cnt").alias("votes"),
+                    "annotators", pl.col("your vote").fill_null(""),
+                    pl.col("changed_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("changed")))
+
+
+def change(settings, label: str, clip_key: str, value: bool, annotator: str) -> dict:
+    """Change a label from the Review part: a new event by whoever is logged in."""
+    return mark(settings, label, clip_key, value, annotator, "review")
+
+
+def warm_up(settings) -> dict:
+    """Load what the first search and the first build need, before anyone waits for them.
+
+    Returns what was loaded; an empty home or an encoder whose weights cannot be had is
+    reported, not raised: the app still serves, and the action that needs it says why.
+    """
+    from va_core.embeddings import load_corpus
+    from va_core.encoders import load_encoder, parse_spec
+
+    done: dict = {}
+    t0 = time.perf_counter()
+    spec = parse_spec(settings.encoder)
+    try:
+        corpus = load_corpus(_wh(settings), spec.encoder_id)
+        done["clips"] = len(corpus)
+        load_encoder(spec)
+        done["encoder"] = spec.encoder_id
+        import sklearn.linear_model  # noqa: F401  (the first Build would pay for this import)
+    except VAError as exc:
+        done["problem"] = str(exc)
+    done["seconds"] = round(time.perf_counter() - t0, 2)
+    return done
+
+
+def describe_error(exc: Exception) -> str:
+    """What a person sees when something is refused."""
+    if isinstance(exc, VAError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

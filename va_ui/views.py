@@ -1,0 +1,161 @@
+"""HTML for clips: the search grid, the annotation player and feed previews.
+
+Everything people typed or files named is escaped here; clips are fetched by key from the
+app's own clip route, never by path.
+"""
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote
+
+CLIP_ROUTE = "/va/clip"
+
+
+def clip_url(clip_key: str) -> str:
+    return f"{CLIP_ROUTE}?key={quote(clip_key, safe='')}"
+
+
+def _fmt_s(value) -> str:
+    return "?" if value is None else f"{value:.1f}s"
+
+
+def meta_line(item: dict) -> str:
+    parts = []
+    if item.get("video_id"):
+        parts.append(str(item["video_id"]))
+    if item.get("start_s") is not None:
+        parts.append(f"{_fmt_s(item.get('start_s'))}–{_fmt_s(item.get('end_s'))}")
+    if item.get("score") is not None:
+        parts.append(f"score {item['score']:.3f}")
+    if item.get("source"):
+        parts.append(str(item["source"]).replace("_", " "))
+    return " · ".join(parts)
+
+
+def _media(item: dict, big: bool = False) -> str:
+    key = item["clip_key"]
+    if item.get("playable"):
+        # Muted autoplay is what browsers allow without a click; loop keeps a short shot in view.
+        return (f'<video class="va-video{" va-big" if big else ""}" src="{escape(clip_url(key))}" '
+                'autoplay muted loop playsinline preload="auto"></video>')
+    return ('<div class="va-novideo">'
+            f'<div class="va-novideo-key">{escape(key)}</div>'
+            f'<div class="va-novideo-why">no video: {escape(item.get("reason") or "unavailable")}</div>'
+            '</div>')
+
+
+def _state_class(value) -> str:
+    return {True: " va-yes", False: " va-no"}.get(value, "")
+
+
+def grid(items: list[dict], empty: str = "No clips.", actions: bool = True) -> str:
+    """Cards of clips that play; each with Yes / No buttons showing the current vote."""
+    if not items:
+        return f'<div class="va-empty">{escape(empty)}</div>'
+    cards = []
+    for item in items:
+        key = item["clip_key"]
+        buttons = ""
+        if actions:
+            buttons = ('<div class="va-actions">'
+                       '<button class="va-btn va-btn-yes" data-value="true" title="positive">Yes</button>'
+                       '<button class="va-btn va-btn-no" data-value="false" title="negative">No</button>'
+                       '</div>')
+        cards.append(
+            f'<div class="va-card{_state_class(item.get("value"))}" data-key="{escape(key)}">'
+            f'{_media(item)}'
+            f'<div class="va-cap"><span class="va-key">{escape(key)}</span>'
+            f'<span class="va-meta">{escape(meta_line(item))}</span></div>'
+            f'{buttons}</div>'
+        )
+    return f'<div class="va-grid">{"".join(cards)}</div>'
+
+
+def player(item: dict | None, empty: str) -> str:
+    """The one clip being annotated, large, looping."""
+    if item is None:
+        return f'<div class="va-player va-empty">{escape(empty)}</div>'
+    vote = item.get("value")
+    votes = ""
+    if vote is not None or item.get("annotator_cnt"):
+        votes = (f'<span class="va-votes">already labelled: {item.get("pos_cnt", 0)} yes of '
+                 f'{item.get("annotator_cnt", 0)}</span>')
+    return (f'<div class="va-player" data-key="{escape(item["clip_key"])}">{_media(item, big=True)}'
+            f'<div class="va-cap"><span class="va-key">{escape(item["clip_key"])}</span>'
+            f'<span class="va-meta">{escape(meta_line(item))}</span>{votes}</div></div>')
+
+
+def feed_strip(name: str, items: list[dict]) -> str:
+    title = escape(name.replace("_", " "))
+    if not items:
+        return f'<div class="va-strip"><h4>{title}</h4><div class="va-empty">empty</div></div>'
+    return f'<div class="va-strip"><h4>{title}</h4>{grid(items, actions=False)}</div>'
+
+
+CSS = """
+.va-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(220px, 1fr)); gap: 12px; }
+.va-card { border: 2px solid var(--border-color-primary); border-radius: 8px; overflow: hidden;
+           background: var(--background-fill-secondary); display: flex; flex-direction: column; }
+.va-card.va-yes { border-color: #16a34a; box-shadow: 0 0 0 2px #16a34a55; }
+.va-card.va-no { border-color: #dc2626; box-shadow: 0 0 0 2px #dc262655; }
+.va-video { width: 100%; aspect-ratio: 16 / 9; background: #000; display: block; object-fit: contain; }
+.va-video.va-big { max-height: 46vh; }
+.va-novideo { aspect-ratio: 16 / 9; display: flex; flex-direction: column; justify-content: center;
+              align-items: center; gap: 6px; background: repeating-linear-gradient(45deg, #1f2937, #1f2937 10px,
+              #273244 10px, #273244 20px); color: #e5e7eb !important; padding: 8px; text-align: center;
+              overflow: hidden; box-sizing: border-box; }
+.va-novideo div { color: #e5e7eb !important; }
+.va-player .va-novideo { min-height: 30vh; }
+.va-novideo-key { font-family: monospace; font-weight: 600; word-break: break-all; }
+.va-novideo-why { font-size: 0.85em; opacity: 0.8; }
+.va-cap { padding: 6px 8px; display: flex; flex-direction: column; gap: 2px; font-size: 0.85em; }
+.va-key { font-family: monospace; word-break: break-all; }
+.va-meta, .va-votes { opacity: 0.75; }
+.va-actions { display: flex; gap: 6px; padding: 0 8px 8px; }
+.va-btn { flex: 1; padding: 6px 0; border-radius: 6px; border: 1px solid var(--border-color-primary);
+          cursor: pointer; font-weight: 600; background: var(--button-secondary-background-fill); }
+.va-card.va-yes .va-btn-yes { background: #16a34a; color: white; }
+.va-card.va-no .va-btn-no { background: #dc2626; color: white; }
+.va-player { border-radius: 8px; overflow: hidden; background: #000; }
+.va-player .va-cap { background: var(--background-fill-secondary); }
+.va-empty { padding: 24px; text-align: center; opacity: 0.7; }
+.va-strip h4 { margin: 8px 0; text-transform: capitalize; }
+.va-strip .va-grid { grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); }
+#va-yes button, button#va-yes { background: #16a34a; color: white; }
+#va-no button, button#va-no { background: #dc2626; color: white; }
+.va-keys kbd { border: 1px solid #9ca3af; border-radius: 4px; padding: 0 5px; font-family: monospace; }
+.va-banner { background: #fef3c7; color: #78350f; padding: 6px 10px; border-radius: 6px; }
+"""
+
+# Keyboard shortcuts for the Annotate part. They click the visible buttons, so a key does
+# exactly what the button does, and they stay quiet while someone types in a text field.
+KEYS_JS = """
+<script>
+(() => {
+  const map = { y: 'va-yes', n: 'va-no', s: 'va-skip', ' ': 'va-skip', u: 'va-undo', b: 'va-build' };
+  document.addEventListener('keydown', (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+    const t = e.target;
+    if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
+    const id = map[e.key.toLowerCase()];
+    if (!id) return;
+    const button = document.getElementById(id);
+    if (!button || button.offsetParent === null || button.disabled) return;
+    e.preventDefault();
+    button.click();
+  });
+})();
+</script>
+"""
+
+GRID_JS = """
+element.addEventListener('click', (ev) => {
+  const button = ev.target.closest('button[data-value]');
+  if (!button) return;
+  const card = button.closest('[data-key]');
+  const value = button.dataset.value === 'true';
+  card.classList.remove('va-yes', 'va-no');
+  card.classList.add(value ? 'va-yes' : 'va-no');
+  trigger('click', { clip_key: card.dataset.key, value: value });
+});
+"""
