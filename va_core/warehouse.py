@@ -353,11 +353,16 @@ class Warehouse:
 
         rows = self._conform(table, data)
         pred = predicate(where)
-        for column, value in where.items():  # rows outside the predicate would be lost by delta-rs
-            if len(rows) and not isinstance(value, (list, tuple, set, frozenset)):
-                col = rows.column(column)
-                if pc.any(pc.not_equal(col, pa.scalar(value, col.type))).as_py():
-                    raise WarehouseError(f"{table}: rows to replace {pred} include other {column} values")
+        for column, value in where.items():  # delta-rs refuses such rows only after reading the table
+            if not len(rows):
+                continue
+            col = rows.column(column)
+            if isinstance(value, (list, tuple, set, frozenset)):
+                outside = pc.invert(pc.is_in(col, value_set=pa.array(list(value), col.type)))
+            else:
+                outside = pc.not_equal(col, pa.scalar(value, col.type))
+            if pc.any(pc.fill_null(outside, True)).as_py():
+                raise WarehouseError(f"{table}: rows to replace {pred} include other {column} values")
         self.create(table)
         spec = self.spec(table)
 

@@ -1,0 +1,184 @@
+"""The Delta warehouse on a local folder: schemas, writes, atomic replacement, time travel."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from va_core.warehouse import (TABLES, UnknownTable, Warehouse, WarehouseError, embedding_column,
+                               embedding_matrix, predicate, sql_literal)
+
+
+def events(label, keys, value=True, annotator="ann"):
+    now = datetime.now(timezone.utc)
+    return [{"event_id": f"{label}-{k}-{annotator}", "label": label, "clip_key": k, "value": value,
+             "annotator": annotator, "source": "test", "created_at": now} for k in keys]
+
+
+def label_set(label, keys):
+    return pl.DataFrame({"label": [label] * len(keys), "clip_key": keys, "value": [True] * len(keys),
+                         "pos_cnt": [1] * len(keys), "annotator_cnt": [1] * len(keys)})
+
+
+def test_tables_do_not_exist_until_written(wh):
+    assert wh.version("clips") is None and wh.count("clips") == 0
+    assert wh.read("clips").columns == TABLES["clips"].schema.names
+    assert wh.scan("clips").collect().height == 0
+    assert wh.history("clips") == []
+    assert wh.create("clips") == 0 and wh.create("clips") == 0
+
+
+def test_unknown_table_names_the_tables(wh):
+    with pytest.raises(UnknownTable, match="clip_embeddings"):
+        wh.read("clip")
+
+
+def test_append_fills_optional_columns_and_checks_the_schema(wh):
+    v = wh.append("label_events", events("cats", ["a|0", "b|0"]))
+    assert v == 1 and wh.count("label_events") == 2
+    wh.append("clips", pl.DataFrame({"clip_key": ["a|0"], "video_id": ["a"], "frame_in": [0]}))
+    row = wh.read("clips").row(0, named=True)
+    assert row["frame_out"] is None and row["frame_in"] == 0
+    with pytest.raises(WarehouseError, match="not in the schema"):
+        wh.append("clips", pl.DataFrame({"clip_key": ["x"], "colour": ["red"]}))
+    with pytest.raises(WarehouseError, match="do not fit"):
+        wh.append("clips", pa.table({"clip_key": ["x"], "frame_in": ["not a number"]}))
+    with pytest.raises(WarehouseError, match="cannot write"):
+        wh.append("clips", {"clip_key": "x"})
+    assert wh.append("clips", []) == wh.version("clips")  # nothing to add: no new version
+
+
+def test_replace_swaps_one_partition_atomically_and_keeps_history(wh):
+    wh.replace("label_sets", {"label": "cats"}, label_set("cats", ["a|0", "b|0"]))
+    v = wh.replace("label_sets", {"label": "dogs"}, label_set("dogs", ["c|0"]))
+    wh.replace("label_sets", {"label": "cats"}, label_set("cats", ["d|0"]))
+    now = wh.read("label_sets").sort(["label", "clip_key"])
+    assert now.select("label", "clip_key").rows() == [("cats", "d|0"), ("dogs", "c|0")]
+    old = wh.read("label_sets", version=v).sort(["label", "clip_key"])
+    assert old["clip_key"].to_list() == ["a|0", "b|0", "c|0"]
+    assert wh.read("label_sets", where={"label": "dogs"})["clip_key"].to_list() == ["c|0"]
+    # an empty replacement deletes the partition's rows
+    wh.replace("label_sets", {"label": "cats"}, label_set("cats", []))
+    assert wh.read("label_sets")["label"].to_list() == ["dogs"]
+
+
+def test_replace_refuses_rows_outside_its_predicate(wh):
+    wh.replace("label_sets", {"label": "dogs"}, label_set("dogs", ["c|0"]))
+    before = wh.version("label_sets")
+    with pytest.raises(WarehouseError, match="other label"):
+        wh.replace("label_sets", {"label": "cats"}, label_set("dogs", ["x|0"]))
+    with pytest.raises(WarehouseError, match="other video_id"):
+        wh.replace("clips", {"video_id": ["a", "b"]},
+                   pl.DataFrame({"clip_key": ["z|0"], "video_id": ["z"], "frame_in": [0]}))
+    assert wh.version("label_sets") == before and wh.read("label_sets")["clip_key"].to_list() == ["c|0"]
+
+
+def test_replace_with_a_list_of_values(wh):
+    clips = lambda vid, n: pl.DataFrame({"clip_key": [f"{vid}|{i}" for i in range(n)],  # noqa: E731
+                                         "video_id": [vid] * n, "frame_in": list(range(n))})
+    wh.append("clips", pl.concat([clips("a", 2), clips("b", 2), clips("c", 2)]))
+    wh.replace("clips", {"video_id": ["a", "b", "new"]}, pl.concat([clips("a", 1), clips("new", 3)]))
+    got = wh.read("clips").group_by("video_id").len().sort("video_id").rows()
+    assert got == [("a", 1), ("c", 2), ("new", 3)]
+
+
+def test_predicates_escape_values_and_refuse_odd_names():
+    assert predicate({"label": "o'brien", "model_version": 3}) == "label = 'o''brien' AND model_version = 3"
+    assert predicate({"video_id": ["b", "a"]}) == "video_id IN ('a', 'b')"
+    assert sql_literal(True) == "true" and sql_literal(1.5) == "1.5"
+    with pytest.raises(WarehouseError):
+        predicate({"label; drop": "x"})
+    with pytest.raises(WarehouseError):
+        predicate({"label": "a\nb"})
+    with pytest.raises(WarehouseError):
+        predicate({"label": []})
+
+
+def test_quotes_in_values_reach_delta_safely(wh):
+    wh.replace("label_sets", {"label": "o'brien"}, label_set("o'brien", ["a|0"]))
+    wh.replace("label_sets", {"label": "x"}, label_set("x", ["b|0"]))
+    wh.delete("label_sets", {"label": "o'brien"})
+    assert wh.read("label_sets")["label"].to_list() == ["x"]
+
+
+def test_changes_since_reads_only_appended_events(wh):
+    v1 = wh.append("label_events", events("cats", ["a|0"]))
+    wh.append("label_events", events("cats", ["b|0", "c|0"]))
+    wh.append("label_events", events("dogs", ["d|0"]))
+    new = wh.changes_since("label_events", v1)
+    assert sorted(new["clip_key"].to_list()) == ["b|0", "c|0", "d|0"]
+    assert new.columns == TABLES["label_events"].schema.names
+    assert wh.changes_since("label_events", wh.version("label_events")).height == 0
+    with pytest.raises(WarehouseError, match="change data feed"):
+        wh.changes_since("clips", 0)
+
+
+def test_scan_is_lazy_and_filters(wh):
+    wh.append("label_events", events("cats", [f"v|{i}" for i in range(50)]))
+    wh.append("label_events", events("dogs", [f"v|{i}" for i in range(5)]))
+    lazy = wh.scan("label_events")
+    assert isinstance(lazy, pl.LazyFrame)
+    assert lazy.filter(pl.col("label") == "dogs").select(pl.len()).collect().item() == 5
+    assert wh.read("label_events", columns=["clip_key"], where={"label": ["dogs"]}).columns == ["clip_key"]
+
+
+def test_concurrent_appends_all_land(wh):
+    errors = []
+
+    def writer(i):
+        try:
+            for j in range(3):
+                wh.append("label_events", events(f"l{i}", [f"k{j}|0"]))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert wh.count("label_events") == 12
+    assert wh.read("label_events").group_by("label").len()["len"].to_list() == [3] * 4
+
+
+def test_embedding_columns_round_trip(wh):
+    m = np.random.default_rng(0).standard_normal((7, 5)).astype(np.float32)
+    col = embedding_column(m)
+    assert col.type == pa.list_(pa.float32())
+    np.testing.assert_array_equal(embedding_matrix(col), m)
+    chunked = pa.chunked_array([embedding_column(m[:3]), embedding_column(m[3:])])
+    out = embedding_matrix(chunked, dim=5)
+    np.testing.assert_array_equal(out, m)
+    assert out.flags["C_CONTIGUOUS"]
+    assert embedding_matrix(embedding_column(np.zeros((0, 5), np.float32))).shape == (0, 0)
+    assert len(embedding_column(np.zeros((0, 0), np.float32))) == 0
+    with pytest.raises(WarehouseError, match="dimension 5 where 4"):
+        embedding_matrix(col, dim=4)
+    with pytest.raises(WarehouseError, match="different dimensions"):
+        embedding_matrix(pa.array([[1.0, 2.0], [1.0]], pa.list_(pa.float32())))
+    with pytest.raises(WarehouseError, match="null"):
+        embedding_matrix(pa.array([[1.0], None], pa.list_(pa.float32())))
+    wh.append("clip_embeddings", pa.table({"clip_key": [f"v|{i}" for i in range(7)], "video_id": ["v"] * 7,
+                                           "encoder_id": ["e"] * 7, "embedding": col}))
+    back = wh.arrow("clip_embeddings").sort_by("clip_key")
+    np.testing.assert_array_equal(embedding_matrix(back.column("embedding")), m)
+
+
+def test_partitioned_tables_are_partitioned(wh, settings):
+    wh.replace("label_sets", {"label": "cats"}, label_set("cats", ["a|0"]))
+    assert (settings.home / "warehouse" / "label_sets" / "label=cats").is_dir()
+    assert all(isinstance(spec.partition_by, tuple) for spec in TABLES.values())
+
+
+def test_history_and_versions(wh):
+    wh.append("label_events", events("cats", ["a|0"]))
+    wh.append("label_events", events("cats", ["b|0"]))
+    assert wh.versions(["label_events", "clips"]) == {"label_events": 2, "clips": None}
+    assert len(wh.history("label_events")) == 3  # create + 2 appends
+    assert repr(wh).startswith("Warehouse(")
+    assert Warehouse(str(wh.uri) + "/").uri == wh.uri
