@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,62 +12,17 @@ import pytest
 
 from va_core.config import Settings
 
-N_VIDEOS = 6
+
+@pytest.fixture
+def ui_settings(ingested_home) -> Settings:
+    """A fresh copy of the shared home with the sample corpus ingested (tiny encoder)."""
+    return ingested_home
 
 
 @pytest.fixture(scope="session")
-def ui_template(tmp_path_factory):
-    """A sample corpus ingested once with the tiny encoder; tests work on copies."""
-    from va_core.ingest import ingest
-    from va_core.sample_corpus import generate
-
-    root = tmp_path_factory.mktemp("ui-template")
-    corpus = generate(root / "corpus", n_videos=N_VIDEOS, seed=3)
-    home = root / "home"
-    old = {k: os.environ.get(k) for k in ("VA_HOME", "VA_ENCODER", "VA_WAREHOUSE_URI", "VA_STORAGE_OPTIONS")}
-    os.environ.update(VA_HOME=str(home), VA_ENCODER="tiny")
-    os.environ.pop("VA_WAREHOUSE_URI", None)
-    os.environ.pop("VA_STORAGE_OPTIONS", None)
-    try:
-        settings = Settings.from_env()
-        report = ingest(settings, [corpus.dir], progress=False)
-        assert not report.problems, report.problems
-        settings.remember_encoder("tiny")
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return {"home": home, "corpus": corpus}
-
-
-@pytest.fixture
-def ui_home(ui_template, tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "va-home"
-    shutil.copytree(ui_template["home"], home)
-    monkeypatch.setenv("VA_HOME", str(home))
-    monkeypatch.setenv("VA_ENCODER", "tiny")
-    monkeypatch.delenv("VA_WAREHOUSE_URI", raising=False)
-    monkeypatch.delenv("VA_STORAGE_OPTIONS", raising=False)
-    monkeypatch.delenv("VA_USERS_FILE", raising=False)
-    return home
-
-
-@pytest.fixture
-def ui_settings(ui_home) -> Settings:
-    return Settings.from_env()
-
-
-@pytest.fixture
-def truth(ui_template, ui_settings):
+def truth(ingested_truth) -> dict[str, dict]:
     """Ground truth per ingested clip key: colour, object, motion."""
-    from va_core.sample_corpus import truth_for_clips
-    from va_core.warehouse import Warehouse
-
-    clips = Warehouse.from_settings(ui_settings).read("clips")
-    frame = truth_for_clips(ui_template["corpus"].dir, clips)
-    return {r["clip_key"]: r for r in frame.iter_rows(named=True)}
+    return {r["clip_key"]: r for r in ingested_truth.iter_rows(named=True)}
 
 
 def free_port() -> int:

@@ -33,10 +33,13 @@ def _chromium():
 
 
 @pytest.fixture(scope="module")
-def served(ui_template, tmp_path_factory, app_server):
-    """The app on a copy of the ingested home, plus one clip imported as embeddings only."""
+def served(_ingested_home_template, tmp_path_factory, app_server):
+    """The app on a copy of the shared ingested home, plus one clip imported as embeddings only.
+
+    Module-scoped (one server for these tests), so it copies the session template itself.
+    """
     home = tmp_path_factory.mktemp("browser") / "va-home"
-    shutil.copytree(ui_template["home"], home)
+    shutil.copytree(_ingested_home_template, home)
     wh = Warehouse(str(home / "warehouse"))
     some = wh.read("clip_embeddings").row(0, named=True)
     wh.append("clips", pa.table({"clip_key": [EMBEDDINGS_ONLY_KEY], "video_id": ["paper-import-0001"],
@@ -44,7 +47,7 @@ def served(ui_template, tmp_path_factory, app_server):
     wh.append("clip_embeddings", [{"clip_key": EMBEDDINGS_ONLY_KEY, "video_id": "paper-import-0001",
                                    "encoder_id": some["encoder_id"], "embedding": some["embedding"]}])
     server = app_server(home, home.parent / "ui.log")
-    yield {"server": server, "home": home, "wh": wh, "corpus": ui_template["corpus"]}
+    yield {"server": server, "home": home, "wh": wh}
     server.stop()
 
 
@@ -56,15 +59,6 @@ def browser():
         b = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         yield b
         b.close()
-
-
-@pytest.fixture(scope="module")
-def truth(served):
-    from va_core.sample_corpus import truth_for_clips
-
-    frame = truth_for_clips(served["corpus"].dir, served["wh"].read("clips").filter(
-        pl.col("clip_key") != EMBEDDINGS_ONLY_KEY))
-    return {r["clip_key"]: r for r in frame.iter_rows(named=True)}
 
 
 @pytest.fixture(scope="module")
