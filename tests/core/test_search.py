@@ -100,3 +100,18 @@ def test_cli_search_text_output(ingested_home, capsys):
     assert cli.main(["search", "a green box", "-k", "2", "--home", str(ingested_home.home)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split()[:3] == ["#", "score", "clip_key"] and len(lines) == 4
+
+
+def test_corpus_rows_follow_sorted_keys_and_reload_after_a_write(wh):
+    keys = [f"v|{i}" for i in range(9, -1, -1)]  # written in reverse order
+    m = np.random.default_rng(2).standard_normal((10, 4)).astype(np.float32)
+    wh.append("clip_embeddings", pa.table({"clip_key": keys, "video_id": ["v"] * 10, "encoder_id": ["e"] * 10,
+                                           "embedding": embedding_column(m)}))
+    corpus = load_corpus(wh, "e")
+    assert corpus.keys.tolist() == sorted(keys)
+    for i, k in enumerate(corpus.keys):
+        np.testing.assert_array_equal(corpus.matrix[i], m[keys.index(k)])
+    assert corpus.matrix.flags["C_CONTIGUOUS"] and load_corpus(wh, "e") is corpus  # cached
+    wh.append("clip_embeddings", pa.table({"clip_key": ["w|0"], "video_id": ["w"], "encoder_id": ["e"],
+                                           "embedding": embedding_column(m[:1])}))
+    assert len(load_corpus(wh, "e")) == 11

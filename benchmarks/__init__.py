@@ -1,0 +1,1 @@
+"""Reproducible benchmarks: `.venv/bin/python -m benchmarks.<name> [--quick]` (see README.md)."""

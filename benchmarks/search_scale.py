@@ -1,0 +1,146 @@
+"""Search at scale: p50 latency of a top-100 search over 100k and 1M clips, against faiss.
+
+Synthetic L2-normalised 512-d clip embeddings (``va_core.synthetic``) are written to a
+fresh Delta warehouse, then loaded the way search loads them (``embeddings.load_corpus``:
+time and memory reported). Timed per query, same matrix, same run:
+
+- ours: ``search.top_k`` (one float32 matrix-vector product and a partial sort), the
+  function ``va search`` uses;
+- reference: faiss-cpu ``IndexFlatIP`` (exact inner-product search) over the same matrix;
+- end to end: ``search.search_vector``, which adds the clips/videos lookup of the 100 hits
+  in Delta (what a user waits for, minus the text encoder).
+
+    .venv/bin/python -m benchmarks.search_scale           # 100k and 1M clips, 50 queries
+    .venv/bin/python -m benchmarks.search_scale --quick   # 20k and 50k clips, 10 queries
+
+Writes benchmarks/results/search_scale[_quick].json and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DIM, K = 512, 100
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _p50(fn, queries: np.ndarray) -> tuple[float, list]:
+    fn(queries[0])  # warm-up
+    times, outs = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        outs.append(fn(q))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3, outs
+
+
+def measure(n: int, n_queries: int, work: Path) -> dict:
+    import faiss
+
+    from va_core import embeddings
+    from va_core.search import search_vector, top_k
+    from va_core.synthetic import make_corpus, write_corpus
+    from va_core.warehouse import Warehouse
+
+    wh = Warehouse(str(work / f"wh-{n}"))
+    print(f"{n} clips: generating and writing to Delta", file=sys.stderr)
+    corpus = make_corpus(n, dim=DIM, seed=0)
+    t0 = time.perf_counter()
+    write_corpus(wh, corpus)
+    write_s = time.perf_counter() - t0
+    rng = np.random.default_rng(1)
+    queries = corpus.matrix[rng.integers(0, n, n_queries)] + 0.5 / np.sqrt(DIM) * rng.standard_normal(
+        (n_queries, DIM)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    encoder_id = corpus.encoder_id
+    del corpus
+    gc.collect()
+
+    print(f"{n} clips: loading from Delta", file=sys.stderr)
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    loaded = embeddings.load_corpus(wh, encoder_id)
+    load_s = time.perf_counter() - t0
+    rss_load = _rss() - rss0
+    matrix = loaded.matrix
+
+    print(f"{n} clips: {n_queries} queries", file=sys.stderr)
+    ours_ms, ours = _p50(lambda q: top_k(matrix, q, K)[0], queries)
+    t0 = time.perf_counter()
+    index = faiss.IndexFlatIP(DIM)
+    index.add(matrix)
+    faiss_add_s = time.perf_counter() - t0
+    faiss_ms, theirs = _p50(lambda q: index.search(q[None, :], K)[1][0], queries)
+    recall = float(np.mean([len(set(a.tolist()) & set(b.tolist())) / K for a, b in zip(ours, theirs)]))
+    e2e_ms, _ = _p50(lambda q: search_vector(wh, encoder_id, q, K), queries[: max(3, n_queries // 5)])
+    del index
+    embeddings._cache.clear()
+    gc.collect()
+    return {
+        "clips": n, "dim": DIM, "k": K, "queries": n_queries,
+        "ours_p50_ms": round(ours_ms, 2), "faiss_p50_ms": round(faiss_ms, 2),
+        "ours_over_faiss": round(ours_ms / faiss_ms, 3), "recall_vs_faiss": round(recall, 4),
+        "end_to_end_p50_ms": round(e2e_ms, 2),
+        "load_s": round(load_s, 2), "matrix_mb": round(matrix.nbytes / 1e6, 1),
+        "load_rss_mb": round(rss_load / 1e6, 1), "write_s": round(write_s, 1),
+        "faiss_add_s": round(faiss_add_s, 2),
+    }
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| clips | ours p50 ms | faiss IndexFlatIP p50 ms | ours / faiss | recall@100 vs faiss "
+             "| end-to-end p50 ms | load from Delta s | matrix MB | RSS growth on load MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['clips']} | {r['ours_p50_ms']:.1f} | {r['faiss_p50_ms']:.1f} | {r['ours_over_faiss']:.2f} "
+                     f"| {r['recall_vs_faiss']:.3f} | {r['end_to_end_p50_ms']:.1f} | {r['load_s']:.2f} "
+                     f"| {r['matrix_mb']:.0f} | {r['load_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20k and 50k clips, 10 queries")
+    parser.add_argument("--sizes", type=int, nargs="*", default=None)
+    parser.add_argument("--queries", type=int, default=None)
+    args = parser.parse_args(argv)
+    sizes = args.sizes or ([20_000, 50_000] if args.quick else [100_000, 1_000_000])
+    n_queries = args.queries or (10 if args.quick else 50)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="va-bench-search-") as tmp:
+        for n in sizes:
+            rows.append(measure(n, n_queries, Path(tmp)))
+            print(table(rows[-1:]), file=sys.stderr)
+    load = os.getloadavg()
+    result = {"benchmark": "search_scale", "quick": args.quick,
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "loadavg_after": [round(x, 1) for x in load]},
+              "rows": rows}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"search_scale{'_quick' if args.quick else ''}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(rows))
+    print(f"\nwritten {out}; load average after the run {load[0]:.1f}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
