@@ -88,28 +88,22 @@ def video_files(folders) -> tuple[list[VideoFile], list[str]]:
     return out, problems
 
 
-def videos_to_ingest(wh: Warehouse, files: list[VideoFile], seen: dict[str, str] | None) -> list[VideoFile]:
+def videos_to_ingest(wh: Warehouse, files: list[VideoFile], seen: dict[str, str] | None,
+                     encoder_spec: str) -> list[VideoFile]:
     """Files that are new or changed since the stamps in ``seen``.
 
-    Without stamps (a sensor's first tick), a file counts as done when the ``videos``
-    table already holds it, ingested after its last modification and with its size.
+    Without stamps (a sensor's first tick), ingestion's own plan decides: a file is done
+    when the warehouse holds it unchanged and embedded by the current encoder.
     """
     if seen is not None:
         return [f for f in files if seen.get(f.video_id) != f.stamp]
     if not files:
         return []
-    done = {}
-    if wh.exists("videos"):
-        rows = wh.read("videos", columns=["video_id", "size_bytes", "ingested_at", "status"],
-                       where={"video_id": [f.video_id for f in files]})
-        for r in rows.iter_rows(named=True):
-            done[r["video_id"]] = r
-    todo = []
-    for f in files:
-        row = done.get(f.video_id)
-        size, mtime_ns = (int(x) for x in f.stamp.split("-"))
-        fresh = (row is not None and row["size_bytes"] == size and row["ingested_at"] is not None
-                 and row["ingested_at"].timestamp() * 1e9 >= mtime_ns)
-        if not fresh:
-            todo.append(f)
-    return todo
+    from pathlib import Path
+
+    from va_core.encoders import parse_spec
+    from va_core.ingest import plan
+
+    jobs, _ = plan(wh, [Path(f.uri) for f in files], parse_spec(encoder_spec).encoder_id)
+    todo = {j.video_id for j in jobs}
+    return [f for f in files if f.video_id in todo]

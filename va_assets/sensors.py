@@ -133,7 +133,7 @@ def corpus_sensor(context: dg.SensorEvaluationContext, va: VAResource):
     for problem in problems[:5]:
         context.log.warning(problem)
     seen = json.loads(context.cursor) if context.cursor else None
-    todo = videos_to_ingest(va.warehouse(), files, seen)
+    todo = videos_to_ingest(va.warehouse(), files, seen, va.settings().encoder)
     cursor = json.dumps({f.video_id: f.stamp for f in files}, sort_keys=True)
     if not todo:
         where = ", ".join(str(f) for f in folders)
