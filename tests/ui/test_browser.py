@@ -282,3 +282,54 @@ def test_clip_without_video_shows_key_and_metadata(served, browser):
     assert EMBEDDINGS_ONLY_KEY in text and "paper-import-0001" in text and "0.0s–2.0s" in text
     page.screenshot(path=str(SHOTS / "no_video.png"))
     page.context.close()
+
+
+def test_with_a_users_file_labels_carry_the_login(_ingested_home_template, tmp_path, app_server, browser, truth):
+    import urllib.error
+    import urllib.request
+
+    from va_ui.auth import add_user
+
+    home = tmp_path / "va-home"
+    shutil.copytree(_ingested_home_template, home)
+    add_user(home / "users.json", "maria", "a-long-password", iterations=1000)
+    server = app_server(home, tmp_path / "ui.log")
+    try:
+        key = next(iter(truth))
+        with pytest.raises(urllib.error.HTTPError) as refused:  # clips need the login too
+            urllib.request.urlopen(f"{server.url}/va/clip?key={key.replace('|', '%7C')}", timeout=10)
+        assert refused.value.code == 401
+
+        page = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+        page.set_default_timeout(30_000)
+        page.goto(server.url)
+        page.get_by_label("username").fill("maria")
+        page.get_by_label("password").fill("wrong-password")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Incorrect Credentials").wait_for()
+        page.screenshot(path=str(SHOTS / "login.png"))
+        page.get_by_label("username").fill("maria")  # the form forgets both after a refusal
+        page.get_by_label("password").fill("a-long-password")
+        page.get_by_role("button", name="Login").click()
+        _wait_text(page, "#va-who", "maria")
+        assert not page.locator("#va-name").is_visible()  # no name to type: the login is the name
+
+        wh = Warehouse(str(home / "warehouse"))
+        from va_core.labels import set_description
+
+        set_description(wh, "logged", "anything", annotator="maria")
+        page.reload()
+        _pick_label(page, "logged")
+        _tab(page, "Search")
+        expect(page.locator("#va-query input, #va-query textarea").first).to_have_value("anything")
+        page.locator("#va-search").click()
+        card = page.locator("#va-results .va-card").first
+        card.wait_for()
+        _wait_videos(page, "#va-results")  # the clip route answers the logged-in browser
+        card.locator(".va-btn-yes").click()
+        _wait_text(page, "#va-status", "1 yes")
+        events = wh.read("label_events", where={"label": "logged"})
+        assert events.select("annotator", "source").rows() == [("maria", "search")]
+        page.context.close()
+    finally:
+        server.stop()
