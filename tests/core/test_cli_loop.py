@@ -47,10 +47,6 @@ def test_the_loop_through_the_command(cli_home):
     assert data["value"] is False and data["n_neg"] == 31
     data, _ = va(root, "train", "topic3")
     assert data["created"] and data["model_version"] == 1 and data["checks_passed"]
-    again, _ = va(root, "train", "topic3")
-    assert not again["created"] and again["model_version"] == 1
-    data, _ = va(root, "feeds", "topic3", "--feed", "borderline", "-k", "4")
-    assert len(data["feeds"]["borderline"]) == 4
     data, _ = va(root, "feeds", "topic3", "-k", "2")
     assert set(data["feeds"]) == {"top_positive", "top_negative", "borderline", "random"}
     data, _ = va(root, "approve", "topic3")
@@ -89,16 +85,15 @@ print(json.dumps({{"codes": codes, "heavy": heavy}}), file=sys.stderr)
     assert report["heavy"] == []
 
 
-@pytest.mark.server
 def test_demo_runs_the_simulated_expert_and_approves(tmp_path):
-    proc = subprocess.run([VA, "demo", "--encoder", "tiny", "--videos", "6", "--rounds", "3", "--json"],
+    proc = subprocess.run([VA, "demo", "--encoder", "tiny", "--videos", "6", "--rounds", "2", "--json"],
                           capture_output=True, text=True, env=_env(tmp_path / "demo"), timeout=600)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["encoder"] == "tiny" and len(data["rounds"]) == 3
-    assert [r["model_version"] for r in data["rounds"]] == [1, 2, 3]
+    assert data["encoder"] == "tiny" and len(data["rounds"]) == 2
+    assert [r["model_version"] for r in data["rounds"]] == [1, 2]
     counts = [r["n_pos"] + r["n_neg"] for r in data["rounds"]]
     assert counts == sorted(counts) and counts[-1] > counts[0]
     assert all(0 <= r["diversity"] <= 1 and r["ap"] >= 0 for r in data["rounds"])
-    assert data["approved"].get("model_version") == 3 or "error" in data["approved"]
+    assert data["approved"].get("model_version") == 2 or "error" in data["approved"]
     assert json.loads((tmp_path / "demo" / "config.json").read_text())["encoder"] == "tiny"
