@@ -267,8 +267,12 @@ def describe_result(r: TrainResult) -> str:
     if not r.created:
         head += "\n  already trained on this label set: nothing written"
     failed = [c for c in r.checks if c["blocking"] and not c["passed"]]
-    head += "\n  " + ("checks passed: `va approve " + r.label + "` to serve it" if not failed else
-                      "cannot be approved: " + "; ".join(f"{c['name']}: {c['message']}" for c in failed))
+    if r.stage == "approved":
+        head += "\n  approved: this version is the one served"
+    elif failed:
+        head += "\n  cannot be approved: " + "; ".join(f"{c['name']}: {c['message']}" for c in failed)
+    else:
+        head += f"\n  checks passed: `va approve {r.label}` to serve it"
     return head
 
 
