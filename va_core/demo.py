@@ -76,16 +76,23 @@ def _bootstrap(settings, label: str, truth: dict[str, str], colour: str, rng: np
 
 
 def serve_step(settings, label: str, approved: dict, args) -> tuple[dict, list[str]]:
-    """The demo's last step: serving the approved model.
+    """The demo's last step: start the model server, score a clip over HTTP, stop it (or keep it)."""
+    from va_serving.client import serve_and_score
 
-    This is the hook for the serving part of the project: it should start the model server,
-    score a clip over HTTP and return what it did. Until then it prints how to serve.
-    """
-    return ({"served": False, "command": f"va serve --home {settings.home}"},
-            [f"serve it: va serve --home {settings.home}   (then POST clip embeddings to score '{label}')"])
+    _say("[serve] starting the model server and scoring a clip over HTTP")
+    result = serve_and_score(settings, keep=bool(getattr(args, "serve", False)))
+    score = result.scores.get(label)
+    lines = [f"served {label} v{result.versions.get(label)} at {result.url}: "
+             f"clip {result.clip_key} scored {score:.3f} over HTTP (POST /score)"]
+    if result.server is not None:
+        global _kept_server
+        _kept_server = result.server
+        lines.append(f"the server keeps running at {result.url} (pid {result.server.pid}); Ctrl-C stops it")
+    return {"served": True, **result.as_dict()}, lines
 
 
 FINAL_STEPS: list[Callable] = [serve_step]
+_kept_server = None  # set by serve_step with --serve
 
 
 def run_demo(settings, args) -> tuple[dict, str]:
@@ -173,9 +180,8 @@ def run_demo(settings, args) -> tuple[dict, str]:
               f"  va feeds {label} --home {settings.home}",
               f"  va label {label} CLIP_KEY --yes --home {settings.home}   then   va train {label} --home {settings.home}",
               f"  va ui --home {settings.home}        label in the browser",
-              f"  va dagster --home {settings.home}   see the lineage of every model"]
-    if report.warning:
-        lines.append(f"note: {report.warning}")
+              f"  va dagster --home {settings.home}   see the lineage of every model",
+              f"  va serve --home {settings.home}     serve the approved classifier (POST /score, /classify)"]
     data = {"home": str(settings.home), "encoder": encoder, "corpus": str(corpus_dir), "ingest": report.to_dict(),
             "searches": searches, "label": label, "colour": colour, "rounds": rounds, "approved": approved,
             "final": final, "n_labelled": len(ls.labelled), "seconds": round(time.perf_counter() - started, 2)}
@@ -183,4 +189,18 @@ def run_demo(settings, args) -> tuple[dict, str]:
 
 
 def cli_demo(args, settings):
-    return run_demo(settings, args)
+    data, text = run_demo(settings, args)
+    server = _kept_server
+    if server is None:
+        return data, text
+    # --serve: show the result now, then stay in the foreground with the server until Ctrl-C.
+    import json
+
+    print(json.dumps(data, default=str) if args.json else text, flush=True)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    raise SystemExit(0)
