@@ -55,6 +55,17 @@ def test_split_membership_matches_mmh3_for_known_keys():
     assert set(split_agg(agg, seed=1).val_keys) == VALIDATION_SEED1
 
 
+def test_reference_code_split_rule_is_hash_mod_5_below_1():
+    # The released code's Fraction(2, 10) normalises to 1/5: buckets 0 and 5 of "% 10" hold out.
+    keys = set(HASHES_SEED0)
+    agg = _agg(pos={"egB-SG97EcI|805", "gOJJm_cSRds|3987", "HnnBvemHrWA|0"}, neg=keys - {
+        "egB-SG97EcI|805", "gOJJm_cSRds|3987", "HnnBvemHrWA|0"})
+    split = split_agg(agg, seed=0, rule="reference-code")
+    assert set(split.val_keys) == VALIDATION_SEED0 | {"HnnBvemHrWA|0", "LxmnOxCk3dM|4393"}
+    with pytest.raises(ValueError, match="unknown split rule"):
+        split_agg(agg, seed=0, rule="% 7")
+
+
 def test_split_without_a_positive_on_either_side_cannot_train():
     keys = set(HASHES_SEED0)
     with pytest.raises(CannotTrain, match="validation split"):

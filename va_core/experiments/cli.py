@@ -8,6 +8,7 @@ from typing import Sequence
 from va_core.errors import InputError, VAError
 from va_core.experiments import exp1, exp2, summaries
 from va_core.experiments.dataset import VADataset
+from va_core.experiments.protocol import DEFAULT_SPLIT_RULE, SPLIT_RULES
 from va_core.experiments.runner import RunReport, read_table, run_labels
 
 
@@ -22,10 +23,12 @@ class ExperimentResult:
 
 def run_experiment(which: str, data: str | Path, out: str | Path, labels: Sequence[str] | None = None,
                    workers: int | None = None, steps: int = exp2.STEPS, step_size: int = exp2.STEP_SIZE,
-                   ns: Sequence[int] = exp1.NS) -> ExperimentResult:
+                   ns: Sequence[int] = exp1.NS, split_rule: str = DEFAULT_SPLIT_RULE) -> ExperimentResult:
     """Run Experiment 1 or 2 over the dataset's labels (those not yet in ``out``) and summarise ``out``."""
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, not {workers}")
+    if split_rule not in SPLIT_RULES:
+        raise InputError(f"unknown --split-rule {split_rule!r}; choose one of {', '.join(SPLIT_RULES)}")
     if steps < 1 or step_size < 1:
         raise InputError(f"--steps and --step-size must be at least 1 (got {steps} and {step_size})")
     ds = VADataset(data)
@@ -33,9 +36,9 @@ def run_experiment(which: str, data: str | Path, out: str | Path, labels: Sequen
     chosen = ds.select_labels(labels)
     out = Path(out)
     if which == "exp1":
-        module, params = exp1, {"ns": tuple(ns)}
+        module, params = exp1, {"ns": tuple(ns), "split_rule": split_rule}
     elif which == "exp2":
-        module, params = exp2, {"steps": steps, "d": step_size}
+        module, params = exp2, {"steps": steps, "d": step_size, "split_rule": split_rule}
     else:
         raise InputError(f"unknown experiment {which!r}; choose exp1 or exp2")
     report = run_labels(module.run_label, str(ds.root.resolve()), chosen, out, module.COLUMNS,
@@ -52,13 +55,14 @@ def run_experiment(which: str, data: str | Path, out: str | Path, labels: Sequen
     summary_file = out.with_suffix(".summary.md")
     title = "Experiment 1: Video Annotator against the baselines" if which == "exp1" else \
         "Experiment 2: choosing the source of the next labels with bandits"
-    summary_file.write_text(f"# {title}\n\nFrom `{out.name}` (data: `{ds.root}`).\n\n{markdown}\n")
+    summary_file.write_text(f"# {title}\n\nFrom `{out.name}` (data: `{ds.root}`, split rule: {split_rule}).\n\n{markdown}\n")
     return ExperimentResult(report, summary, summary_file, plot, markdown)
 
 
 def cli_experiment(args, settings):
     result = run_experiment(args.which, args.data, args.out, labels=args.labels, workers=args.workers,
-                            steps=getattr(args, "steps", exp2.STEPS), step_size=getattr(args, "step_size", exp2.STEP_SIZE))
+                            steps=getattr(args, "steps", exp2.STEPS), step_size=getattr(args, "step_size", exp2.STEP_SIZE),
+                            split_rule=getattr(args, "split_rule", DEFAULT_SPLIT_RULE))
     rep = result.report
     if rep.failed:
         details = "; ".join(f"{label}: {error}" for label, error in rep.failed.items())

@@ -22,7 +22,8 @@ from typing import Sequence
 from va_core import learn
 from va_core.errors import NotFound
 from va_core.experiments.dataset import Checkpoint, KeyVectors, VADataset
-from va_core.experiments.protocol import CannotTrain, Evaluator, Score, Split, cosine, split_agg
+from va_core.experiments.protocol import (DEFAULT_SPLIT_RULE, CannotTrain, Evaluator, Score, Split, cosine,
+                                          split_agg)
 
 NS = (25, 50, 100, 500, 1000)
 CMP_METHODS = ("zsc", "rcc", "cc")
@@ -64,20 +65,21 @@ def without(keys: frozenset[str], lists: dict[str, list[tuple[str, bool]]]) -> d
     return {name: [(k, v) for k, v in items if k not in keys] for name, items in lists.items()}
 
 
-def run_label(data_dir: str, label: str, ns: Sequence[int] = NS) -> list[dict]:
+def run_label(data_dir: str, label: str, ns: Sequence[int] = NS, split_rule: str = DEFAULT_SPLIT_RULE) -> list[dict]:
     """Worker entry point: all rows of one label."""
     from va_core.experiments.runner import open_dataset
 
-    return evaluate_label(open_dataset(data_dir), label, ns)
+    return evaluate_label(open_dataset(data_dir), label, ns, split_rule)
 
 
-def evaluate_label(ds: VADataset, label: str, ns: Sequence[int] = NS) -> list[dict]:
+def evaluate_label(ds: VADataset, label: str, ns: Sequence[int] = NS,
+                   split_rule: str = DEFAULT_SPLIT_RULE) -> list[dict]:
     agg, checkpoints, lists = ds.agg(label), ds.checkpoints(label), ds.cmp(label)
     plan = [("baseline", None, None), ("zero_shot", None, None)]
     plan += [(m, n, None) for n in ns for m in CMP_METHODS]
     plan += [("va_checkpoint", None, i) for i in range(len(checkpoints))]
     try:
-        split = split_agg(agg, SPLIT_SEED)
+        split = split_agg(agg, SPLIT_SEED, split_rule)
     except CannotTrain as exc:
         return [_row(label, m, n, i, None, reason=str(exc)) for m, n, i in plan]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from va_core.experiments.bandits import ALGORITHMS, Sources, agg_pool, cmp_pool
 from va_core.experiments.dataset import KeyVectors, VADataset
 from va_core.experiments.exp1 import SPLIT_SEED as VA_SPLIT_SEED, checkpoint_rows
-from va_core.experiments.protocol import CannotTrain, Evaluator, quiet_sklearn, split_agg
+from va_core.experiments.protocol import DEFAULT_SPLIT_RULE, CannotTrain, Evaluator, quiet_sklearn, split_agg
 
 STEPS = 40  # 1000 labels in steps of 25
 STEP_SIZE = 25
@@ -29,30 +29,31 @@ COLUMNS = {
 }
 
 
-def run_label(data_dir: str, label: str, steps: int = STEPS, d: int = STEP_SIZE, seed: int = SPLIT_SEED) -> list[dict]:
+def run_label(data_dir: str, label: str, steps: int = STEPS, d: int = STEP_SIZE, seed: int = SPLIT_SEED,
+              split_rule: str = DEFAULT_SPLIT_RULE) -> list[dict]:
     """Worker entry point: all rows of one label."""
     from va_core.experiments.runner import open_dataset
 
-    return evaluate_label(open_dataset(data_dir), label, steps, d, seed)
+    return evaluate_label(open_dataset(data_dir), label, steps, d, seed, split_rule)
 
 
 def evaluate_label(ds: VADataset, label: str, steps: int = STEPS, d: int = STEP_SIZE,
-                   seed: int = SPLIT_SEED) -> list[dict]:
+                   seed: int = SPLIT_SEED, split_rule: str = DEFAULT_SPLIT_RULE) -> list[dict]:
     agg, checkpoints, lists = ds.agg(label), ds.checkpoints(label), ds.cmp(label)
     needed = {i.key for i in agg.items} | {k for items in lists.values() for k, _ in items}
     needed |= {k for c in checkpoints for k in (c.pos | c.neg)}
     vectors = KeyVectors.load(ds, needed)
     rows = []
     with quiet_sklearn():
-        rows += _bandit_rows(label, agg, checkpoints, lists, vectors, steps, d, seed)
-        rows += _va_rows(label, agg, checkpoints, vectors)
+        rows += _bandit_rows(label, agg, checkpoints, lists, vectors, steps, d, seed, split_rule)
+        rows += _va_rows(label, agg, checkpoints, vectors, split_rule)
     return rows
 
 
-def _bandit_rows(label, agg, checkpoints, lists, vectors, steps, d, seed) -> list[dict]:
+def _bandit_rows(label, agg, checkpoints, lists, vectors, steps, d, seed, split_rule) -> list[dict]:
     configs = [cls(Sources({}), None, d=d, seed=seed, **kw) for cls, kw in ALGORITHMS]
     try:
-        split = split_agg(agg, seed)
+        split = split_agg(agg, seed, split_rule)
         val = split.val_key_set
         pools = {"agg": agg_pool(agg, val, checkpoints), "zero_shot": cmp_pool(lists["zero_shot"], val),
                  "random": cmp_pool(lists["random"], val)}
@@ -67,10 +68,10 @@ def _bandit_rows(label, agg, checkpoints, lists, vectors, steps, d, seed) -> lis
     return rows
 
 
-def _va_rows(label, agg, checkpoints, vectors) -> list[dict]:
+def _va_rows(label, agg, checkpoints, vectors, split_rule) -> list[dict]:
     params = f"checkpoints, split seed {VA_SPLIT_SEED}"
     try:
-        split = split_agg(agg, VA_SPLIT_SEED)
+        split = split_agg(agg, VA_SPLIT_SEED, split_rule)
     except CannotTrain as exc:
         return [_row(label, VA, params, None, None, reason=str(exc))]
     out = []
