@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow.compute as pc
 
-from va_core.errors import NotFound
+from va_core.errors import NotFound, VAError
 from va_core.warehouse import Warehouse, embedding_matrix
 
 
@@ -68,22 +68,40 @@ def load_corpus(wh: Warehouse, encoder_id: str) -> Corpus:
         if hit is not None and hit.version == version:
             return hit
     # Read exactly the version the cache entry is labelled with, even if a writer commits meanwhile.
-    table = wh.arrow("clip_embeddings", columns=["clip_key", "embedding"], where={"encoder_id": encoder_id},
-                     version=version)
-    if table.num_rows == 0:
+    where = {"encoder_id": encoder_id}
+    key_column = wh.arrow("clip_embeddings", columns=["clip_key"], where=where, version=version).column("clip_key")
+    if len(key_column) == 0:
         known = encoder_ids(wh)
         raise NotFound(
             f"no clip embeddings for encoder {encoder_id!r} in {wh.uri}; "
             + (f"the warehouse has embeddings of: {', '.join(known)}" if known else "run `va ingest` first")
         )
-    matrix = embedding_matrix(table.column("embedding"))
-    keys = table.column("clip_key")
-    order = pc.sort_indices(keys).to_numpy()
-    keys = np.array(keys.to_pylist(), dtype=object)
-    if not np.array_equal(order, np.arange(len(order))):
-        # Sorting the matrix rows in numpy: Arrow's take on a list column costs several times more.
-        matrix, keys = matrix[order], keys[order]
-    matrix = np.ascontiguousarray(matrix)
+    key_column = key_column.combine_chunks()
+    order = pc.array_sort_indices(key_column)
+    sorted_keys = key_column.take(order)
+    if pc.count_distinct(sorted_keys).as_py() != len(sorted_keys):
+        raise VAError(f"clip_embeddings in {wh.uri} has several rows for one clip key and encoder {encoder_id!r}")
+    rank = np.empty(len(order), dtype=np.int64)  # row i of the scan goes to position rank[i]
+    rank[order.to_numpy()] = np.arange(len(order))
+    # Embeddings stream in batches, each row written straight to its sorted position: the
+    # matrix is the only full-size copy (reading the table first would hold two).
+    matrix, row = None, 0
+    for batch in wh.batches("clip_embeddings", columns=["clip_key", "embedding"], where=where, version=version):
+        if batch.num_rows == 0:
+            continue
+        block = embedding_matrix(batch.column(1))
+        if matrix is None:
+            matrix = np.empty((len(sorted_keys), block.shape[1]), dtype=np.float32)
+        elif block.shape[1] != matrix.shape[1]:
+            raise VAError(f"embeddings of encoder {encoder_id!r} have different dimensions")
+        batch_keys = batch.column(0)
+        if row + len(batch_keys) <= len(key_column) and key_column.slice(row, len(batch_keys)).equals(batch_keys):
+            target = rank[row:row + len(batch_keys)]  # the scan came in the same order as the keys
+        else:  # a scan in another order: look each key up (slower, same result)
+            target = pc.index_in(batch_keys, value_set=sorted_keys).to_numpy()
+        matrix[target] = block
+        row += len(batch_keys)
+    keys = np.array(sorted_keys.to_pylist(), dtype=object)
     corpus = Corpus(encoder_id, keys, matrix, version)
     with _lock:
         _cache[cache_key] = corpus

@@ -131,18 +131,29 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _known(wh: Warehouse, encoder_id: str) -> tuple[dict[str, dict], set[str]]:
-    """Existing videos rows by id, and the video ids embedded by this encoder."""
+_FILTER_MAX = 1000  # up to this many ids, reads filter on them; beyond, whole columns are read
+
+
+def _ids_in(wh: Warehouse, table: str, video_ids: list[str], where: dict | None = None) -> set[str]:
+    """Which of ``video_ids`` have rows in ``table`` (one small column read)."""
+    cond = dict(where or {})
+    if len(video_ids) <= _FILTER_MAX:
+        cond["video_id"] = video_ids or [""]
+    return set(wh.read(table, columns=["video_id"], where=cond)["video_id"].unique().to_list()) & set(video_ids)
+
+
+def _known(wh: Warehouse, encoder_id: str, video_ids: list[str]) -> tuple[dict[str, dict], set[str]]:
+    """Existing videos rows of these ids, and those of them embedded by this encoder."""
+    where = {"video_id": video_ids or [""]} if len(video_ids) <= _FILTER_MAX else None
     videos = {r["video_id"]: r for r in wh.read(
-        "videos", columns=["video_id", "status", "error", "size_bytes", "mtime_ns", "content_hash"]).to_dicts()}
-    embedded = set(wh.read("clip_embeddings", columns=["video_id"], where={"encoder_id": encoder_id})
-                   ["video_id"].unique().to_list())
-    return videos, embedded
+        "videos", columns=["video_id", "status", "error", "size_bytes", "mtime_ns", "content_hash"],
+        where=where).to_dicts()}
+    return videos, _ids_in(wh, "clip_embeddings", video_ids, {"encoder_id": encoder_id})
 
 
 def plan(wh: Warehouse, files: list[Path], encoder_id: str) -> tuple[list[_Job], list[VideoOutcome]]:
     """Split files into work to do and files that are up to date. Reads only small columns."""
-    videos, embedded = _known(wh, encoder_id)
+    videos, embedded = _known(wh, encoder_id, [video_id_for(f) for f in files])
     jobs, unchanged = [], []
     for path in files:
         uri, vid = canonical_uri(path), video_id_for(path)
@@ -245,14 +256,15 @@ class _Video:
 class _Writer:
     """Buffers finished videos and writes them in a few commits per table."""
 
-    def __init__(self, wh: Warehouse, encoder_id: str, flush_videos: int, flush_seconds: float):
+    def __init__(self, wh: Warehouse, encoder_id: str, video_ids: list[str], flush_videos: int,
+                 flush_seconds: float):
         self.wh, self.encoder_id = wh, encoder_id
         self.flush_videos, self.flush_seconds = flush_videos, flush_seconds
         self.pending: list[_Video] = []
         self.last = time.monotonic()
         # Video ids that already have rows: their rows are replaced, the others appended.
-        self.with_clips = set(wh.read("clips", columns=["video_id"])["video_id"].unique().to_list())
-        self.embedded_any = set(wh.read("clip_embeddings", columns=["video_id"])["video_id"].unique().to_list())
+        self.with_clips = _ids_in(wh, "clips", video_ids)
+        self.embedded_any = _ids_in(wh, "clip_embeddings", video_ids)
 
     def add(self, video: _Video) -> None:
         self.pending.append(video)
@@ -441,7 +453,7 @@ def ingest(settings, paths, progress: bool = True, flush_videos: int = 50, flush
 
         encoder = load_encoder(spec)
         report.warning = encoder.warning
-        writer = _Writer(wh, spec.encoder_id, flush_videos, flush_seconds)
+        writer = _Writer(wh, spec.encoder_id, [j.video_id for j in jobs], flush_videos, flush_seconds)
         try:
             _run(jobs, encoder, writer, report, progress, batch_frames or (64 if encoder.image_size <= 128 else 32))
         finally:

@@ -277,11 +277,13 @@ class Scan:
     n_decoded: int = 0
 
 
-def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | None = None) -> Scan:
+def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | None = None,
+         decode_threads: int = 0) -> Scan:
     """Open a video and return its info and a generator of its shots with sampled frames.
 
     One decoding pass; shots are yielded as soon as the next cut is seen. Decoding errors
-    mid-file raise InputError naming the frame.
+    mid-file raise InputError naming the frame. ``decode_threads``: FFmpeg's decoding
+    threads (0: as many as it likes).
     """
     import av
 
@@ -298,6 +300,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
     def shots() -> Iterator[ShotFrames]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = decode_threads
         fps = info.fps or 25.0
         sampler = _ShotSampler(size, max_frames)
         index, last_t, step = -1, 0.0, 1.0 / fps

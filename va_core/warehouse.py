@@ -12,7 +12,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import polars as pl
@@ -189,6 +189,18 @@ def sql_literal(value: Any) -> str:
     if not _SAFE_VALUE.match(text):
         raise WarehouseError(f"refusing a predicate value with control characters: {text!r}")
     return "'" + text.replace("'", "''") + "'"
+
+
+def _filter(where: Mapping[str, Any] | None):
+    """``where`` as a pyarrow dataset expression (None: no filter)."""
+    expr = None
+    for column, value in (where or {}).items():
+        if isinstance(value, (list, tuple, set, frozenset)):
+            term = pc.field(column).isin(list(value))
+        else:
+            term = pc.field(column) == value
+        expr = term if expr is None else expr & term
+    return expr
 
 
 def predicate(where: Mapping[str, Any]) -> str:
@@ -400,14 +412,15 @@ class Warehouse:
             empty = spec.schema.empty_table()
             return empty.select(columns) if columns else empty
         dataset = self._open(table, version).to_pyarrow_dataset()
-        expr = None
-        for column, value in (where or {}).items():
-            if isinstance(value, (list, tuple, set, frozenset)):
-                term = pc.field(column).isin(list(value))
-            else:
-                term = pc.field(column) == value
-            expr = term if expr is None else expr & term
-        return dataset.to_table(columns=columns, filter=expr)
+        return dataset.to_table(columns=columns, filter=_filter(where))
+
+    def batches(self, table: str, columns: list[str] | None = None, where: Mapping[str, Any] | None = None,
+                version: int | None = None, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """Stream record batches (memory bounded by one batch), same arguments as :meth:`arrow`."""
+        if not self.exists(table):
+            return
+        dataset = self._open(table, version).to_pyarrow_dataset()
+        yield from dataset.to_batches(columns=columns, filter=_filter(where), batch_size=batch_size)
 
     def read(self, table: str, columns: list[str] | None = None, where: Mapping[str, Any] | None = None,
              version: int | None = None) -> pl.DataFrame:

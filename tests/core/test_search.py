@@ -115,3 +115,13 @@ def test_corpus_rows_follow_sorted_keys_and_reload_after_a_write(wh):
     wh.append("clip_embeddings", pa.table({"clip_key": ["w|0"], "video_id": ["w"], "encoder_id": ["e"],
                                            "embedding": embedding_column(m[:1])}))
     assert len(load_corpus(wh, "e")) == 11
+
+
+def test_corpus_refuses_two_rows_for_one_clip(wh):
+    m = np.eye(3, dtype=np.float32)
+    wh.append("clip_embeddings", pa.table({"clip_key": ["a|0", "a|0", "b|0"], "video_id": ["a", "a", "b"],
+                                           "encoder_id": ["e"] * 3, "embedding": embedding_column(m)}))
+    from va_core.errors import VAError
+
+    with pytest.raises(VAError, match="several rows for one clip key"):
+        load_corpus(wh, "e")
