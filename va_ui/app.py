@@ -10,6 +10,7 @@ import functools
 import threading
 
 import gradio as gr
+import polars as pl
 
 from va_core.errors import VAError
 from va_ui import handlers as h
@@ -137,8 +138,8 @@ def build_app(settings) -> gr.Blocks:
                         confirm = gr.Button("Yes, approve this version", variant="primary", elem_id="va-confirm")
                         cancel = gr.Button("Cancel", elem_id="va-cancel")
                 approve_version = gr.State(None)
-                curve = gr.Plot(label="AP against number of labels, one point per model version",
-                                elem_id="va-curve")
+                gr.Markdown("**AP against number of labels**, one point per model version")
+                curve = gr.HTML(panels.ap_chart(pl.DataFrame()), js_on_load=None, elem_id="va-curve")
                 previews = gr.HTML("", js_on_load=None, elem_id="va-previews")
 
             # -- Review ------------------------------------------------------------------
@@ -261,10 +262,10 @@ def build_app(settings) -> gr.Blocks:
         def model_outputs(chosen):
             if not chosen:
                 return "Pick a label to see its model.", None, "", gr.update(interactive=False)
-            history = h.model_history(settings, chosen)
+            view = h.model_view(settings, chosen)
+            history = view["history"]
             return (panels.quality(settings, chosen, history), panels.ap_chart(history),
-                    panels.previews(h.feed_previews(settings, chosen) if history.height else {}),
-                    gr.update(interactive=history.height > 0))
+                    panels.previews(view["previews"]), gr.update(interactive=history.height > 0))
 
         model_out = [quality, curve, previews, approve_ask]
         for button in (build_a, build_m):

@@ -22,6 +22,8 @@ PREVIEW_K = 4
 SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "zero_shot"]
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
 MAX_NAME = 64
+MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "encoder_id", "trainer",
+                 "checks_passed"]
 
 
 def _wh(settings) -> Warehouse:
@@ -91,15 +93,18 @@ def labels_table(settings) -> pl.DataFrame:
 
 # -- clips ----------------------------------------------------------------------------
 
-def enrich(settings, label: str | None, items: list[dict], annotator: str | None = None) -> list[dict]:
-    """Add playability, metadata and the current vote of ``label`` to clip items."""
+def enrich(settings, label: str | None, items: list[dict], ls=None) -> list[dict]:
+    """Add playability, metadata and the current vote of ``label`` to clip items.
+
+    ``ls``: the label set when the caller has it already (saves reading it again).
+    """
     if not items:
         return []
     keys = [i["clip_key"] for i in items]
     infos = clip_infos(settings, keys)
     votes: dict[str, dict] = {}
     if label:
-        ls = labels_mod.label_set(settings, label)
+        ls = ls if ls is not None else labels_mod.label_set(settings, label)
         wanted = set(keys)
         for row in ls.clips.iter_rows(named=True):
             if row["clip_key"] in wanted:
@@ -176,35 +181,36 @@ def fetch(settings, label: str, source: str, k: int = QUEUE_K, exclude: set[str]
     labels_mod.validate_label(label)
     if source not in SOURCES:
         raise InputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    from va_core import feeds
+
+    ls = labels_mod.label_set(settings, label)  # read once: feeds exclude it, cards show its votes
+    want = k + len(exclude)
     if source == "next":
         from va_core.policy import next_clips
 
-        batch = next_clips(settings, label, k + len(exclude))
+        batch = next_clips(settings, label, want)
         chosen, rows = batch["source"], batch["clips"]
+    elif source == feeds.ZERO_SHOT:
+        chosen, rows = source, feeds.zero_shot(settings, label, want, exclude=ls.labelled)
     elif source == "random" and not _has_model(settings, label):
-        chosen, rows = source, _random_unlabelled(settings, label, k + len(exclude))
+        chosen, rows = source, _random_unlabelled(settings, label, want, ls.labelled)
     else:
-        from va_core.feeds import get_feed
-
-        chosen, rows = source, get_feed(settings, label, source, k=k + len(exclude))
+        chosen, rows = source, feeds.stored_feed(settings, label, source, want, exclude=ls.labelled)
     items = [{"clip_key": r["clip_key"], "score": r.get("score"), "source": r.get("source") or r.get("feed") or chosen}
              for r in rows if r["clip_key"] not in exclude][:k]
-    return chosen, enrich(settings, label, items)
+    return chosen, enrich(settings, label, items, ls=ls)
 
 
 def _has_model(settings, label: str) -> bool:
-    from va_core.registry import latest_model
-
-    return latest_model(settings, label) is not None
+    return _wh(settings).arrow("models", columns=["model_version"], where={"label": label}).num_rows > 0
 
 
-def _random_unlabelled(settings, label: str, k: int) -> list[dict]:
+def _random_unlabelled(settings, label: str, k: int, labelled: list[str]) -> list[dict]:
     """Before the first model there is no stored random feed: sample unlabelled clips directly."""
     from va_core.embeddings import load_corpus
     from va_core.feeds import encoder_id_for, feed_seed, labelled_mask, rank
 
     corpus = load_corpus(_wh(settings), encoder_id_for(settings))
-    labelled = labels_mod.label_set(settings, label).labelled
     candidates = np.flatnonzero(~labelled_mask(corpus.keys, labelled))
     rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(labelled)))
     return [{"clip_key": corpus.keys[r], "score": None, "feed": "random"} for r in rows]
@@ -278,21 +284,31 @@ def take_back(settings, session: Session) -> Session:
 
 # -- model ----------------------------------------------------------------------------
 
-def build(settings, label: str) -> dict:
-    """Retrain in-process with the same function the orchestrator runs; returns its summary."""
+def build(settings, label: str, encoder_id: str | None = None) -> dict:
+    """Retrain in-process with the same function the orchestrator runs; returns its summary.
+
+    ``encoder_id``: the embeddings to train on (default: the home's encoder).
+    """
     from va_core.train import train_label
 
     labels_mod.validate_label(label)
     t0 = time.perf_counter()
-    result = train_label(settings, label)
+    result = train_label(settings, label, encoder_id=encoder_id)
     return {"result": result, "seconds": time.perf_counter() - t0}
+
+
+def model_view(settings, label: str) -> dict:
+    """What the Model part shows: every version with its evaluation, and the feeds of the latest."""
+    history = model_history(settings, label)
+    return {"history": history, "previews": feed_previews(settings, label) if history.height else {}}
 
 
 def model_history(settings, label: str) -> pl.DataFrame:
     """Every model version of ``label`` with its evaluation, oldest first."""
     labels_mod.validate_label(label)
     wh = _wh(settings)
-    models = wh.read("models", where={"label": label})
+    # not the artifacts: they hold each version's training clips and grow with every build
+    models = wh.read("models", columns=MODEL_COLUMNS, where={"label": label})
     if models.height == 0:
         return pl.DataFrame()
     evals = wh.read("evaluations", where={"label": label}).drop(["label_events_version", "encoder_id"], strict=False)
@@ -302,14 +318,20 @@ def model_history(settings, label: str) -> pl.DataFrame:
 
 
 def feed_previews(settings, label: str, k: int = PREVIEW_K) -> dict[str, list[dict]]:
-    from va_core.feeds import FEEDS, stored_feed
+    """The first ``k`` unlabelled clips of each feed of the latest model (one read of ``feeds``)."""
+    from va_core.feeds import FEEDS
 
-    out = {}
-    exclude = labels_mod.label_set(settings, label).labelled
-    for name in FEEDS:
-        rows = stored_feed(settings, label, name, k=k, exclude=exclude)
-        out[name] = enrich(settings, label, [{"clip_key": r["clip_key"], "score": r.get("score")} for r in rows])
-    return out
+    versions = _wh(settings).arrow("models", columns=["model_version"], where={"label": label})["model_version"]
+    if len(versions) == 0:
+        return {}
+    ls = labels_mod.label_set(settings, label)
+    stored = _wh(settings).read("feeds", columns=["feed", "rank", "clip_key", "score"],
+                                where={"label": label, "model_version": max(versions.to_pylist())})
+    fresh = (stored.filter(~pl.col("clip_key").is_in(ls.labelled)).sort(["feed", "rank"])
+             .group_by("feed", maintain_order=True).head(k))
+    items = enrich(settings, label, [{"clip_key": r["clip_key"], "score": float(r["score"]), "source": r["feed"]}
+                                     for r in fresh.iter_rows(named=True)], ls=ls)
+    return {name: [i for i in items if i["source"] == name] for name in FEEDS}
 
 
 def approval_checks(settings, label: str, version: int | None = None) -> dict:

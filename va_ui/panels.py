@@ -84,35 +84,70 @@ def quality(settings, label: str, history: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def ap_chart(history: pl.DataFrame):
-    """AP (with its spread) and the random baseline against the number of labels, per model version."""
-    import matplotlib
+def ap_chart(history: pl.DataFrame, width: int = 720, height: int = 260) -> str:
+    """AP (with its spread) and the random baseline against the number of labels, per model version.
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    Inline SVG: drawn by the browser at once, no image to render on the server.
+    """
+    left, right, top, bottom = 48, 16, 16, 40
+    pw, ph = width - left - right, height - top - bottom
+    parts = [f'<svg class="va-chart" viewBox="0 0 {width} {height}" width="100%" style="max-width: {width}px" role="img" '
+             'aria-label="AP against number of labels" xmlns="http://www.w3.org/2000/svg" '
+             'font-family="sans-serif" font-size="11">']
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        y = top + ph * (1 - tick)
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#9ca3af" '
+                     f'stroke-opacity="0.3"/><text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" '
+                     f'fill="currentColor">{tick:.2f}</text>')
+    parts.append(f'<text x="12" y="{top + ph / 2:.1f}" transform="rotate(-90 12 {top + ph / 2:.1f})" '
+                 'text-anchor="middle" fill="currentColor">average precision</text>')
+    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="currentColor">'
+                 'labels the version was trained on</text>')
+    if history.height == 0:
+        parts.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph / 2:.1f}" text-anchor="middle" '
+                     'fill="#6b7280">no model yet</text></svg>')
+        return "".join(parts)
+    rows = history.sort("model_version").to_dicts()
+    xs = [int(r["n_labels"]) for r in rows]
+    lo, hi = min(xs), max(xs)
+    span = max(hi - lo, 1)
+    lo, hi = lo - 0.08 * span, hi + 0.08 * span
 
-    fig = Figure(figsize=(8, 3.2), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    if history.height:
-        h = history.sort("model_version")
-        x = h["n_labels"].to_numpy()
-        ap = h["ap_mean"].to_numpy()
-        ax.errorbar(x, ap, yerr=h["ap_std"].fill_null(0).to_numpy(), marker="o", capsize=4, label="model AP ± spread",
-                    color="#ea580c")
-        ax.plot(x, h["baseline_ap"].to_numpy(), linestyle="--", marker=".", color="#6b7280", label="random baseline")
-        for xi, yi, v in zip(x, ap, h["model_version"].to_list()):
-            ax.annotate(f"v{v}", (xi, yi), textcoords="offset points", xytext=(4, 6), fontsize=8)
-        ax.legend(loc="lower right", fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no model yet", ha="center", va="center", transform=ax.transAxes, color="#6b7280")
-    from matplotlib.ticker import MaxNLocator
+    def px(x):
+        return left + pw * (x - lo) / (hi - lo)
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("labels the version was trained on")
-    ax.set_ylabel("average precision")
-    ax.grid(alpha=0.3)
-    return fig
+    def py(y):
+        return top + ph * (1 - min(max(y, 0.0), 1.0))
+
+    for x in sorted(set(xs)):
+        parts.append(f'<text x="{px(x):.1f}" y="{top + ph + 16}" text-anchor="middle" fill="currentColor">{x}</text>')
+    base = [(px(r["n_labels"]), py(r["baseline_ap"])) for r in rows if r.get("baseline_ap") is not None]
+    if base:
+        parts.append('<polyline fill="none" stroke="#6b7280" stroke-dasharray="5 4" stroke-width="1.5" points="'
+                     + " ".join(f"{x:.1f},{y:.1f}" for x, y in base) + '"/>')
+        parts += [f'<rect x="{x - 3:.1f}" y="{y - 3:.1f}" width="6" height="6" fill="#6b7280"/>' for x, y in base]
+    pts = [(px(r["n_labels"]), py(r["ap_mean"]), r) for r in rows if r.get("ap_mean") is not None]
+    if pts:
+        parts.append('<polyline fill="none" stroke="#ea580c" stroke-width="2" points="'
+                     + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in pts) + '"/>')
+    for x, y, r in pts:
+        std = r.get("ap_std") or 0.0
+        y1, y2 = py(r["ap_mean"] - std), py(r["ap_mean"] + std)
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y1:.1f}" y2="{y2:.1f}" stroke="#ea580c"/>'
+                     f'<line x1="{x - 4:.1f}" x2="{x + 4:.1f}" y1="{y1:.1f}" y2="{y1:.1f}" stroke="#ea580c"/>'
+                     f'<line x1="{x - 4:.1f}" x2="{x + 4:.1f}" y1="{y2:.1f}" y2="{y2:.1f}" stroke="#ea580c"/>'
+                     f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#ea580c"><title>v{r["model_version"]}: AP '
+                     f'{r["ap_mean"]:.3f} ± {std:.3f}, {r["n_labels"]} labels</title></circle>'
+                     f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" fill="currentColor">v{r["model_version"]}</text>')
+    lx = left + pw - 190
+    parts.append(f'<g transform="translate({lx},{top + ph - 34})"><rect width="186" height="32" rx="4" '
+                 'fill="var(--background-fill-primary, white)" stroke="#9ca3af" stroke-opacity="0.5"/>'
+                 '<line x1="8" x2="30" y1="11" y2="11" stroke="#ea580c" stroke-width="2"/>'
+                 '<text x="36" y="15" fill="currentColor">model AP ± spread</text>'
+                 '<line x1="8" x2="30" y1="24" y2="24" stroke="#6b7280" stroke-dasharray="5 4"/>'
+                 '<rect x="16" y="21" width="6" height="6" fill="#6b7280"/>'
+                 '<text x="36" y="28" fill="currentColor">random baseline</text></g></svg>')
+    return "".join(parts)
 
 
 def previews(feeds: dict[str, list[dict]]) -> str:

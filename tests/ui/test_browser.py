@@ -201,20 +201,37 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
     assert dict(latest.iter_rows()) == expected
     assert set(events.filter(pl.col("source") == "search")["clip_key"]) == {k for k, _ in marked}
 
-    # Model: build, AP appears; approve after seeing the checks
+    # Model: build, AP appears
     _tab(page, "Model")
     page.locator("#va-build-model").click()
-    page.wait_for_function("() => document.querySelector('#va-quality')?.innerText.includes('v1')", timeout=60_000)
+    _wait_text(page, "#va-quality", "v1", timeout=60_000)
     quality = page.locator("#va-quality").inner_text()
     assert re.search(r"\d\.\d{3}\s*±\s*\d\.\d{3}", quality), quality
+
+    # three more from the new feeds, then B builds v2 from the Annotate part
+    _tab(page, "Annotate")
+    keyed += _answer_by_keyboard(page, truth, colour, 3)
+    page.locator("body").press("b")
+    _wait_text(page, "#va-status", "v2", timeout=60_000)
+    assert _shown_key(page) not in dict(marked + keyed)  # the queue comes from v2's feeds
+
+    # approve v2 after seeing its checks; the chart has a point per version
+    _tab(page, "Model")
+    _wait_text(page, "#va-quality", "v2")
+    assert page.locator("#va-curve circle").count() == 2
     page.locator("#va-approve").click()
+    _wait_text(page, "#va-checks", "Approve " + label + " v2")
     page.locator("#va-checks").get_by_text("beats random baseline").wait_for()
     _wait_videos(page, "#va-previews")
+    page.locator("#va-previews").scroll_into_view_if_needed()  # offscreen videos are not painted
+    page.wait_for_timeout(800)
     page.screenshot(path=str(SHOTS / "model.png"), full_page=True)
     page.locator("#va-confirm").click()
-    page.wait_for_function("() => document.querySelector('#va-status')?.innerText.includes('approved')")
+    _wait_text(page, "#va-status", "approved")
     models = served["wh"].read("models", where={"label": label})
-    assert models.filter(pl.col("stage") == "approved")["model_version"].to_list() == [1]
+    assert models.filter(pl.col("stage") == "approved")["model_version"].to_list() == [2]
+    assert models.filter(pl.col("model_version") == 2)["n_pos"][0] + \
+        models.filter(pl.col("model_version") == 2)["n_neg"][0] == len(dict(marked + keyed))
 
     # Review: every label of the set; change one
     _tab(page, "Review")
@@ -244,8 +261,8 @@ def test_two_experts_at_once_lose_nothing(served, browser, truth, colour):
         _pick_label(page, label)
         _tab(page, "Annotate")
         page.locator("#va-source input").click()
-        page.get_by_role("option", name="random").click()
-        page.locator("#va-start").click()
+        page.get_by_role("option", name="random").click()  # picking a source starts it
+        _wait_text(page, "#va-progress", "From random")
         _shown_key(page)
     for i in range(1, 6):
         # both presses are in flight together: neither waits for the other

@@ -141,7 +141,8 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     assert history["n_labels"].to_list() == [12] and history["ap_mean"][0] == pytest.approx(result.ap)
     text = panels.quality(ui_settings, label, history)
     assert f"{result.ap:.3f}" in text and f"{result.baseline_ap:.3f}" in text
-    assert panels.ap_chart(history).axes[0].get_ylabel() == "average precision"
+    chart = panels.ap_chart(history)
+    assert chart.startswith("<svg") and chart.count("<circle") == 1 and f"v1: AP {result.ap:.3f}" in chart
 
     previews = h.feed_previews(ui_settings, label)
     assert set(previews) == {"top_positive", "top_negative", "borderline", "random"}

@@ -1,0 +1,163 @@
+"""Build in the labelling app: how long an expert waits between pressing Build and new clips.
+
+A synthetic 512-d corpus (100k clips; 10k with --quick) with 20 topics; a label is "is
+topic t" with 1000 labelled clips (30% positives). Per label, timed in one process with
+the functions the app's buttons call (va_ui.handlers, va_ui.panels):
+
+- answer: one Yes/No key press at 1000 labels (record the event, show the next clip);
+- build: ``handlers.build`` = ``va_core.train.train_label`` (the function Dagster runs) after
+  the expert added 10 labels to the 1000;
+- refresh: what the app shows after a build: the model's versions and evaluation, the
+  chart rendered to PNG, the four feed previews, and the Annotate queue refilled from the
+  new feeds;
+- Build = build + refresh: the wait after pressing Build (target: under a second).
+
+Reference, same run, same label sets: ``train_label`` with the paper's LogisticRegressionCV
+(``trainer="reference"``), i.e. what Build would cost with the reference trainer.
+
+    .venv/bin/python -m benchmarks.build_latency           # 100k clips, 5 labels
+    .venv/bin/python -m benchmarks.build_latency --quick   # 10k clips, 2 labels
+
+Writes benchmarks/results/build_latency.json (build_latency_quick.json) and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DIM = 512
+N_LABELS = 1000
+ADDED = 10
+POSITIVE_SHARE = 0.3
+
+
+def _p50(values) -> float:
+    return float(np.median(values))
+
+
+def _labelled(corpus, topic: int, n: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng([seed, topic, n])
+    n_pos = int(round(n * POSITIVE_SHARE))
+    pos = rng.choice(np.flatnonzero(corpus.topics == topic), n_pos, replace=False)
+    neg = rng.choice(np.flatnonzero(corpus.topics != topic), n - n_pos, replace=False)
+    return [corpus.keys[i] for i in pos], [corpus.keys[i] for i in neg]
+
+
+def run(n_clips: int, n_labels: int) -> dict:
+    from tqdm import tqdm
+
+    from va_core.config import Settings
+    from va_core.labels import record_events
+    from va_core.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
+    from va_core.train import train_label
+    from va_core.warehouse import Warehouse
+    from va_ui import handlers as h
+    from va_ui import panels
+
+    warnings.simplefilter("ignore", FutureWarning)
+    root = Path(tempfile.mkdtemp(prefix="va-bench-build-"))
+    settings = Settings(home=root, warehouse_uri=str(root / "warehouse"), encoder="tiny")
+    print(f"writing a synthetic corpus of {n_clips} x {DIM} to {root}", file=sys.stderr)
+    synthetic = make_corpus(n_clips, dim=DIM, n_topics=20, noise=8.0, seed=0)
+    write_corpus(Warehouse.from_settings(settings), synthetic)
+    topic_of = dict(zip(synthetic.keys, synthetic.topics.tolist()))
+
+    def label_up(label: str, topic: int) -> None:
+        pos, neg = _labelled(synthetic, topic, N_LABELS, seed=1)
+        record_events(settings, [{"label": label, "clip_key": k, "value": k in set(pos)} for k in pos + neg],
+                      annotator="bench", source="bench")
+
+    # warm-up, untimed: imports, k-means clusters of the corpus
+    label_up("warmup", 19)
+    h.build(settings, "warmup", encoder_id=SYNTHETIC_ENCODER_ID)
+    panels.ap_chart(h.model_view(settings, "warmup")["history"])
+
+    rows = []
+    for topic in tqdm(range(n_labels), desc="labels", file=sys.stderr):
+        label = f"topic{topic}"
+        label_up(label, topic)
+        h.build(settings, label, encoder_id=SYNTHETIC_ENCODER_ID)  # v1 on the 1000 labels
+        session = h.start(settings, h.Session(), label, "borderline")
+        answers = []
+        for _ in range(ADDED):  # the expert labels 10 more clips with the keyboard
+            key = session.current["clip_key"]
+            t0 = time.perf_counter()
+            session = h.answer(settings, session, topic_of[key] == topic, "bench", shown_key=key)
+            answers.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        built = h.build(settings, label, encoder_id=SYNTHETIC_ENCODER_ID)
+        t1 = time.perf_counter()
+        view = h.model_view(settings, label)
+        panels.quality(settings, label, view["history"])
+        panels.previews(view["previews"])
+        panels.ap_chart(view["history"])
+        session = h.refill(settings, session)
+        t2 = time.perf_counter()
+        assert built["result"].created and built["result"].n_pos + built["result"].n_neg == N_LABELS + ADDED
+        t3 = time.perf_counter()
+        reference = train_label(settings, label, trainer="reference", encoder_id=SYNTHETIC_ENCODER_ID)
+        t4 = time.perf_counter()
+        rows.append({"topic": topic, "answer_p50_s": _p50(answers), "build_s": t1 - t0, "refresh_s": t2 - t1,
+                     "build_total_s": t2 - t0, "reference_train_s": t4 - t3, "steps": built["result"].timings,
+                     "ap": built["result"].ap, "reference_ap": reference.ap})
+    summary = {
+        "answer_p50_s": _p50([r["answer_p50_s"] for r in rows]),
+        "build_p50_s": _p50([r["build_s"] for r in rows]),
+        "refresh_p50_s": _p50([r["refresh_s"] for r in rows]),
+        "build_total_p50_s": _p50([r["build_total_s"] for r in rows]),
+        "reference_train_p50_s": _p50([r["reference_train_s"] for r in rows]),
+        "steps_p50_s": {k: _p50([r["steps"][k] for r in rows]) for k in rows[0]["steps"]},
+    }
+    return {"rows": rows, "summary": summary}
+
+
+def table(result: dict, n_clips: int) -> str:
+    s = result["summary"]
+    steps = " / ".join(f"{k} {v:.3f}" for k, v in s["steps_p50_s"].items())
+    return "\n".join([
+        "| clips | labels | key press p50 s | build p50 s | refresh p50 s | **Build p50 s** | "
+        "reference train p50 s | reference / Build |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {n_clips} | {N_LABELS}+{ADDED} | {s['answer_p50_s']:.3f} | {s['build_p50_s']:.3f} | "
+        f"{s['refresh_p50_s']:.3f} | **{s['build_total_p50_s']:.3f}** | {s['reference_train_p50_s']:.2f} | "
+        f"{s['reference_train_p50_s'] / s['build_total_p50_s']:.1f}x |",
+        "",
+        f"build steps p50 s: {steps}",
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10k clips, 2 labels")
+    parser.add_argument("--clips", type=int, default=None)
+    parser.add_argument("--labels", type=int, default=None, help="how many labels to time")
+    args = parser.parse_args(argv)
+    n_clips = args.clips or (10_000 if args.quick else 100_000)
+    n_labels = args.labels or (2 if args.quick else 5)
+    started = time.time()
+    result = run(n_clips, n_labels)
+    out = {"benchmark": "build_latency", "quick": args.quick, "clips": n_clips, "dim": DIM, "labels": N_LABELS,
+           "added": ADDED, "repeats": n_labels, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                       "load_average": os.getloadavg()}, "seconds": round(time.time() - started, 1), **result}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / ("build_latency_quick.json" if args.quick else "build_latency.json")
+    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    print(table(result, n_clips))
+    print(f"\nwrote {path} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
