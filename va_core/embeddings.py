@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from va_core.errors import NotFound, VAError
@@ -102,6 +103,8 @@ def load_corpus(wh: Warehouse, encoder_id: str) -> Corpus:
         matrix[target] = block
         row += len(batch_keys)
     keys = np.array(sorted_keys.to_pylist(), dtype=object)
+    del key_column, sorted_keys, order
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed read buffers otherwise
     corpus = Corpus(encoder_id, keys, matrix, version)
     with _lock:
         _cache[cache_key] = corpus

@@ -151,6 +151,13 @@ def _known(wh: Warehouse, encoder_id: str, video_ids: list[str]) -> tuple[dict[s
     return videos, _ids_in(wh, "clip_embeddings", video_ids, {"encoder_id": encoder_id})
 
 
+def _digest(path: Path) -> str | None:
+    try:
+        return content_hash(path)
+    except OSError:  # unreadable: decoding will fail too and store the reason
+        return None
+
+
 def plan(wh: Warehouse, files: list[Path], encoder_id: str) -> tuple[list[_Job], list[VideoOutcome]]:
     """Split files into work to do and files that are up to date. Reads only small columns."""
     videos, embedded = _known(wh, encoder_id, [video_id_for(f) for f in files])
@@ -159,19 +166,18 @@ def plan(wh: Warehouse, files: list[Path], encoder_id: str) -> tuple[list[_Job],
         uri, vid = canonical_uri(path), video_id_for(path)
         st = path.stat()
         row = videos.get(vid)
-        digest = None
-        if row is not None and (row["size_bytes"], row["mtime_ns"]) != (st.st_size, st.st_mtime_ns):
-            digest = content_hash(path)
-        same = row is not None and (digest is None or digest == row["content_hash"])
+        restat = row is not None and (row["size_bytes"], row["mtime_ns"]) != (st.st_size, st.st_mtime_ns)
+        digest = _digest(path) if restat else None
+        same = row is not None and (not restat or (digest is not None and digest == row["content_hash"]))
         if same and (row["status"] == "failed" or vid in embedded):
             unchanged.append(VideoOutcome(uri, vid, UNCHANGED, error=row["error"] if row["status"] == "failed" else None))
             continue
         if same:
-            kind = EMBEDDED
+            kind, digest = EMBEDDED, row["content_hash"]
         else:
             kind = REPLACED if row is not None else ADDED
-            digest = digest or content_hash(path)
-        jobs.append(_Job(path, uri, vid, kind, st.st_size, st.st_mtime_ns, digest or row["content_hash"]))
+            digest = digest or _digest(path)
+        jobs.append(_Job(path, uri, vid, kind, st.st_size, st.st_mtime_ns, digest))
     need_shots = [j.video_id for j in jobs if j.kind == EMBEDDED]
     if need_shots:
         clips = wh.read("clips", columns=["video_id", "frame_in", "frame_out", "start_s", "end_s"],
