@@ -156,6 +156,36 @@ def record_events(settings_or_wh, events: Iterable[Any], annotator: str | None =
     return wh.append("label_events", table)
 
 
+def undo_event(settings_or_wh, label: str, clip_key: str, annotator: str, event_id: str | None = None) -> dict:
+    """Take back an annotator's latest event on a clip by appending the vote they had before it.
+
+    ``label_events`` stays append-only (the sensors and the lineage see the undo as a new
+    event); a vote that did not exist before is withdrawn with a null value, which the
+    aggregation reads as "this annotator has no vote on this clip".
+    """
+    wh = warehouse_of(settings_or_wh)
+    label = validate_label(label)
+    events = wh.read("label_events", where={"label": label, "clip_key": clip_key, "annotator": annotator})
+    if events.height == 0:
+        raise NotFound(f"{annotator} has no event on {clip_key} for {label!r} to undo")
+    events = events.sort(["created_at", "event_id"])
+    last = events.row(events.height - 1, named=True)
+    if event_id is not None and last["event_id"] != event_id:
+        raise InputError(f"{annotator} labelled {clip_key} again after that event; undo the later one first")
+    if last["value"] is None:
+        raise InputError(f"{annotator}'s vote on {clip_key} is already withdrawn")
+    previous = events["value"][-2] if events.height > 1 else None
+    now = datetime.now(timezone.utc)
+    version = wh.append("label_events", pa.table({
+        "event_id": [uuid.uuid4().hex], "label": [label], "clip_key": [clip_key],
+        "value": pa.array([previous], type=pa.bool_()), "annotator": [annotator], "source": ["undo"],
+        "created_at": pa.array([max(now, last["created_at"] + timedelta(microseconds=1))],
+                               type=pa.timestamp("us", tz="UTC")),
+    }))
+    return {"label": label, "clip_key": clip_key, "annotator": annotator, "undone_event_id": last["event_id"],
+            "value": previous, "label_events_version": version}
+
+
 def events_version(wh: Warehouse) -> int | None:
     return wh.version("label_events")
 
@@ -179,7 +209,8 @@ def aggregate(events: pl.DataFrame) -> pl.DataFrame:
                                     "conflict": pl.Boolean, "agree": pl.Boolean})
     latest = (events.sort(["created_at", "event_id"])
               .group_by(["label", "clip_key", "annotator"], maintain_order=True)
-              .agg(pl.col("value").last()))
+              .agg(pl.col("value").last())
+              .filter(pl.col("value").is_not_null()))  # a withdrawn vote (undo) is no vote
     per_clip = latest.group_by(["label", "clip_key"]).agg(
         pl.col("value").cast(pl.Int32).sum().alias("pos_cnt"),
         pl.len().cast(pl.Int32).alias("annotator_cnt"),

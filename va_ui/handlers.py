@@ -144,19 +144,14 @@ def mark(settings, label: str, clip_key: str, value: bool, annotator: str, sourc
 def undo(settings, recorded: dict) -> dict:
     """Take back one event this session recorded.
 
-    The event is deleted from ``label_events`` by its id, so the clip's label set is
-    exactly what it was before the key press; the removal is a new table version and the
-    event stays readable by time travel.
+    An undo is itself an event (va_core.labels.undo_event): the annotator's vote on the
+    clip goes back to what it was before the key press, so the clip's label set is exactly
+    as before, and the sensor retrains as for any other label.
     """
-    wh = _wh(settings)
-    events = wh.read("label_events", where={"label": recorded["label"], "clip_key": recorded["clip_key"],
-                                             "annotator": recorded["annotator"]},
-                     version=recorded["label_events_version"])
-    if events.height == 0:
-        raise NotFound(f"no event of {recorded['annotator']} on {recorded['clip_key']} to undo")
-    event_id = events.sort(["created_at", "event_id"])["event_id"][-1]
-    wh.delete("label_events", {"event_id": event_id})
-    return {**recorded, "event_id": event_id}
+    from va_core.labels import undo_event
+
+    done = undo_event(_wh(settings), recorded["label"], recorded["clip_key"], recorded["annotator"])
+    return {**recorded, "event_id": done["undone_event_id"], "label_events_version": done["label_events_version"]}
 
 
 # -- the annotation queue -------------------------------------------------------------

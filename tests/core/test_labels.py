@@ -161,3 +161,25 @@ def test_import_refuses_bad_files_and_writes_nothing(loop_home, tmp_path):
     with pytest.raises(NotFound):
         labels.cli_import_labels(type("A", (), {"file": str(tmp_path / "none.csv"), "annotator": "x"}), settings)
     assert _count(wh) == before
+
+
+def test_undo_appends_the_previous_vote_or_withdraws_it(loop_home):
+    settings, wh, corpus = loop_home
+    k = corpus.keys
+    record_events(settings, [LabelEvent("undo", k[20], False, "a"), LabelEvent("undo", k[20], True, "a"),
+                             LabelEvent("undo", k[21], True, "a")])
+    before = wh.count("label_events")
+    # a's latest vote on clip 20 was yes: undo restores the no before it
+    done = labels.undo_event(settings, "undo", k[20], "a")
+    assert done["value"] is False
+    # a's only vote on clip 21 is withdrawn: the clip is no longer labelled at all
+    assert labels.undo_event(settings, "undo", k[21], "a")["value"] is None
+    ls = label_set(settings, "undo")
+    assert ls.negatives == [k[20]] and k[21] not in ls.labelled
+    # nothing was deleted: two events were appended, each marked as an undo
+    events = wh.read("label_events", where={"label": "undo"}).sort("created_at")
+    assert wh.count("label_events") == before + 2 and events["source"].to_list()[-2:] == ["undo", "undo"]
+    with pytest.raises(InputError, match="already withdrawn"):
+        labels.undo_event(settings, "undo", k[21], "a")
+    with pytest.raises(NotFound, match="no event"):
+        labels.undo_event(settings, "undo", k[22], "a")
