@@ -7,6 +7,8 @@ the UI, e.g. after the corpus changed. The random-baseline check is reported by 
 ``evaluation`` asset itself, which computes the numbers it needs.
 """
 
+import warnings
+
 import dagster as dg
 
 from va_assets.assets.labels import CONFLICT_CHECK, EMBEDDING_CHECK, label_partitions
@@ -31,36 +33,40 @@ def _latest_model(context, va: VAResource):
     return wh, get_model(wh, label)
 
 
-@dg.asset_check(
-    asset="classifier", name=CONFLICT_CHECK, blocking=True, partitions_def=label_partitions,
-    description="No clip on which the annotators are split was trained on: the model's training clips "
-                "against the conflicts of its label set.",
-)
-def no_conflicting_labels(context: dg.AssetCheckExecutionContext, va: VAResource) -> dg.AssetCheckResult:
-    import json
+# Partitioned asset checks are a Dagster "preview" feature; its notice would be printed by
+# every run process that loads these definitions.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
 
-    from va_core.checks import no_conflicts_in_training
-    from va_core.labels import label_set
+    @dg.asset_check(
+        asset="classifier", name=CONFLICT_CHECK, blocking=True, partitions_def=label_partitions,
+        description="No clip on which the annotators are split was trained on: the model's training clips "
+                    "against the conflicts of its label set.",
+    )
+    def no_conflicting_labels(context: dg.AssetCheckExecutionContext, va: VAResource) -> dg.AssetCheckResult:
+        import json
 
-    wh, row = _latest_model(context, va)
-    trained = json.loads(row["artifact"])["training_clips"]
-    conflicts = label_set(wh, row["label"], version=row["label_events_version"]).conflicts
-    return _as_asset_check(no_conflicts_in_training(trained, conflicts))
+        from va_core.checks import no_conflicts_in_training
+        from va_core.labels import label_set
 
+        wh, row = _latest_model(context, va)
+        trained = json.loads(row["artifact"])["training_clips"]
+        conflicts = label_set(wh, row["label"], version=row["label_events_version"]).conflicts
+        return _as_asset_check(no_conflicts_in_training(trained, conflicts))
 
-@dg.asset_check(
-    asset="classifier", name=EMBEDDING_CHECK, blocking=True, partitions_def=label_partitions,
-    description="The model takes the corpus's embeddings: same encoder, same dimension.",
-)
-def embedding_consistent(context: dg.AssetCheckExecutionContext, va: VAResource) -> dg.AssetCheckResult:
-    from va_core.checks import embedding_consistent as check
-    from va_core.learn import LinearModel
-    from va_core.train import corpus_for
+    @dg.asset_check(
+        asset="classifier", name=EMBEDDING_CHECK, blocking=True, partitions_def=label_partitions,
+        description="The model takes the corpus's embeddings: same encoder, same dimension.",
+    )
+    def embedding_consistent(context: dg.AssetCheckExecutionContext, va: VAResource) -> dg.AssetCheckResult:
+        from va_core.checks import embedding_consistent as check
+        from va_core.learn import LinearModel
+        from va_core.train import corpus_for
 
-    wh, row = _latest_model(context, va)
-    model = LinearModel.from_artifact(row["artifact"])
-    corpus = corpus_for(va.settings())  # what the label is scored on now
-    return _as_asset_check(check(model.dim, row["encoder_id"], corpus.dim, corpus.encoder_id))
+        wh, row = _latest_model(context, va)
+        model = LinearModel.from_artifact(row["artifact"])
+        corpus = corpus_for(va.settings())  # what the label is scored on now
+        return _as_asset_check(check(model.dim, row["encoder_id"], corpus.dim, corpus.encoder_id))
 
 
 @dg.asset_check(
