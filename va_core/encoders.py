@@ -44,7 +44,7 @@ _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 class EncoderSpec:
     """A parsed encoder spec. ``weights`` is a hub tag, ``random``, or a checkpoint path."""
 
-    kind: str  # "tiny" | "open_clip"
+    kind: str  # "tiny" | "open_clip" | "stored" (embeddings imported without their model)
     arch: str
     weights: str
     checkpoint_sha: str | None = None
@@ -62,10 +62,14 @@ class EncoderSpec:
     def spec(self) -> str:
         if self.kind == "tiny":
             return TINY
+        if self.kind == "stored":
+            return f"{STORED_PREFIX}{self.arch}"
         return f"open_clip:{self.arch}:{self.weights}"
 
     @property
     def encoder_id(self) -> str:
+        if self.kind == "stored":
+            return self.spec
         if self.kind == "tiny":
             return f"tiny:{TINY_ARCH}:random-seed0"
         if self.weights == RANDOM:
@@ -96,6 +100,11 @@ def _looks_like_path(text: str) -> bool:
             or text.lower().endswith(_CHECKPOINT_SUFFIXES))
 
 
+# Embeddings imported with the paper's released dataset (`va import-va-dataset`): the clips
+# and their vectors are there, the model that made them is not.
+STORED_PREFIX = "va-dataset:"
+
+
 def parse_spec(spec: str | EncoderSpec) -> EncoderSpec:
     """``"tiny"`` / ``"open_clip:ARCH:TAG|PATH|random"`` -> :class:`EncoderSpec`.
 
@@ -106,6 +115,8 @@ def parse_spec(spec: str | EncoderSpec) -> EncoderSpec:
     text = (spec or "").strip()
     if text == TINY:
         return EncoderSpec("tiny", TINY_ARCH, "random-seed0")
+    if text.startswith(STORED_PREFIX) and len(text) > len(STORED_PREFIX):
+        return EncoderSpec("stored", text[len(STORED_PREFIX):], "stored")
     if text == "auto":
         raise InputError("encoder 'auto' is resolved by `va demo` only; use `tiny` or an open_clip spec")
     parts = text.split(":", 2)
@@ -394,6 +405,12 @@ def load_encoder(spec: str | EncoderSpec) -> Encoder:
         hit = _encoders.get(parsed.encoder_id)
         if hit is not None:
             return hit
+        if parsed.kind == "stored":
+            raise EncoderUnavailable(
+                f"encoder {parsed.encoder_id!r} is embeddings-only (imported with `va import-va-dataset`): "
+                "it cannot encode new video frames or free text. Training, feeds, zero-shot on the dataset's "
+                "stored label embeddings and /score work; to search by text or ingest videos use a real "
+                f"encoder, e.g. `open_clip:ViT-B-32:/path/to/checkpoint` or `tiny` for a smoke run")
         built = _build_tiny() if parsed.kind == "tiny" else _build_open_clip(parsed)
         encoder = Encoder(parsed, *built)
         _encoders[parsed.encoder_id] = encoder

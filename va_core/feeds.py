@@ -130,9 +130,19 @@ def zero_shot(settings, label: str, k: int = 10, encoder_id: str | None = None,
     if wanted != spec.encoder_id:
         raise InputError(f"zero-shot needs the text tower of the corpus's encoder {wanted!r}, "
                          f"but the configured encoder is {spec.encoder_id!r}")
-    query = text_query(wh, label)
     corpus = load_corpus(wh, wanted)
-    vector = load_encoder(spec).encode_text([query])[0]
+    if spec.kind == "stored":
+        # An imported corpus has no text tower: its label embeddings came with the dataset.
+        from va_core.experiments.importer import stored_text_embedding
+
+        query = label
+        vector = stored_text_embedding(settings, label, wanted)
+        if vector is None:
+            raise NotFound(f"encoder {wanted!r} has no text tower and the imported dataset has no text "
+                           f"embedding for {label!r}: start this label from search-free feeds (random)")
+    else:
+        query = text_query(wh, label)
+        vector = load_encoder(spec).encode_text([query])[0]
     scores = corpus.matrix @ vector
     if exclude is None:
         exclude = label_set(wh, label).labelled

@@ -147,6 +147,31 @@ def test_import_builds_a_warehouse_on_the_dataset_and_is_idempotent(dataset, set
     assert wh.count("label_events") == n_events
 
 
+def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(dataset, settings, monkeypatch, capsys):
+    fixture, ds = dataset
+    assert main(["import-va-dataset", str(ds.root), "--json"]) == 0
+    capsys.readouterr()
+    monkeypatch.delenv("VA_ENCODER")  # the home's recorded encoder applies, as for a user
+    assert main(["train", "action", "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["encoder_id"] == ENCODER_ID and trained["model_version"] == 1
+    # zero-shot ranks by the dataset's stored text embedding of the label
+    assert main(["feeds", "sci-fi", "--feed", "zero_shot", "-k", "5", "--json"]) == 0
+    feed = json.loads(capsys.readouterr().out)
+    keys = [c["clip_key"] for c in feed["feeds"]["zero_shot"]]
+    text = stored_text_embedding(settings, "sci-fi")
+    from va_core.embeddings import load_corpus
+    from va_core.warehouse import Warehouse
+
+    corpus = load_corpus(Warehouse.from_settings(settings), ENCODER_ID)
+    labelled = set(ds.agg("sci-fi").pos | ds.agg("sci-fi").neg)
+    order = [corpus.keys[i] for i in np.argsort(-(corpus.matrix @ text)) if corpus.keys[i] not in labelled]
+    assert keys == order[:5]
+    # free-text search needs a text tower the dataset does not ship: a clear refusal
+    assert main(["search", "a car chase", "--json"]) == 2
+    assert "embeddings-only" in json.loads(capsys.readouterr().out)["error"]
+
+
 def test_import_refuses_a_folder_that_is_not_the_dataset(tmp_path, settings, capsys):
     (tmp_path / "agg").mkdir()
     assert main(["import-va-dataset", str(tmp_path), "--json"]) == 2
