@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +66,23 @@ def _paired_p50(a, b, queries: np.ndarray) -> tuple[float, float, list, list]:
     return statistics.median(ta) * 1e3, statistics.median(tb) * 1e3, oa, ob
 
 
+def load_only(uri: str, encoder_id: str) -> dict:
+    """Time and memory of loading one encoder's matrix, in this (fresh) process."""
+    import resource
+
+    from va_core import embeddings
+    from va_core.warehouse import Warehouse
+
+    wh = Warehouse(uri)
+    wh.version("clip_embeddings")  # imports and first table open are not the load
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    corpus = embeddings.load_corpus(wh, encoder_id)
+    load_s = time.perf_counter() - t0
+    return {"load_s": round(load_s, 2), "rows": len(corpus), "rss_growth_mb": round((_rss() - rss0) / 1e6, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3, 1)}
+
+
 def measure(n: int, n_queries: int, work: Path) -> dict:
     import faiss
 
@@ -87,12 +105,10 @@ def measure(n: int, n_queries: int, work: Path) -> dict:
     del corpus
     gc.collect()
 
-    print(f"{n} clips: loading from Delta", file=sys.stderr)
-    rss0 = _rss()
-    t0 = time.perf_counter()
+    print(f"{n} clips: loading from Delta in a fresh process", file=sys.stderr)
+    fresh = json.loads(subprocess.run([sys.executable, "-m", "benchmarks.search_scale", "--load-only", wh.uri,
+                                       encoder_id], capture_output=True, text=True, check=True).stdout)
     loaded = embeddings.load_corpus(wh, encoder_id)
-    load_s = time.perf_counter() - t0
-    rss_load = _rss() - rss0
     matrix = loaded.matrix
 
     print(f"{n} clips: {n_queries} queries", file=sys.stderr)
@@ -112,20 +128,21 @@ def measure(n: int, n_queries: int, work: Path) -> dict:
         "ours_p50_ms": round(ours_ms, 2), "faiss_p50_ms": round(faiss_ms, 2),
         "ours_over_faiss": round(ours_ms / faiss_ms, 3), "recall_vs_faiss": round(recall, 4),
         "end_to_end_p50_ms": round(e2e_ms, 2),
-        "load_s": round(load_s, 2), "matrix_mb": round(matrix.nbytes / 1e6, 1),
-        "load_rss_mb": round(rss_load / 1e6, 1), "write_s": round(write_s, 1),
+        "load_s": fresh["load_s"], "matrix_mb": round(matrix.nbytes / 1e6, 1),
+        "load_rss_mb": fresh["rss_growth_mb"], "load_peak_rss_mb": fresh["peak_rss_mb"],
+        "write_s": round(write_s, 1),
         "faiss_add_s": round(faiss_add_s, 2),
     }
 
 
 def table(rows: list[dict]) -> str:
     lines = ["| clips | ours p50 ms | faiss IndexFlatIP p50 ms | ours / faiss | recall@100 vs faiss "
-             "| end-to-end p50 ms | load from Delta s | matrix MB | RSS growth on load MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| end-to-end p50 ms | load from Delta s | matrix MB | RSS growth on load MB | peak RSS MB |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['clips']} | {r['ours_p50_ms']:.1f} | {r['faiss_p50_ms']:.1f} | {r['ours_over_faiss']:.2f} "
                      f"| {r['recall_vs_faiss']:.3f} | {r['end_to_end_p50_ms']:.1f} | {r['load_s']:.2f} "
-                     f"| {r['matrix_mb']:.0f} | {r['load_rss_mb']:.0f} |")
+                     f"| {r['matrix_mb']:.0f} | {r['load_rss_mb']:.0f} | {r['load_peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
 
@@ -134,7 +151,11 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="20k and 50k clips, 10 queries")
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
     parser.add_argument("--queries", type=int, default=None)
+    parser.add_argument("--load-only", nargs=2, metavar=("URI", "ENCODER_ID"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.load_only:
+        print(json.dumps(load_only(*args.load_only)))
+        return 0
     sizes = args.sizes or ([20_000, 50_000] if args.quick else [100_000, 1_000_000])
     n_queries = args.queries or (10 if args.quick else 100)
     rows = []

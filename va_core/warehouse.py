@@ -420,7 +420,9 @@ class Warehouse:
         if not self.exists(table):
             return
         dataset = self._open(table, version).to_pyarrow_dataset()
-        yield from dataset.to_batches(columns=columns, filter=_filter(where), batch_size=batch_size)
+        # Little read-ahead: the point of streaming is that one batch at a time is in memory.
+        yield from dataset.to_batches(columns=columns, filter=_filter(where), batch_size=batch_size,
+                                      fragment_readahead=1, batch_readahead=2)
 
     def read(self, table: str, columns: list[str] | None = None, where: Mapping[str, Any] | None = None,
              version: int | None = None) -> pl.DataFrame:
