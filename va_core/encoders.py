@@ -225,15 +225,33 @@ def _unavailable(spec: EncoderSpec, reason: str) -> EncoderUnavailable:
     )
 
 
+def _maybe_cached() -> bool:
+    """Whether any downloaded weights could be on this machine (a cheap look, no torch)."""
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface"), "hub")
+    clip = os.path.expanduser("~/.cache/clip")
+    return ((os.path.isdir(hub) and any(n.startswith("models--") for n in os.listdir(hub)))
+            or (os.path.isdir(clip) and bool(os.listdir(clip))))
+
+
 def weights_problem(spec: str | EncoderSpec) -> str | None:
-    """Why the spec's weights cannot be had here (None if they can), decided in seconds."""
+    """Why the spec's weights cannot be had here (None if they can), decided in seconds.
+
+    Torch and open_clip are imported only when some weights are cached locally (importing
+    them takes longer than the whole answer otherwise).
+    """
     parsed = parse_spec(spec)
     if parsed.kind == "tiny" or parsed.weights == RANDOM or parsed.is_checkpoint:
         return None
     _check_arch(parsed.arch)
-    if _cached_weights(parsed):
+    reason = hub_unreachable_reason()
+    if reason is None:
         return None
-    return hub_unreachable_reason()
+    if _maybe_cached():
+        _hub_file(parsed)  # an unknown tag is named, not reported as unreachable
+        if _cached_weights(parsed):
+            return None
+    return reason
 
 
 def resolve_auto(default: str = DEFAULT_ENCODER, stream=None) -> str:
@@ -252,13 +270,26 @@ def resolve_auto(default: str = DEFAULT_ENCODER, stream=None) -> str:
     return TINY
 
 
-def _check_arch(arch: str) -> None:
-    import open_clip
+def _known_archs() -> list[str]:
+    """open_clip's architectures; read from its config files unless open_clip is already imported
+    (it then also knows configs registered at run time)."""
+    if "open_clip" in sys.modules:
+        return list(sys.modules["open_clip"].list_models())
+    import importlib.util
 
-    if arch not in open_clip.list_models():
+    found = importlib.util.find_spec("open_clip")
+    if found is None or not found.submodule_search_locations:
+        raise EncoderUnavailable("open_clip is not installed: pip install open_clip_torch")
+    configs = Path(list(found.submodule_search_locations)[0]) / "model_configs"
+    return sorted(p.stem for p in configs.glob("*.json"))
+
+
+def _check_arch(arch: str) -> None:
+    known = _known_archs()
+    if arch not in known:
         import difflib
 
-        near = difflib.get_close_matches(arch, open_clip.list_models(), n=5)
+        near = difflib.get_close_matches(arch, known, n=5)
         raise InputError(f"open_clip has no architecture {arch!r}" + (f"; did you mean {', '.join(near)}?" if near else ""))
 
 
@@ -366,6 +397,7 @@ def _build_open_clip(spec: EncoderSpec):
     elif spec.is_checkpoint:
         pretrained = spec.weights
     else:
+        _hub_file(spec)  # an unknown tag is named before open_clip tries to fetch it
         pretrained = _cached_weights(spec)
         if pretrained:
             # Loading the cached file directly keeps open_clip off the network; the tag's
@@ -374,9 +406,6 @@ def _build_open_clip(spec: EncoderSpec):
             kwargs = {k: cfg[k] for k in ("mean", "std") if k in cfg}
             kwargs = {"image_mean": kwargs.get("mean"), "image_std": kwargs.get("std")}
         else:
-            reason = hub_unreachable_reason()
-            if reason:
-                raise _unavailable(spec, reason)
             pretrained = spec.weights
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -411,6 +440,10 @@ def load_encoder(spec: str | EncoderSpec) -> Encoder:
                 "it cannot encode new video frames or free text. Training, feeds, zero-shot on the dataset's "
                 "stored label embeddings and /score work; to search by text or ingest videos use a real "
                 f"encoder, e.g. `open_clip:ViT-B-32:/path/to/checkpoint` or `tiny` for a smoke run")
+        if parsed.kind != "tiny":
+            reason = weights_problem(parsed)  # before torch is imported: seconds, not minutes
+            if reason:
+                raise _unavailable(parsed, reason)
         built = _build_tiny() if parsed.kind == "tiny" else _build_open_clip(parsed)
         encoder = Encoder(parsed, *built)
         _encoders[parsed.encoder_id] = encoder

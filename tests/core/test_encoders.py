@@ -104,6 +104,7 @@ def no_hub(monkeypatch, closed_port, tmp_path):
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port}")
+    monkeypatch.setattr(encoders, "_maybe_cached", lambda: True)  # take the full path: look in the cache
     monkeypatch.setattr(encoders, "_cached_weights", lambda spec: None)
 
     import open_clip
@@ -129,11 +130,25 @@ def test_hub_offline_variable_is_respected(no_hub, monkeypatch):
         load_encoder(DEFAULT_ENCODER)
 
 
-def test_unknown_architecture_and_tag_are_named():
+def test_unknown_architecture_and_tag_are_named(no_hub):
     with pytest.raises(InputError, match="ViT-B-33"):
         load_encoder("open_clip:ViT-B-33:laion2b_s34b_b79k")
+    with pytest.raises(InputError, match="ViT-B-33"):
+        weights_problem("open_clip:ViT-B-33:laion2b_s34b_b79k")
     with pytest.raises(InputError, match="no pretrained tag 'nonsense'"):
-        weights_problem("open_clip:ViT-B-32:nonsense")
+        load_encoder("open_clip:ViT-B-32:nonsense")
+
+
+def test_offline_answer_needs_no_torch_when_nothing_is_cached(tmp_path, closed_port):
+    """Without cached weights the offline verdict comes before torch is imported (seconds)."""
+    code = ("import sys; from va_core.encoders import weights_problem; "
+            f"r = weights_problem('{DEFAULT_ENCODER}'); print(repr(r)); print('torch' in sys.modules)")
+    env = {**__import__("os").environ, "HF_HOME": str(tmp_path / "hf"), "HOME": str(tmp_path),
+           "HF_ENDPOINT": f"http://127.0.0.1:{closed_port}"}
+    env.pop("HF_HUB_OFFLINE", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    verdict, torch_loaded = out.stdout.strip().splitlines()
+    assert "127.0.0.1" in verdict and torch_loaded == "False"
 
 
 def test_auto_falls_back_to_tiny_with_a_banner(no_hub, capsys):
@@ -143,6 +158,7 @@ def test_auto_falls_back_to_tiny_with_a_banner(no_hub, capsys):
 
 
 def test_auto_keeps_the_default_when_its_weights_are_cached(monkeypatch, capsys):
+    monkeypatch.setattr(encoders, "_maybe_cached", lambda: True)
     monkeypatch.setattr(encoders, "_cached_weights", lambda spec: "/somewhere/cached.safetensors")
     assert resolve_auto() == DEFAULT_ENCODER
     assert capsys.readouterr().err == ""
