@@ -241,6 +241,8 @@ def weights_problem(spec: str | EncoderSpec) -> str | None:
     them takes longer than the whole answer otherwise).
     """
     parsed = parse_spec(spec)
+    if parsed.kind == "stored":
+        return "its embeddings were imported without the model that made them"
     if parsed.kind == "tiny" or parsed.weights == RANDOM or parsed.is_checkpoint:
         return None
     _check_arch(parsed.arch)
