@@ -22,28 +22,20 @@ Writes benchmarks/results/build_latency.json (build_latency_quick.json) and prin
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, p50, report, save
+
 DIM = 512
 N_LABELS = 1000
 ADDED = 10
 POSITIVE_SHARE = 0.3
-
-
-def _p50(values) -> float:
-    return float(np.median(values))
 
 
 def _labelled(corpus, topic: int, n: int, seed: int) -> tuple[list[str], list[str]]:
@@ -108,16 +100,16 @@ def run(n_clips: int, n_labels: int) -> dict:
         t3 = time.perf_counter()
         reference = train_label(settings, label, trainer="reference", encoder_id=SYNTHETIC_ENCODER_ID)
         t4 = time.perf_counter()
-        rows.append({"topic": topic, "answer_p50_s": _p50(answers), "build_s": t1 - t0, "refresh_s": t2 - t1,
+        rows.append({"topic": topic, "answer_p50_s": p50(answers), "build_s": t1 - t0, "refresh_s": t2 - t1,
                      "build_total_s": t2 - t0, "reference_train_s": t4 - t3, "steps": built["result"].timings,
                      "ap": built["result"].ap, "reference_ap": reference.ap})
     summary = {
-        "answer_p50_s": _p50([r["answer_p50_s"] for r in rows]),
-        "build_p50_s": _p50([r["build_s"] for r in rows]),
-        "refresh_p50_s": _p50([r["refresh_s"] for r in rows]),
-        "build_total_p50_s": _p50([r["build_total_s"] for r in rows]),
-        "reference_train_p50_s": _p50([r["reference_train_s"] for r in rows]),
-        "steps_p50_s": {k: _p50([r["steps"][k] for r in rows]) for k in rows[0]["steps"]},
+        "answer_p50_s": p50([r["answer_p50_s"] for r in rows]),
+        "build_p50_s": p50([r["build_s"] for r in rows]),
+        "refresh_p50_s": p50([r["refresh_s"] for r in rows]),
+        "build_total_p50_s": p50([r["build_total_s"] for r in rows]),
+        "reference_train_p50_s": p50([r["reference_train_s"] for r in rows]),
+        "steps_p50_s": {k: p50([r["steps"][k] for r in rows]) for k in rows[0]["steps"]},
     }
     return {"rows": rows, "summary": summary}
 
@@ -125,21 +117,16 @@ def run(n_clips: int, n_labels: int) -> dict:
 def table(result: dict, n_clips: int) -> str:
     s = result["summary"]
     steps = " / ".join(f"{k} {v:.3f}" for k, v in s["steps_p50_s"].items())
-    return "\n".join([
-        "| clips | labels | key press p50 s | build p50 s | refresh p50 s | **Build p50 s** | "
-        "reference train p50 s | reference / Build |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| {n_clips} | {N_LABELS}+{ADDED} | {s['answer_p50_s']:.3f} | {s['build_p50_s']:.3f} | "
-        f"{s['refresh_p50_s']:.3f} | **{s['build_total_p50_s']:.3f}** | {s['reference_train_p50_s']:.2f} | "
-        f"{s['reference_train_p50_s'] / s['build_total_p50_s']:.1f}x |",
-        "",
-        f"build steps p50 s: {steps}",
-    ])
+    head = ["clips", "labels", "key press p50 s", "build p50 s", "refresh p50 s", "**Build p50 s**",
+            "reference train p50 s", "reference / Build"]
+    row = [n_clips, f"{N_LABELS}+{ADDED}", f"{s['answer_p50_s']:.3f}", f"{s['build_p50_s']:.3f}",
+           f"{s['refresh_p50_s']:.3f}", f"**{s['build_total_p50_s']:.3f}**", f"{s['reference_train_p50_s']:.2f}",
+           f"{s['reference_train_p50_s'] / s['build_total_p50_s']:.1f}x"]
+    return markdown(head, [row]) + f"\n\nbuild steps p50 s: {steps}"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10k clips, 2 labels")
+    parser = arguments(__doc__, "10k clips, 2 labels")
     parser.add_argument("--clips", type=int, default=None)
     parser.add_argument("--labels", type=int, default=None, help="how many labels to time")
     args = parser.parse_args(argv)
@@ -147,15 +134,9 @@ def main(argv=None) -> int:
     n_labels = args.labels or (2 if args.quick else 5)
     started = time.time()
     result = run(n_clips, n_labels)
-    out = {"benchmark": "build_latency", "quick": args.quick, "clips": n_clips, "dim": DIM, "labels": N_LABELS,
-           "added": ADDED, "repeats": n_labels, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                       "load_average": os.getloadavg()}, "seconds": round(time.time() - started, 1), **result}
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("build_latency_quick.json" if args.quick else "build_latency.json")
-    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
-    print(table(result, n_clips))
-    print(f"\nwrote {path} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", file=sys.stderr)
+    path = save("build_latency", args.quick, {"clips": n_clips, "dim": DIM, "labels": N_LABELS, "added": ADDED,
+                                              "repeats": n_labels, **result}, started)
+    report(table(result, n_clips), path)
     return 0
 
 

@@ -17,19 +17,15 @@ Writes benchmarks/results/embedding_pipeline[_quick].json and prints a markdown 
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, report, save
+
 ENCODERS = ["tiny", "open_clip:ViT-B-32:random"]
 
 
@@ -89,19 +85,16 @@ def measure(spec: str, corpus: Path, work: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| encoder | videos | clips | frames encoded | frames decoded | ingestion frames/s | bare encoder frames/s "
-             "| efficiency | decoding alone s | ingestion s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['encoder']} | {r['videos']} | {r['clips']} | {r['frames']} | {r['decoded_frames']} "
-                     f"| {r['ingest_fps']:.1f} | {r['bare_fps']:.1f} | {r['efficiency']:.2f} "
-                     f"| {r['decode_only_s']:.2f} | {r['ingest_s']:.2f} |")
-    return "\n".join(lines)
+    head = ["encoder", "videos", "clips", "frames encoded", "frames decoded", "ingestion frames/s",
+            "bare encoder frames/s", "efficiency", "decoding alone s", "ingestion s"]
+    return markdown(head, [[r["encoder"], r["videos"], r["clips"], r["frames"], r["decoded_frames"],
+                            f"{r['ingest_fps']:.1f}", f"{r['bare_fps']:.1f}", f"{r['efficiency']:.2f}",
+                            f"{r['decode_only_s']:.2f}", f"{r['ingest_s']:.2f}"] for r in rows],
+                    align="l" + "r" * 9)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 videos")
+    parser = arguments(__doc__, "3 videos")
     parser.add_argument("--videos", type=int, default=None)
     parser.add_argument("--encoders", nargs="*", default=ENCODERS)
     args = parser.parse_args(argv)
@@ -118,17 +111,7 @@ def main(argv=None) -> int:
             print(f"measuring {spec}", file=sys.stderr)
             rows.append(measure(spec, corpus, work))
             print(table(rows[-1:]), file=sys.stderr)
-    load = os.getloadavg()
-    result = {"benchmark": "embedding_pipeline", "quick": args.quick,
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "loadavg_after": [round(x, 1) for x in load]},
-              "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"embedding_pipeline{'_quick' if args.quick else ''}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(table(rows))
-    print(f"\nwritten {out}; load average after the run {load[0]:.1f}", file=sys.stderr)
+    report(table(rows), save("embedding_pipeline", args.quick, {"rows": rows}))
     return 0
 
 

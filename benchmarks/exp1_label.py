@@ -21,18 +21,14 @@ Writes benchmarks/results/exp1_label.json (exp1_label_quick.json) and prints a m
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, report, save
 
 
 def run(n_clips: int, agg_size: int, cmp_size: int, keep: Path | None) -> dict:
@@ -98,32 +94,24 @@ def run(n_clips: int, agg_size: int, cmp_size: int, keep: Path | None) -> dict:
 
 
 def table(r: dict) -> str:
-    head = ("| clips | agg labels | fits (+memo) | wall s | open s | read s | fit s | other s | fit share "
-            "| paper-style load s | paper load / ours |")
-    return "\n".join([
-        head, "|" + "|".join(["---:"] * (head.count("|") - 1)) + "|",
-        f"| {r['n_clips']} | {r['agg_labels']} | {r['fits']} (+{r['fits_saved_by_memo']}) | {r['wall_s']:.1f} "
-        f"| {r['open_s']:.2f} | {r['read_s']:.2f} | {r['fit_s']:.1f} | {r['other_s']:.2f} | {r['fit_share']:.0%} "
-        f"| {r['reference_load_s']:.1f} | {r['reference_load_over_ours']:.1f}x |",
-    ])
+    head = ["clips", "agg labels", "fits (+memo)", "wall s", "open s", "read s", "fit s", "other s", "fit share",
+            "paper-style load s", "paper load / ours"]
+    return markdown(head, [[r["n_clips"], r["agg_labels"], f"{r['fits']} (+{r['fits_saved_by_memo']})",
+                            f"{r['wall_s']:.1f}", f"{r['open_s']:.2f}", f"{r['read_s']:.2f}", f"{r['fit_s']:.1f}",
+                            f"{r['other_s']:.2f}", f"{r['fit_share']:.0%}", f"{r['reference_load_s']:.1f}",
+                            f"{r['reference_load_over_ours']:.1f}x"]])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20k clips, 300 aggregated labels")
+    parser = arguments(__doc__, "20k clips, 300 aggregated labels")
     parser.add_argument("--keep", type=Path, default=None, help="generate (or reuse) the dataset in this folder")
     args = parser.parse_args()
     if args.quick:
         result = run(20_000, 300, 300, args.keep)
     else:
         result = run(500_000, 1000, 1000, args.keep)
-    result.update(date=datetime.now(timezone.utc).isoformat(timespec="seconds"), cpus=os.cpu_count(),
-                  machine=platform.machine(), load_average=os.getloadavg()[0], quick=args.quick)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("exp1_label_quick.json" if args.quick else "exp1_label.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(table(result))
-    print(f"\n{out}", file=sys.stderr)
+    result.update(cpus=os.cpu_count(), load_average=os.getloadavg()[0])
+    report(table(result), save("exp1_label", args.quick, result))
 
 
 if __name__ == "__main__":

@@ -12,19 +12,15 @@ Writes benchmarks/results/label_job_executors.json and prints a markdown table.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, p50, report, save
+
 WARM = ("red", "orange", "yellow")
 
 
@@ -70,26 +66,22 @@ def run(repeats: int, n_videos: int) -> dict:
                 times[mode].append(time.perf_counter() - t)
             print(f"[label_job_executors] {mode}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
     shutil.rmtree(tmp, ignore_errors=True)
-    out = {m: statistics.median(v) for m, v in times.items()}
+    out = {m: p50(v) for m, v in times.items()}
     return {"runs_per_executor": repeats, "in_process_s": out["in_process"], "multiprocess_s": out["multiprocess"],
             "ratio": out["multiprocess"] / out["in_process"], "samples": times}
 
 
+def table(r: dict) -> str:
+    return markdown(["runs each", "in-process run", "process per step", "ratio"],
+                    [[r["runs_per_executor"], f"{r['in_process_s']:.1f} s", f"{r['multiprocess_s']:.1f} s",
+                      f"{r['ratio']:.1f}x"]])
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 run per executor")
+    parser = arguments(__doc__, "1 run per executor")
     args = parser.parse_args(argv)
     result = run(1 if args.quick else 3, 3)
-    result.update({"quick": args.quick, "date": datetime.now(timezone.utc).date().isoformat(),
-                   "machine": f"{platform.machine()}, 2 CPU cores"})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("label_job_executors_quick.json" if args.quick else "label_job_executors.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| runs each | in-process run | process per step | ratio |")
-    print("| ---: | ---: | ---: | ---: |")
-    print(f"| {result['runs_per_executor']} | {result['in_process_s']:.1f} s | {result['multiprocess_s']:.1f} s "
-          f"| {result['ratio']:.1f}x |")
-    print(f"wrote {out}", file=sys.stderr)
+    report(table(result), save("label_job_executors", args.quick, result))
     return 0
 
 

@@ -21,20 +21,16 @@ Writes benchmarks/results/label_to_feeds.json (label_to_feeds_quick.json) and pr
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, p50, report, save
+
 DIM = 512
 NOISE = 8.0  # hard enough that AP is not 1.0 at 100 labels
 POSITIVE_SHARE = 0.3
@@ -48,10 +44,6 @@ def _labelled(corpus, topic: int, n: int, seed: int) -> tuple[list[str], list[st
     pos = rng.choice(pool[corpus.topics[pool] == topic], n_pos, replace=False)
     neg = rng.choice(pool[corpus.topics[pool] != topic], n - n_pos, replace=False)
     return [corpus.keys[i] for i in pos], [corpus.keys[i] for i in neg]
-
-
-def _p50(values) -> float:
-    return float(np.median(values))
 
 
 def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict:
@@ -126,11 +118,11 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
         held_gaps = [r["heldout_ap_fast"] - r["heldout_ap_reference"] for r in mine]
         summary.append({
             "labels": size, "n": len(mine),
-            "fresh_feeds_p50_s": _p50([r["fresh_feeds_s"] for r in mine]),
-            "fit_p50_s": _p50([r["fit_s"] for r in mine]), "score_p50_s": _p50([r["score_s"] for r in mine]),
-            "feeds_p50_s": _p50([r["feeds_s"] for r in mine]),
-            "reference_fit_p50_s": _p50([r["reference_fit_s"] for r in mine]),
-            "train_label_p50_s": _p50([r["train_label_s"] for r in mine]) if full_train else None,
+            "fresh_feeds_p50_s": p50([r["fresh_feeds_s"] for r in mine]),
+            "fit_p50_s": p50([r["fit_s"] for r in mine]), "score_p50_s": p50([r["score_s"] for r in mine]),
+            "feeds_p50_s": p50([r["feeds_s"] for r in mine]),
+            "reference_fit_p50_s": p50([r["reference_fit_s"] for r in mine]),
+            "train_label_p50_s": p50([r["train_label_s"] for r in mine]) if full_train else None,
             "ap_fast_mean": float(np.mean([r["ap_fast"] for r in mine])),
             "ap_reference_mean": float(np.mean([r["ap_reference"] for r in mine])),
             "ap_gap_mean": float(np.mean(gaps)), "ap_gap_worst": float(min(gaps)),
@@ -143,24 +135,24 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
 
 
 def table(result: dict, n_clips: int) -> str:
-    lines = [f"| labels | clips | fresh feeds p50 s (fit / score / feeds) | `train_label` p50 s | reference fit p50 s | "
-             "reference fit / fast fit | hash-split AP fast / reference | gap mean (worst) | "
-             "held-out AP fast / reference | gap mean (worst) |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    head = ["labels", "clips", "fresh feeds p50 s (fit / score / feeds)", "`train_label` p50 s", "reference fit p50 s",
+            "reference fit / fast fit", "hash-split AP fast / reference", "gap mean (worst)",
+            "held-out AP fast / reference", "gap mean (worst)"]
+    rows = []
     for s in result["summary"]:
         tl = f"{s['train_label_p50_s']:.3f}" if s["train_label_p50_s"] is not None else "-"
-        lines.append(
-            f"| {s['labels']} | {n_clips} | {s['fresh_feeds_p50_s']:.3f} ({s['fit_p50_s']:.3f} / {s['score_p50_s']:.3f} / "
-            f"{s['feeds_p50_s']:.3f}) | {tl} | {s['reference_fit_p50_s']:.3f} | "
-            f"{s['reference_fit_p50_s'] / s['fit_p50_s']:.1f}x | {s['ap_fast_mean']:.4f} / {s['ap_reference_mean']:.4f} | "
-            f"{s['ap_gap_mean']:+.4f} ({s['ap_gap_worst']:+.4f}) | {s['heldout_ap_fast_mean']:.4f} / "
-            f"{s['heldout_ap_reference_mean']:.4f} | {s['heldout_gap_mean']:+.4f} ({s['heldout_gap_worst']:+.4f}) |")
-    return "\n".join(lines)
+        rows.append([
+            s["labels"], n_clips,
+            f"{s['fresh_feeds_p50_s']:.3f} ({s['fit_p50_s']:.3f} / {s['score_p50_s']:.3f} / {s['feeds_p50_s']:.3f})",
+            tl, f"{s['reference_fit_p50_s']:.3f}", f"{s['reference_fit_p50_s'] / s['fit_p50_s']:.1f}x",
+            f"{s['ap_fast_mean']:.4f} / {s['ap_reference_mean']:.4f}", f"{s['ap_gap_mean']:+.4f} ({s['ap_gap_worst']:+.4f})",
+            f"{s['heldout_ap_fast_mean']:.4f} / {s['heldout_ap_reference_mean']:.4f}",
+            f"{s['heldout_gap_mean']:+.4f} ({s['heldout_gap_worst']:+.4f})"])
+    return markdown(head, rows)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10k clips, 2 labels per size")
+    parser = arguments(__doc__, "10k clips, 2 labels per size")
     parser.add_argument("--clips", type=int, default=None)
     parser.add_argument("--labels-per-size", type=int, default=None)
     args = parser.parse_args(argv)
@@ -168,15 +160,9 @@ def main(argv=None) -> int:
     n_labels = args.labels_per_size or (2 if args.quick else 10)
     started = time.time()
     result = run(n_clips, [100, 1000], n_labels, full_train=True)
-    out = {"benchmark": "label_to_feeds", "quick": args.quick, "clips": n_clips, "dim": DIM, "noise": NOISE,
-           "labels_per_size": n_labels, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                       "load_average": os.getloadavg()}, "seconds": round(time.time() - started, 1), **result}
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("label_to_feeds_quick.json" if args.quick else "label_to_feeds.json")
-    path.write_text(json.dumps(out, indent=2, default=float) + "\n")
-    print(table(result, n_clips))
-    print(f"\nwrote {path} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", file=sys.stderr)
+    path = save("label_to_feeds", args.quick, {"clips": n_clips, "dim": DIM, "noise": NOISE,
+                                               "labels_per_size": n_labels, **result}, started)
+    report(table(result, n_clips), path)
     return 0
 
 

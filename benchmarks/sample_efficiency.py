@@ -31,19 +31,15 @@ of the area under the AP-vs-labels curve (normalised to [0, 1]).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, path_for, report, save
+
 START, STEP = 10, 10
 STRATEGIES = ("random", "feed_mix", "bandit", "borderline", "uncertainty")
 
@@ -219,35 +215,26 @@ def plot(result: dict, path: Path) -> None:
 
 
 def table(result: dict) -> str:
-    lines = ["| strategy | AUC of AP vs labels (mean ± std over runs) | AP at 50 labels | AP at the budget | "
-             "positives among the labels at the budget |",
-             "| :--- | ---: | ---: | ---: | ---: |"]
+    head = ["strategy", "AUC of AP vs labels (mean ± std over runs)", "AP at 50 labels", "AP at the budget",
+            "positives among the labels at the budget"]
+    rows = []
     for s in result["summary"]:
         at50 = f"{s['ap_at_50']:.3f}" if s["ap_at_50"] is not None else "-"
-        lines.append(f"| {s['strategy']} | {s['auc_mean']:.3f} ± {s['auc_std']:.3f} | {at50} | {s['ap_final']:.3f} | "
-                     f"{s['positives_found_mean']:.1f} of {result['budget']} |")
-    return "\n".join(lines)
+        rows.append([s["strategy"], f"{s['auc_mean']:.3f} ± {s['auc_std']:.3f}", at50, f"{s['ap_final']:.3f}",
+                     f"{s['positives_found_mean']:.1f} of {result['budget']}"])
+    return markdown(head, rows, align="lrrrr")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 tasks x 1 seed, up to 50 labels")
+    parser = arguments(__doc__, "2 tasks x 1 seed, up to 50 labels")
     args = parser.parse_args(argv)
     tasks, seeds, budget = ([3, 8], [0], 50) if args.quick else (list(range(10)), [0, 1, 2], 200)
     started = time.time()
     result = run(tasks, seeds, budget)
-    suffix = "_quick" if args.quick else ""
-    RESULTS.mkdir(exist_ok=True)
-    png = RESULTS / f"sample_efficiency{suffix}.png"
+    png = path_for("sample_efficiency", args.quick, "png")
     plot(result, png)
-    out = {"benchmark": "sample_efficiency", "quick": args.quick, "budget": budget, "plot": str(png.name),
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(time.time() - started, 1),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                       "load_average": os.getloadavg()}, **result}
-    path = RESULTS / f"sample_efficiency{suffix}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(table(result))
-    print(f"\nwrote {path} and {png}", file=sys.stderr)
+    path = save("sample_efficiency", args.quick, {"budget": budget, "plot": png.name, **result}, started)
+    report(table(result), path, png)
     return 0
 
 

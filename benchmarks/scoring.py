@@ -12,18 +12,12 @@ Writes benchmarks/results/scoring.json (scoring_quick.json) and prints a markdow
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import sys
-import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, p50, report, save, timed
+
 DIM = 512
 
 
@@ -34,16 +28,6 @@ def _matrix(n: int) -> np.ndarray:
         block = rng.standard_normal((min(n, s + 100_000) - s, DIM), dtype=np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         out[s:s + len(block)] = block
-    return out
-
-
-def _times(fn, repeats: int) -> list[float]:
-    fn()  # warm-up: page faults, BLAS thread start
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
     return out
 
 
@@ -60,9 +44,10 @@ def run(n: int, repeats: int) -> dict:
     for threads in ("default", 1):
         limit = threadpool_limits(limits=1, user_api="blas") if threads == 1 else threadpool_limits(limits=None)
         with limit:
-            read = _times(lambda: X.sum(axis=0), repeats)
-            score = _times(lambda: model.score(X), repeats)
-        p50_read, p50_score = float(np.median(read)), float(np.median(score))
+            # one warm-up call each: page faults, BLAS thread start
+            read, _ = timed(lambda: X.sum(axis=0), repeats, warmup=1)
+            score, _ = timed(lambda: model.score(X), repeats, warmup=1)
+        p50_read, p50_score = p50(read), p50(score)
         rows.append({"blas_threads": threads, "clips": n, "read_p50_s": p50_read, "score_p50_s": p50_score,
                      "ratio": p50_score / p50_read, "read_GBps": X.nbytes / p50_read / 1e9,
                      "score_clips_per_s": n / p50_score, "read_s": read, "score_s": score})
@@ -71,31 +56,21 @@ def run(n: int, repeats: int) -> dict:
 
 
 def table(result: dict) -> str:
-    lines = ["| clips | BLAS threads | read matrix once p50 s | score p50 s | score / read | read GB/s | clips/s scored |",
-             "| ---: | :--- | ---: | ---: | ---: | ---: | ---: |"]
-    for r in result["rows"]:
-        lines.append(f"| {r['clips']:,} | {r['blas_threads']} | {r['read_p50_s']:.3f} | {r['score_p50_s']:.3f} | "
-                     f"{r['ratio']:.2f}x | {r['read_GBps']:.1f} | {r['score_clips_per_s'] / 1e6:.1f}M |")
-    return "\n".join(lines)
+    head = ["clips", "BLAS threads", "read matrix once p50 s", "score p50 s", "score / read", "read GB/s",
+            "clips/s scored"]
+    return markdown(head, [[f"{r['clips']:,}", r["blas_threads"], f"{r['read_p50_s']:.3f}", f"{r['score_p50_s']:.3f}",
+                            f"{r['ratio']:.2f}x", f"{r['read_GBps']:.1f}", f"{r['score_clips_per_s'] / 1e6:.1f}M"]
+                           for r in result["rows"]], align="rlrrrrr")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100k clips, 3 repeats")
+    parser = arguments(__doc__, "100k clips, 3 repeats")
     parser.add_argument("--clips", type=int, default=None)
     args = parser.parse_args(argv)
     n = args.clips or (100_000 if args.quick else 1_000_000)
     repeats = 3 if args.quick else 7
     result = run(n, repeats)
-    out = {"benchmark": "scoring", "quick": args.quick, "dim": DIM, "repeats": repeats,
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                       "load_average": os.getloadavg()}, **result}
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("scoring_quick.json" if args.quick else "scoring.json")
-    path.write_text(json.dumps(out, indent=2) + "\n")
-    print(table(result))
-    print(f"\nwrote {path} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", file=sys.stderr)
+    report(table(result), save("scoring", args.quick, {"dim": DIM, "repeats": repeats, **result}))
     return 0
 
 

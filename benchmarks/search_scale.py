@@ -21,19 +21,17 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, report, save
+
 DIM, K = 512, 100
 
 
@@ -136,19 +134,16 @@ def measure(n: int, n_queries: int, work: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| clips | ours p50 ms | faiss IndexFlatIP p50 ms | ours / faiss | recall@100 vs faiss "
-             "| end-to-end p50 ms | load from Delta s | matrix MB | RSS growth on load MB | peak RSS MB |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['clips']} | {r['ours_p50_ms']:.1f} | {r['faiss_p50_ms']:.1f} | {r['ours_over_faiss']:.2f} "
-                     f"| {r['recall_vs_faiss']:.3f} | {r['end_to_end_p50_ms']:.1f} | {r['load_s']:.2f} "
-                     f"| {r['matrix_mb']:.0f} | {r['load_rss_mb']:.0f} | {r['load_peak_rss_mb']:.0f} |")
-    return "\n".join(lines)
+    head = ["clips", "ours p50 ms", "faiss IndexFlatIP p50 ms", "ours / faiss", "recall@100 vs faiss",
+            "end-to-end p50 ms", "load from Delta s", "matrix MB", "RSS growth on load MB", "peak RSS MB"]
+    return markdown(head, [[r["clips"], f"{r['ours_p50_ms']:.1f}", f"{r['faiss_p50_ms']:.1f}",
+                            f"{r['ours_over_faiss']:.2f}", f"{r['recall_vs_faiss']:.3f}",
+                            f"{r['end_to_end_p50_ms']:.1f}", f"{r['load_s']:.2f}", f"{r['matrix_mb']:.0f}",
+                            f"{r['load_rss_mb']:.0f}", f"{r['load_peak_rss_mb']:.0f}"] for r in rows])
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20k and 50k clips, 10 queries")
+    parser = arguments(__doc__, "20k and 50k clips, 10 queries")
     parser.add_argument("--sizes", type=int, nargs="*", default=None)
     parser.add_argument("--queries", type=int, default=None)
     parser.add_argument("--load-only", nargs=2, metavar=("URI", "ENCODER_ID"), help=argparse.SUPPRESS)
@@ -163,17 +158,7 @@ def main(argv=None) -> int:
         for n in sizes:
             rows.append(measure(n, n_queries, Path(tmp)))
             print(table(rows[-1:]), file=sys.stderr)
-    load = os.getloadavg()
-    result = {"benchmark": "search_scale", "quick": args.quick,
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "loadavg_after": [round(x, 1) for x in load]},
-              "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"search_scale{'_quick' if args.quick else ''}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(table(rows))
-    print(f"\nwritten {out}; load average after the run {load[0]:.1f}", file=sys.stderr)
+    report(table(rows), save("search_scale", args.quick, {"rows": rows}))
     return 0
 
 

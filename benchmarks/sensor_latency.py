@@ -17,30 +17,23 @@ Writes benchmarks/results/sensor_latency.json and prints a markdown table.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, p50, percentile, report, save
+
 LABEL = "warm"  # from the sample corpus's ground truth: shots with a red, orange or yellow background
 WARM = ("red", "orange", "yellow")
 
 
 def log(message: str) -> None:
     print(f"[sensor_latency] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values, q) -> float:
-    return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
 def run_records(instance, version: int):
@@ -208,15 +201,24 @@ def run(n_videos: int, n_labels: int, interval: int, shot: Path | None) -> dict:
         "sensor_delay_p50_s": percentile([s["to_run_created_s"] for s in samples], 50),
         "launch_p50_s": percentile([s["launch_s"] for s in samples], 50),
         "run_p50_s": percentile([s["run_s"] for s in samples], 50),
-        "direct_train_label_s": statistics.median(direct),
+        "direct_train_label_s": p50(direct),
     })
     out["ratio_to_direct"] = out["to_feeds_p50_s"] / out["direct_train_label_s"]
     return out
 
 
+def table(r: dict) -> str:
+    head = ["runs", "sensor min interval", "label -> model p50 / p90", "label -> feeds p50 / p90", "sensor delay p50",
+            "launch p50", "run p50", "direct train_label", "ratio"]
+    return markdown(head, [[
+        r["n"], f"{r['sensor_minimum_interval_s']} s (daemon loop 5 s)",
+        f"{r['to_model_p50_s']:.1f} / {r['to_model_p90_s']:.1f} s", f"{r['to_feeds_p50_s']:.1f} / {r['to_feeds_p90_s']:.1f} s",
+        f"{r['sensor_delay_p50_s']:.1f} s", f"{r['launch_p50_s']:.1f} s", f"{r['run_p50_s']:.1f} s",
+        f"{r['direct_train_label_s']:.2f} s", f"{r['ratio_to_direct']:.0f}x"]])
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 videos, 3 labels written: a smoke test")
+    parser = arguments(__doc__, "3 videos, 3 labels written: a smoke test")
     parser.add_argument("--videos", type=int, default=None)
     parser.add_argument("--labels", type=int, default=None, help="label events written and timed (default 10)")
     parser.add_argument("--interval", type=int, default=1, help="VA_SENSOR_INTERVAL for the run (seconds)")
@@ -224,20 +226,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     result = run(args.videos or (3 if args.quick else 6), args.labels or (3 if args.quick else 10),
                  args.interval, args.screenshot)
-    result.update({"quick": args.quick, "date": datetime.now(timezone.utc).date().isoformat(),
-                   "machine": f"{platform.machine()}, 2 CPU cores", "python": platform.python_version()})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("sensor_latency_quick.json" if args.quick else "sensor_latency.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    r = result
-    print(f"| runs | sensor min interval | label -> model p50 / p90 | label -> feeds p50 / p90 "
-          f"| sensor delay p50 | launch p50 | run p50 | direct train_label | ratio |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| {r['n']} | {r['sensor_minimum_interval_s']} s (daemon loop 5 s) "
-          f"| {r['to_model_p50_s']:.1f} / {r['to_model_p90_s']:.1f} s | {r['to_feeds_p50_s']:.1f} / "
-          f"{r['to_feeds_p90_s']:.1f} s | {r['sensor_delay_p50_s']:.1f} s | {r['launch_p50_s']:.1f} s "
-          f"| {r['run_p50_s']:.1f} s | {r['direct_train_label_s']:.2f} s | {r['ratio_to_direct']:.0f}x |")
-    print(f"wrote {out}", file=sys.stderr)
+    report(table(result), save("sensor_latency", args.quick, {**result, "python": platform.python_version()}))
     return 0
 
 

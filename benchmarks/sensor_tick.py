@@ -10,13 +10,9 @@ Writes benchmarks/results/sensor_tick.json and prints a markdown table.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import platform
-import statistics
 import sys
 import tempfile
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, p50, report, save, timed
 
 
 def _events(n: int, n_labels: int, n_clips: int, rng: np.random.Generator) -> pa.Table:
@@ -39,15 +35,6 @@ def _events(n: int, n_labels: int, n_clips: int, rng: np.random.Generator) -> pa
         "source": ["benchmark"] * n,
         "created_at": pa.array([now] * n, type=pa.timestamp("us", tz="UTC")),
     })
-
-
-def _timed(fn, repeats: int) -> tuple[list[float], object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return times, out
 
 
 def run(n_events: int, n_commits: int, repeats: int) -> dict:
@@ -74,38 +61,45 @@ def run(n_events: int, n_commits: int, repeats: int) -> dict:
             return label_events_sensor(ctx)
 
         # a tick that finds nothing new: one version lookup
-        idle, _ = _timed(lambda: tick(str(base)), repeats)
+        idle, _ = timed(lambda: tick(str(base)), repeats)
 
         # a tick after one person labelled one clip (the common case)
         changed = []
         for i in range(repeats):
             wh.append("label_events", _events(1, 3, 100, rng))
             cursor = str(wh.version("label_events") - 1)
-            t, result = _timed(lambda: tick(cursor), 1)
+            t, result = timed(lambda: tick(cursor), 1)
             assert len(result.run_requests) == 1, result
             changed += t
 
         # the first tick of a fresh Dagster instance reads the whole label column once
-        first, result = _timed(lambda: tick(None), 1)
+        first, result = timed(lambda: tick(None), 1)
 
         def naive():  # the reference: find changed labels without a change feed
             return wh.read("label_events", columns=["label"])["label"].unique()
 
-        reference, _ = _timed(naive, repeats)
+        reference, _ = timed(naive, repeats)
         return {
             "n_events": total, "n_commits": wh.version("label_events"),
-            "idle_tick_s": statistics.median(idle),
-            "changed_tick_s": statistics.median(changed),
+            "idle_tick_s": p50(idle),
+            "changed_tick_s": p50(changed),
             "first_tick_s": first[0],
-            "full_label_scan_s": statistics.median(reference),
-            "speedup_vs_full_scan": statistics.median(reference) / statistics.median(changed),
+            "full_label_scan_s": p50(reference),
+            "speedup_vs_full_scan": p50(reference) / p50(changed),
             "first_tick_labels": len(result.run_requests),
         }
 
 
+def table(r: dict) -> str:
+    head = ["label_events rows", "commits", "idle tick", "tick after 1 new event", "first tick",
+            "full label scan (reference)", "speed-up"]
+    return markdown(head, [[f"{r['n_events']:,}", r["n_commits"], f"{r['idle_tick_s'] * 1000:.0f} ms",
+                            f"{r['changed_tick_s'] * 1000:.0f} ms", f"{r['first_tick_s'] * 1000:.0f} ms",
+                            f"{r['full_label_scan_s'] * 1000:.0f} ms", f"{r['speedup_vs_full_scan']:.1f}x"]])
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20k events: a smoke test of the benchmark")
+    parser = arguments(__doc__, "20k events: a smoke test of the benchmark")
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--commits", type=int, default=None, help="appends the events are written in")
     parser.add_argument("--repeats", type=int, default=None)
@@ -114,17 +108,7 @@ def main(argv=None) -> int:
     commits = args.commits or (10 if args.quick else 100)
     repeats = args.repeats or (3 if args.quick else 7)
     result = run(n, commits, repeats)
-    result.update({"quick": args.quick, "date": datetime.now(timezone.utc).date().isoformat(),
-                   "machine": f"{platform.machine()}, 2 CPU cores", "python": platform.python_version()})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("sensor_tick_quick.json" if args.quick else "sensor_tick.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"| label_events rows | commits | idle tick | tick after 1 new event | first tick | full label scan (reference) | speed-up |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    print(f"| {result['n_events']:,} | {result['n_commits']} | {result['idle_tick_s'] * 1000:.0f} ms "
-          f"| {result['changed_tick_s'] * 1000:.0f} ms | {result['first_tick_s'] * 1000:.0f} ms "
-          f"| {result['full_label_scan_s'] * 1000:.0f} ms | {result['speedup_vs_full_scan']:.1f}x |")
-    print(f"wrote {out}", file=sys.stderr)
+    report(table(result), save("sensor_tick", args.quick, {**result, "python": platform.python_version()}))
     return 0
 
 

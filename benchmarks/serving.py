@@ -15,20 +15,18 @@ markdown table. Clients and server share the machine's cores, as they would on o
 """
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ._results import arguments, markdown, p50, percentile, report, save, timed
+
 DIM = 512
 
 
@@ -87,14 +85,8 @@ def _in_process(settings, matrix: np.ndarray, repeats: int) -> float:
 
     snapshot = load_from_warehouse(settings)
     job = ScoreJob(np.ascontiguousarray(matrix, dtype=np.float32), tuple(sorted(snapshot.models)))
-    for _ in range(20):
-        score_jobs(snapshot, [job])
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        score_jobs(snapshot, [job])
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    times, _ = timed(lambda: score_jobs(snapshot, [job]), repeats, warmup=20)
+    return p50(times)
 
 
 def run(n_clips: int, n_labels: int, seconds: float, clients: int, batches: list[int]) -> dict:
@@ -122,24 +114,22 @@ def run(n_clips: int, n_labels: int, seconds: float, clients: int, batches: list
                     if n_req == 0:
                         raise RuntimeError(f"no request of {batch} rows finished in {seconds}s")
                     in_proc = _in_process(settings, matrix, repeats=2000 if batch == 1 else 500)
-                    p50 = float(np.percentile(lat, 50))
+                    lat_p50 = percentile(lat, 50)
                     jobs = after["jobs"] - before["jobs"]
                     batches_run = after["batches"] - before["batches"]
                     rows.append({
                         "batch": batch, "clients": clients, "labels": len(check["scores"]),
                         "requests": n_req, "errors": int(sum(o["errors"] for o in outs)),
                         "requests_per_s": n_req / seconds, "rows_per_s": n_req * batch / seconds,
-                        "p50_ms": p50, "p99_ms": float(np.percentile(lat, 99)),
+                        "p50_ms": lat_p50, "p99_ms": percentile(lat, 99),
                         "in_process_us": in_proc * 1e6,
                         "in_process_requests_per_s": 1 / in_proc,
-                        "latency_ratio": p50 / 1000 / in_proc,
+                        "latency_ratio": lat_p50 / 1000 / in_proc,
                         "throughput_ratio": (1 / in_proc) / (n_req / seconds),
                         "mean_requests_per_server_batch": jobs / batches_run if batches_run else 0.0,
                     })
-                    print(f"batch {batch}: {n_req / seconds:.0f} req/s, p50 {p50:.1f} ms", file=sys.stderr)
+                    print(f"batch {batch}: {n_req / seconds:.0f} req/s, p50 {lat_p50:.1f} ms", file=sys.stderr)
     return {
-        "benchmark": "serving", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "params": {"clips": n_clips, "labels": n_labels, "dim": DIM, "seconds_per_batch": seconds,
                    "clients": clients},
         "rows": rows,
@@ -147,22 +137,16 @@ def run(n_clips: int, n_labels: int, seconds: float, clients: int, batches: list
 
 
 def table(result: dict) -> str:
-    lines = [
-        "| rows/request | clients | labels | requests/s | rows/s | p50 ms | p99 ms | in-process µs/request "
-        "| p50 / in-process | in-process / HTTP throughput | requests per server batch |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in result["rows"]:
-        lines.append(
-            f"| {r['batch']} | {r['clients']} | {r['labels']} | {r['requests_per_s']:.0f} | {r['rows_per_s']:.0f} "
-            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['in_process_us']:.0f} | {r['latency_ratio']:.0f}x "
-            f"| {r['throughput_ratio']:.0f}x | {r['mean_requests_per_server_batch']:.1f} |")
-    return "\n".join(lines)
+    head = ["rows/request", "clients", "labels", "requests/s", "rows/s", "p50 ms", "p99 ms", "in-process µs/request",
+            "p50 / in-process", "in-process / HTTP throughput", "requests per server batch"]
+    return markdown(head, [[r["batch"], r["clients"], r["labels"], f"{r['requests_per_s']:.0f}", f"{r['rows_per_s']:.0f}",
+                            f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['in_process_us']:.0f}",
+                            f"{r['latency_ratio']:.0f}x", f"{r['throughput_ratio']:.0f}x",
+                            f"{r['mean_requests_per_server_batch']:.1f}"] for r in result["rows"]])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser = arguments(__doc__, "small sizes: a smoke test")
     parser.add_argument("--seconds", type=float, default=None, help="seconds of load per batch size")
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args(argv)
@@ -170,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(400, 2, args.seconds or 3.0, args.clients, [1, 64])
     else:
         result = run(2000, 4, args.seconds or 15.0, args.clients, [1, 64])
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("serving_quick.json" if args.quick else "serving.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(table(result))
-    print(f"\nwritten to {out}", file=sys.stderr)
+    report(table(result), save("serving", args.quick, result))
     return 0
 
 
