@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from va_core.config import Settings
-from va_core.errors import VAError
+from va_ui.command import exit_status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,14 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from va_ui.server import serve
 
-    try:
+    def run() -> None:
         settings = Settings.from_env()
         print(f"va ui: http://{args.host}:{args.port}/ (home {settings.home})", file=sys.stderr, flush=True)
         serve(settings, args.host, args.port)
-    except VAError as exc:
-        print(f"va ui: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status("va ui: ", run)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from va_core.errors import InputError, VAError
+from va_ui.command import exit_status
 
 ALGORITHM = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list the users")
     args = parser.parse_args(argv)
     path = users_file(Settings.from_env(home=args.home))
-    try:
+
+    def run() -> None:
         if args.command == "add":
             if args.password_stdin:
                 password = sys.stdin.readline().rstrip("\n")
@@ -145,10 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.name} removed ({path})")
         else:
             print("\n".join(sorted(load_users(path))) if path.exists() else f"no users file at {path}")
-    except VAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status("", run)
 
 
 if __name__ == "__main__":
