@@ -38,6 +38,12 @@ def interval(name: str) -> int:
     return value
 
 
+def _sensor(name: str, job, description: str):
+    """A sensor that runs by default, every ``interval(name)`` seconds."""
+    return dg.sensor(name=name, job=job, minimum_interval_seconds=interval(name),
+                     default_status=dg.DefaultSensorStatus.RUNNING, description=description)
+
+
 def label_run_request(label: str, version: int) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=f"{label}@{version}",
@@ -46,13 +52,8 @@ def label_run_request(label: str, version: int) -> dg.RunRequest:
     )
 
 
-@dg.sensor(
-    name="label_events_sensor",
-    job=label_job,
-    minimum_interval_seconds=interval("label_events_sensor"),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="New label events -> one retraining run per changed label (run key label@version).",
-)
+@_sensor("label_events_sensor", label_job,
+         "New label events -> one retraining run per changed label (run key label@version).")
 def label_events_sensor(context: dg.SensorEvaluationContext, va: VAResource):
     wh = va.warehouse()
     current = wh.version("label_events")
@@ -98,13 +99,8 @@ def _as_rows(models) -> list[dict]:
     return [m if isinstance(m, dict) else vars(m) for m in models]
 
 
-@dg.sensor(
-    name="approval_sensor",
-    job=serving_job,
-    minimum_interval_seconds=interval("approval_sensor"),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="A model's stage changed and the approved set differs -> refresh served_models.",
-)
+@_sensor("approval_sensor", serving_job,
+         "A model's stage changed and the approved set differs -> refresh served_models.")
 def approval_sensor(context: dg.SensorEvaluationContext, va: VAResource):
     wh = va.warehouse()
     previous = json.loads(context.cursor) if context.cursor else {"version": None, "served": None}
@@ -120,13 +116,8 @@ def approval_sensor(context: dg.SensorEvaluationContext, va: VAResource):
     return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"stages@{version}")], cursor=cursor)
 
 
-@dg.sensor(
-    name="corpus_sensor",
-    job=corpus_job,
-    minimum_interval_seconds=interval("corpus_sensor"),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="New or changed video files under the corpus folders -> one ingestion run per video.",
-)
+@_sensor("corpus_sensor", corpus_job,
+         "New or changed video files under the corpus folders -> one ingestion run per video.")
 def corpus_sensor(context: dg.SensorEvaluationContext, va: VAResource):
     folders = va.corpus_folders()
     files, problems = video_files(folders)

@@ -7,6 +7,7 @@ re-run on its own from the Dagster UI.
 """
 
 import json
+from typing import Any, NamedTuple
 
 import dagster as dg
 
@@ -51,14 +52,29 @@ def _stored_label_set(wh, label: str):
     return build_label_set(wh, label, version=int(rows["label_events_version"][0]), write=False)
 
 
-def _latest(wh, label: str) -> dict:
+class _Latest(NamedTuple):
+    """The run's label, its latest model version, and the label set and corpus that version was trained on."""
+
+    label: str
+    wh: Any
+    row: dict
+    version: int
+    label_set: Any
+    corpus: Any
+
+
+def _latest(context, va: VAResource) -> _Latest:
     from va_core.errors import NotFound
     from va_core.registry import latest_model
+    from va_core.train import build_label_set, corpus_for
 
+    label = _label(context)
+    wh = va.warehouse()
     row = latest_model(wh, label)
     if row is None:
         raise NotFound(f"{label!r} has no model version: materialise classifier first")
-    return row
+    ls = build_label_set(wh, label, version=row["label_events_version"], write=False)
+    return _Latest(label, wh, row, int(row["model_version"]), ls, corpus_for(va.settings(), row["encoder_id"]))
 
 
 def _check_result(result, asset_key: str) -> dg.AssetCheckResult:
@@ -202,16 +218,9 @@ def evaluation_report(label: str, row: dict, ev: dict, checks: list) -> str:
 )
 def evaluation(context: dg.AssetExecutionContext, va: VAResource) -> dg.MaterializeResult:
     from va_core.checks import beats_baseline
-    from va_core.train import (build_label_set, corpus_for, evaluate_classifier, label_diversity, training_data,
-                               write_evaluation)
+    from va_core.train import evaluate_classifier, label_diversity, training_data, write_evaluation
 
-    label = _label(context)
-    settings = va.settings()
-    wh = va.warehouse()
-    row = _latest(wh, label)
-    version = int(row["model_version"])
-    ls = build_label_set(wh, label, version=row["label_events_version"], write=False)
-    corpus = corpus_for(settings, row["encoder_id"])
+    label, wh, row, version, ls, corpus = _latest(context, va)
     # Evaluation is deterministic (hash split, seeded folds and bootstrap): recomputing it
     # here reproduces the AP stored with the model, and each table keeps a single writer.
     ev = evaluate_classifier(training_data(ls, corpus), row["trainer"])
@@ -249,14 +258,9 @@ def clip_scores(context: dg.AssetExecutionContext, va: VAResource) -> dg.Materia
     import numpy as np
 
     from va_core.registry import load_model
-    from va_core.train import build_label_set, corpus_for, score_corpus, write_scores
+    from va_core.train import score_corpus, write_scores
 
-    label = _label(context)
-    wh = va.warehouse()
-    row = _latest(wh, label)
-    version = int(row["model_version"])
-    ls = build_label_set(wh, label, version=row["label_events_version"], write=False)
-    corpus = corpus_for(va.settings(), row["encoder_id"])
+    label, wh, row, version, ls, corpus = _latest(context, va)
     scores = score_corpus(load_model(wh, label, version), corpus)
     written = write_scores(wh, ls, corpus, version, scores)
     threshold = json.loads(row["artifact"]).get("threshold")
@@ -285,14 +289,9 @@ def feeds(context: dg.AssetExecutionContext, va: VAResource) -> dg.MaterializeRe
     import numpy as np
     import polars as pl
 
-    from va_core.train import build_feeds, build_label_set, corpus_for, write_feeds
+    from va_core.train import build_feeds, write_feeds
 
-    label = _label(context)
-    wh = va.warehouse()
-    row = _latest(wh, label)
-    version = int(row["model_version"])
-    ls = build_label_set(wh, label, version=row["label_events_version"], write=False)
-    corpus = corpus_for(va.settings(), row["encoder_id"])
+    label, wh, row, version, ls, corpus = _latest(context, va)
     stored = wh.read("clip_scores", columns=["clip_key", "score", "model_version"], where={"label": label})
     if stored.height == 0 or int(stored["model_version"][0]) != version:
         raise dg.Failure(f"clip_scores of {label} are not those of v{version}: materialise clip_scores first")
