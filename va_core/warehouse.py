@@ -278,6 +278,22 @@ class Warehouse:
 
         return DeltaTable(self.table_uri(table), version=version, storage_options=self._options())
 
+    def _dataset(self, table: str, version: int | None = None):
+        """The table's files at ``version`` as a pyarrow dataset.
+
+        Local tables are read through pyarrow's own file system: deltalake's default one calls
+        back into Python from pyarrow's I/O threads, and a process that exits while those
+        threads wind down aborts ("terminate called without an active exception") about
+        one time in three.
+        """
+        delta = self._open(table, version)
+        if not self.is_local:
+            return delta.to_pyarrow_dataset()
+        import pyarrow.fs as pafs
+
+        root = self.table_uri(table).removeprefix("file://")
+        return delta.to_pyarrow_dataset(filesystem=pafs.SubTreeFileSystem(root, pafs.LocalFileSystem()))
+
     def exists(self, table: str) -> bool:
         from deltalake import DeltaTable
 
@@ -401,7 +417,7 @@ class Warehouse:
         """A lazy polars frame over the table (filters and projections are pushed down)."""
         if not self.exists(table):
             return pl.LazyFrame(schema=pl.from_arrow(self.spec(table).schema.empty_table()).schema)
-        dataset = self._open(table, version).to_pyarrow_dataset()
+        dataset = self._dataset(table, version)
         return pl.scan_pyarrow_dataset(dataset)
 
     def arrow(self, table: str, columns: list[str] | None = None, where: Mapping[str, Any] | None = None,
@@ -411,7 +427,7 @@ class Warehouse:
         if not self.exists(table):
             empty = spec.schema.empty_table()
             return empty.select(columns) if columns else empty
-        dataset = self._open(table, version).to_pyarrow_dataset()
+        dataset = self._dataset(table, version)
         return dataset.to_table(columns=columns, filter=_filter(where))
 
     def batches(self, table: str, columns: list[str] | None = None, where: Mapping[str, Any] | None = None,
@@ -419,7 +435,7 @@ class Warehouse:
         """Stream record batches (memory bounded by one batch), same arguments as :meth:`arrow`."""
         if not self.exists(table):
             return
-        dataset = self._open(table, version).to_pyarrow_dataset()
+        dataset = self._dataset(table, version)
         # Little read-ahead: the point of streaming is that one batch at a time is in memory.
         yield from dataset.to_batches(columns=columns, filter=_filter(where), batch_size=batch_size,
                                       fragment_readahead=1, batch_readahead=2)
@@ -451,7 +467,7 @@ class Warehouse:
     def count(self, table: str) -> int:
         if not self.exists(table):
             return 0
-        return self._open(table).to_pyarrow_dataset().count_rows()
+        return self._dataset(table).count_rows()
 
 
 def embedding_matrix(column: pa.ChunkedArray | pa.Array, dim: int | None = None) -> np.ndarray:

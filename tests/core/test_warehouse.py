@@ -182,3 +182,19 @@ def test_history_and_versions(wh):
     assert len(wh.history("label_events")) == 3  # create + 2 appends
     assert repr(wh).startswith("Warehouse(")
     assert Warehouse(str(wh.uri) + "/").uri == wh.uri
+
+
+def test_a_process_that_read_a_table_exits_cleanly(tmp_path):
+    # deltalake's own pyarrow file system made about one exit in three abort in pyarrow's
+    # I/O threads; every `va` command reads tables and then exits.
+    import subprocess
+    import sys
+
+    wh = Warehouse(str(tmp_path / "wh"))
+    wh.append("clips", [{"clip_key": f"v|{i}", "video_id": "v", "frame_in": i} for i in range(100)])
+    script = ("import sys; from va_core.warehouse import Warehouse; "
+              "w = Warehouse(sys.argv[1]); assert w.arrow('clips', columns=['clip_key']).num_rows == 100; "
+              "assert w.count('clips') == 100; list(w.batches('clips'))")
+    codes = [subprocess.run([sys.executable, "-c", script, wh.uri], capture_output=True).returncode
+             for _ in range(8)]
+    assert codes == [0] * 8

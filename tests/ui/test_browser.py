@@ -194,7 +194,9 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
     page.screenshot(path=str(SHOTS / "annotate.png"), full_page=True)
 
     events = _events(served, label)
-    assert events.height == len(marked) + len(keyed)  # the undone event is gone; its redo is in keyed
+    # the undo is one more event (source "undo"); the redo is in keyed
+    assert events.height == len(marked) + len(keyed) + 1
+    assert events.filter(pl.col("source") == "undo").height == 1
     assert set(events["annotator"]) == {"maria"}
     expected = dict(marked + keyed)
     latest = events.sort("created_at").group_by("clip_key", maintain_order=True).agg(pl.col("value").last())
