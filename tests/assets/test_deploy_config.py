@@ -16,11 +16,13 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 def test_definitions_validate_locally_and_with_the_k8s_executor(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VA_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(tmp_path)
+    # one DAGSTER_HOME each: two processes creating one SQLite run storage at once race
+    for executor in ("multiprocess", "k8s"):
+        (tmp_path / executor).mkdir()
     procs = {
         executor: subprocess.Popen([DAGSTER, "definitions", "validate", "-m", "va_assets.definitions"], cwd=ROOT,
-                                   env={**env, "VA_EXECUTOR": executor}, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+                                   env={**env, "VA_EXECUTOR": executor, "DAGSTER_HOME": str(tmp_path / executor)},
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for executor in ("multiprocess", "k8s")
     }
     for executor, proc in procs.items():
