@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export VA_HOME ?= $(CURDIR)/.va
 
-.PHONY: venv demo test test-fast browser bench ui dagster serve clean
+.PHONY: venv demo test test-fast browser bench screenshots ui dagster serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks
+
+# Refresh the README's screenshots of the labelling app from the browser tests.
+screenshots: venv browser
+	VA_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/ui -m browser
 
 ui: venv
 	$(BIN)/va ui
