@@ -198,8 +198,8 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
     page.screenshot(path=str(SHOTS / "annotate.png"), full_page=True)
 
     events = _events(served, label)
-    # the undo is one more event (source "undo"); the redo is in keyed
-    assert events.height == len(marked) + len(keyed) + 1
+    # the undone answer stays in the log, followed by its undo (source "undo"); the redo is in keyed
+    assert events.height == len(marked) + len(keyed) + 2
     assert events.filter(pl.col("source") == "undo").height == 1
     assert set(events["annotator"]) == {"maria"}
     expected = dict(marked + keyed)
