@@ -6,8 +6,6 @@ they launch), so :meth:`DevServer.stop` ends all of it and nothing else.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +16,11 @@ from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
+from va_core.process import free_port, stop_group
+
 
 class ServerError(RuntimeError):
     """The server exited or a condition was not met in time; the message ends with its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -65,23 +59,8 @@ class DevServer:
             time.sleep(every)
 
     def stop(self, timeout: float = 60) -> None:
-        """SIGTERM to the whole group, SIGKILL whatever is left after ``timeout``."""
-        pgid = self.proc.pid
-        if self.proc.poll() is None:
-            os.killpg(pgid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(pgid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # the code server, daemon and runs leave with it
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
-        os.killpg(pgid, signal.SIGKILL)
+        """SIGTERM to the whole group (code server, daemon and runs leave with it), SIGKILL after ``timeout``."""
+        stop_group(self.proc, timeout=timeout)
 
     def __enter__(self) -> "DevServer":
         return self

@@ -6,9 +6,6 @@ module cheaply; the HTTP client is created on demand.
 """
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from va_core.errors import NotFound, VAError
+from va_core.process import free_port, stop_group
 
 READY_TIMEOUT_S = 120.0
 
 
 class ServerError(VAError, RuntimeError):
     """The model server did not start or stopped; the message carries its log's tail."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -122,24 +114,8 @@ class ServerProcess:
         """SIGTERM the server's process group, SIGKILL it if it lingers; returns the exit status."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.process.wait(5)
-        try:  # workers that outlived their parent are still in the group
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        return self.process.returncode
+        # workers that outlived their parent are still in the group: no grace for them
+        return stop_group(self.process, timeout=timeout, linger=0)
 
     def __enter__(self) -> "ServerProcess":
         if self.process is None:

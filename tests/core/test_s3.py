@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from datetime import datetime, timezone
 
 import numpy as np
@@ -10,17 +9,11 @@ import polars as pl
 import pytest
 
 from va_core.config import Settings
+from va_core.process import free_port
 from va_core.warehouse import Warehouse, embedding_matrix
 
 BUCKET = "va-test"
 
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +26,7 @@ def s3_endpoint():
     import urllib.request
 
     boto3 = pytest.importorskip("boto3")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

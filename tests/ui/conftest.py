@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from va_core.config import Settings
+from va_core.process import free_port
 
 
 @pytest.fixture
@@ -23,12 +23,6 @@ def ui_settings(ingested_home) -> Settings:
 def truth(ingested_truth) -> dict[str, dict]:
     """Ground truth per ingested clip key: colour, object, motion."""
     return {r["clip_key"]: r for r in ingested_truth.iter_rows(named=True)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class AppServer:
