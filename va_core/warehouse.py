@@ -452,11 +452,13 @@ class Warehouse:
         spec = self.spec(table)
         if not spec.change_feed:
             raise WarehouseError(f"{table} has no change data feed")
-        current = self.version(table)
+        delta = self._open(table) if self.exists(table) else None
+        current = delta.version() if delta is not None else None
         if current is None or current <= version:
-            return self.read(table, columns).head(0)
-        reader = self._open(table).load_cdf(starting_version=version + 1, ending_version=current,
-                                            columns=columns)
+            # Nothing changed: an empty frame from the schema, not a scan of the whole table.
+            empty = pl.from_arrow(spec.schema.empty_table())
+            return empty.select([c for c in (columns or spec.schema.names) if c in empty.columns])
+        reader = delta.load_cdf(starting_version=version + 1, ending_version=current, columns=columns)
         data = pa.table(reader.read_all()) if not isinstance(reader, pa.Table) else reader
         frame = pl.from_arrow(data)
         if "_change_type" in frame.columns:

@@ -113,6 +113,9 @@ def test_changes_since_reads_only_appended_events(wh):
     assert sorted(new["clip_key"].to_list()) == ["b|0", "c|0", "d|0"]
     assert new.columns == TABLES["label_events"].schema.names
     assert wh.changes_since("label_events", wh.version("label_events")).height == 0
+    # the sensor asks for a change-feed column too; nothing changed is an empty frame, not an error
+    idle = wh.changes_since("label_events", wh.version("label_events"), columns=["label", "_commit_version"])
+    assert idle.height == 0 and idle.columns == ["label"]
     with pytest.raises(WarehouseError, match="change data feed"):
         wh.changes_since("clips", 0)
 
