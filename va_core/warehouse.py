@@ -356,9 +356,9 @@ class Warehouse:
         from deltalake import CommitProperties, write_deltalake
 
         rows = self._conform(table, data)
-        self.create(table)
+        current = self.create(table)
         if len(rows) == 0:
-            return self.version(table)
+            return current
         spec = self.spec(table)
 
         def write():
