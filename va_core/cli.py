@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("label", metavar="LABEL")
     p.add_argument("--version", type=int, default=None, help="model version (default: the latest)")
     p.add_argument("--by", default=None, help="who approves (default: your login name)")
+    p.add_argument("--override", default=None, metavar="REASON",
+                   help="approve a version whose corpus estimate is clearly below the served one's (the reason "
+                        "is recorded in the stage history)")
 
     add("status", "tables, versions, labels with counts, AP and stage")
 

@@ -314,8 +314,9 @@ def audit_labels_needed(n_audit: int, n_audit_pos: int) -> int:
     """More labelled draws wanted before the estimate is more than provisional (0: enough)."""
     missing = max(0, MIN_AUDIT - n_audit)
     if n_audit_pos < MIN_AUDIT_POS:
-        # positives turn up at the sample's rate so far (at least one in an audit round of 25)
-        rate = max(n_audit_pos / n_audit, 1 / 25) if n_audit else 1 / 25
+        # positives turn up at the sample's rate so far; before any, at the rate the audit design
+        # aims for (a fifth of its draws are in the top 5% of scores, where a rare concept lives)
+        rate = max(n_audit_pos / n_audit, 1 / 25) if n_audit else 1 / 8
         missing = max(missing, int(np.ceil((MIN_AUDIT_POS - n_audit_pos) / rate)))
     return missing
 
@@ -347,7 +348,9 @@ def estimate(sample: ProbabilitySample, scores, threshold: float, level: float =
         none = (None,) * 12
         return QualityEstimate(*none, float(threshold), sample.n, sample.n_pos, sample.n_draws, NO_AUDIT, level)
     rng = np.random.default_rng(seed)
-    W = np.vstack([sample.weight[None, :], _multiplicities(sample.cell, n_boot, rng) * sample.weight[None, :]])
+    W = sample.weight[None, :]
+    if n_boot:
+        W = np.vstack([W, _multiplicities(sample.cell, n_boot, rng) * sample.weight[None, :]])
     ap = _ap_rows(sample.y, scores, W)
     precision, recall, prevalence = _at_threshold(sample.y, scores >= threshold, W)
     out = []
@@ -370,7 +373,8 @@ def label_sample(wh, label: str, values: dict, version: int | None = None) -> Pr
 CROSS_FIT_IMPOSSIBLE = "too_few_labels_outside_the_sample"
 
 
-def estimate_model(sample: ProbabilitySample, matrix_of, model, training_keys, training_y, refit) -> QualityEstimate:
+def estimate_model(sample: ProbabilitySample, matrix_of, model, training_keys, training_y, refit,
+                   n_boot: int = N_BOOT) -> QualityEstimate:
     """The estimate for a model version (``model.score``, ``model.threshold``).
 
     ``matrix_of(keys)`` gives the embeddings of clip keys; ``refit(X, y)`` fits a model as the
@@ -382,7 +386,7 @@ def estimate_model(sample: ProbabilitySample, matrix_of, model, training_keys, t
     from va_core.errors import InputError
 
     if sample.n == 0:
-        return estimate(sample, np.zeros(0), model.threshold)
+        return estimate(sample, np.zeros(0), model.threshold, n_boot=n_boot)
     sampled = set(sample.keys.tolist())
     keys = list(training_keys)
     keep = np.asarray([k not in sampled for k in keys], dtype=bool)
@@ -393,7 +397,7 @@ def estimate_model(sample: ProbabilitySample, matrix_of, model, training_keys, t
         try:
             scorer = refit(matrix_of(kept), y)
         except InputError:  # too few labels of a class outside the sample
-            base = estimate(sample, np.zeros(sample.n), model.threshold)
+            base = estimate(sample, np.zeros(sample.n), model.threshold, n_boot=0)
             return QualityEstimate(*(None,) * 12, base.threshold, base.n_audit, base.n_audit_pos, base.n_draws,
                                    CROSS_FIT_IMPOSSIBLE, base.level)
-    return estimate(sample, scorer.score(matrix_of(sample.keys.tolist())), model.threshold)
+    return estimate(sample, scorer.score(matrix_of(sample.keys.tolist())), model.threshold, n_boot=n_boot)
