@@ -79,9 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stratum", type=int, default=None, help="its stratum in that draw")
     p.add_argument("--stratum-size", type=int, default=None, help="the stratum's population N_h")
     p.add_argument("--inclusion-prob", type=float, default=None, help="n_h / N_h of that draw")
+    p.add_argument("--stratum-low", type=float, default=None, help="the stratum's lowest score")
+    p.add_argument("--stratum-high", type=float, default=None, help="the stratum's highest score")
 
     p = add("import-labels", "append label events from CSV or Parquet (label, clip_key, value[, annotator, source, "
-                             "rank, chosen_by_version, chosen_score, draw_id, stratum, stratum_size, inclusion_prob])")
+                             "rank, chosen_by_version, chosen_score, draw_id, stratum, stratum_size, inclusion_prob, stratum_low, "
+                             "stratum_high])")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--annotator", default=None, help="annotator for rows without one (default: your login name)")
 

@@ -136,15 +136,11 @@ def feed_item(feed: str, position: int, row: Mapping, model_version: int | None)
     score = row.get("score")
     provenance = {"rank": int(row["rank"]) if row.get("rank") is not None else position,
                   "chosen_by_version": model_version, "chosen_score": None if score is None else float(score),
-                  **{k: row.get(k) for k in ("draw_id", "stratum", "stratum_size", "inclusion_prob")}}
-    if provenance.get("stratum") is not None:
-        provenance["stratum_bounds"] = [row.get("stratum_low"), row.get("stratum_high")]
+                  **{k: row.get(k) for k in DESIGN}}
     item = {"feed": feed, "rank": position, "clip_key": row["clip_key"], "score": None if score is None else float(score),
-            "provenance": {k: v for k, v in provenance.items() if v is not None and k != "stratum_bounds"}}
+            "provenance": {k: v for k, v in provenance.items() if v is not None}}
     if model_version is not None:
         item["model_version"] = model_version
-    if "stratum_bounds" in provenance:
-        item["stratum_bounds"] = provenance["stratum_bounds"]
     return item
 
 

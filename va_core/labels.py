@@ -67,10 +67,10 @@ def _text(what: str, value: Any) -> str:
 # How a clip was chosen, recorded with each event (all optional). ``rank`` is the clip's
 # place in what was shown, ``chosen_by_version``/``chosen_score`` the model version and score
 # that put it there; for random draws (the ``random`` and ``audit`` feeds) ``draw_id`` names
-# the draw, ``stratum``/``stratum_size`` its stratum and the stratum's population N_h, and
-# ``inclusion_prob`` n_h/N_h. ``va_core.quality`` estimates corpus quality from those.
+# the draw, ``stratum``/``stratum_size`` its stratum and the stratum's population N_h,
+# ``inclusion_prob`` n_h/N_h and ``stratum_low``/``stratum_high`` the stratum's score bounds. ``va_core.quality`` estimates corpus quality from those.
 PROVENANCE = ("rank", "chosen_by_version", "chosen_score", "draw_id", "stratum", "stratum_size",
-              "inclusion_prob")
+              "inclusion_prob", "stratum_low", "stratum_high")
 EVENT_FIELDS = ("label", "clip_key", "value", "annotator", "source") + PROVENANCE
 
 
@@ -88,6 +88,8 @@ class LabelEvent:
     stratum: int | None = None
     stratum_size: int | None = None
     inclusion_prob: float | None = None
+    stratum_low: float | None = None  # the stratum's score bounds under chosen_by_version
+    stratum_high: float | None = None
 
     def provenance(self) -> dict:
         return {k: getattr(self, k) for k in PROVENANCE}
@@ -142,11 +144,16 @@ def _clean_provenance(ev: LabelEvent) -> tuple:
     stratum = _number("stratum", ev.stratum, True, 0)
     size = _number("stratum_size", ev.stratum_size, True, 1)
     prob = _number("inclusion_prob", ev.inclusion_prob, False, 0.0, 1.0, above_low=True)
+    low = _number("stratum_low", ev.stratum_low, False)
+    high = _number("stratum_high", ev.stratum_high, False)
     if (prob is None) != (draw is None):
         raise InputError("a random draw's event needs both draw_id and inclusion_prob")
-    if (stratum is not None or size is not None) and prob is None:
-        raise InputError("stratum and stratum_size describe a random draw: give inclusion_prob and draw_id too")
-    return rank, version, score, draw, stratum, size, prob
+    if (stratum is not None or size is not None or low is not None or high is not None) and prob is None:
+        raise InputError("stratum, stratum_size and its bounds describe a random draw: give inclusion_prob and "
+                         "draw_id too")
+    if low is not None and high is not None and low > high:
+        raise InputError(f"stratum_low {low} is above stratum_high {high}")
+    return rank, version, score, draw, stratum, size, prob, low, high
 
 
 def _is_bool(value: Any) -> bool:

@@ -116,7 +116,8 @@ def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: Linear
     wh = warehouse_of(settings_or_wh)
     values = {k: bool(v) for k, v in ls.clips.filter(pl.col("value").is_not_null())
               .select("clip_key", "value").iter_rows() if corpus.has(k)}
-    sample = quality.label_sample(wh, ls.label, values, version=ls.label_events_version)
+    sample = quality.label_sample(wh, ls.label, values, version=ls.label_events_version,
+                                  score_of=version_scorer(wh, ls.label, corpus))
 
     def matrix_of(keys):
         return corpus.matrix[corpus.positions(list(keys))]
@@ -125,6 +126,20 @@ def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: Linear
         return fit_classifier(TrainingData([], y, X), trainer or model.trainer)
 
     return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit)
+
+
+def version_scorer(wh: Warehouse, label: str, corpus: Corpus):
+    """``score_of(version, keys)``: a stored version's scores of clips (the draws' designs need them)."""
+    from va_core.registry import load_model
+
+    models: dict[int, LinearModel] = {}
+
+    def score_of(version: int, keys) -> np.ndarray:
+        if version not in models:
+            models[version] = load_model(wh, label, version)
+        return models[version].score(corpus.matrix[corpus.positions(list(keys))])
+
+    return score_of
 
 
 def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
@@ -144,7 +159,7 @@ def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
         corpus = load_corpus(wh, encoder_id or row["encoder_id"])
         values = {k: bool(x) for k, x in ls.clips.filter(pl.col("value").is_not_null())
                   .select("clip_key", "value").iter_rows() if corpus.has(k)}
-        sample = quality.label_sample(wh, label, values)
+        sample = quality.label_sample(wh, label, values, score_of=version_scorer(wh, label, corpus))
         model = LinearModel.from_artifact(row["artifact"])
         trained = [k for k in json.loads(row["artifact"]).get("training_clips") or [] if k in values]
 

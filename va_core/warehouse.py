@@ -82,7 +82,7 @@ TABLES: dict[str, TableSpec] = {
                 # provenance: how the clip was chosen (null where unknown, e.g. rows of older homes)
                 ("rank", pa.int32()), ("chosen_by_version", pa.int64()), ("chosen_score", pa.float64()),
                 ("draw_id", pa.string()), ("stratum", pa.int32()), ("stratum_size", pa.int64()),
-                ("inclusion_prob", pa.float64()),
+                ("inclusion_prob", pa.float64()), ("stratum_low", pa.float64()), ("stratum_high", pa.float64()),
             ),
             description="Append-only log of every label anyone gave, with how its clip was chosen. "
                         "The only table people write.",
