@@ -438,7 +438,7 @@ def label_sample(wh, label: str, values: dict, version: int | None = None, score
 
 
 CROSS_FIT_IMPOSSIBLE = "too_few_labels_outside_the_sample"
-CROSS_FOLDS = 5
+CROSS_FOLDS = 5  # refits per version: each is a full fit of the trainer (most of a build's time then)
 
 
 def cross_fold(key: str, folds: int = CROSS_FOLDS) -> int:

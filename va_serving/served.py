@@ -121,7 +121,12 @@ def _lineage(row: dict | None, approval: dict | None, evaluation: dict | None, a
     row, approval, evaluation = row or {}, approval or {}, evaluation or {}
     return {
         "stage": row.get("stage", "approved"),
-        "ap": approved.ap,
+        "ap": approved.ap,  # the corpus estimate (va_core.quality), None before audit labels
+        "ap_low": approved.ap_low,
+        "ap_high": approved.ap_high,
+        "n_audit": approved.n_audit,
+        "ap_method": approved.ap_method,
+        "labelled_ap": row.get("labelled_ap"),
         "ap_std": evaluation.get("ap_std"),
         "baseline_ap": evaluation.get("baseline_ap"),
         "evaluation_method": evaluation.get("method"),

@@ -86,7 +86,9 @@ class StoreEntry:
         model = LinearModel.from_artifact((self.path / ARTIFACT).read_text())
         meta = self.metadata
         lineage = {
-            "stage": self.stage, "ap": meta.get("ap"), "n_pos": meta.get("n_pos"), "n_neg": meta.get("n_neg"),
+            "stage": self.stage, "ap": meta.get("ap"), "ap_low": meta.get("ap_low"), "ap_high": meta.get("ap_high"),
+            "n_audit": meta.get("n_audit"), "ap_method": meta.get("ap_method"),
+            "n_pos": meta.get("n_pos"), "n_neg": meta.get("n_neg"),
             "trainer": meta.get("trainer"), "trained_at": meta.get("trained_at"),
             "label_events_version": meta.get("label_events_version"), "store_tag": self.tag,
         }
@@ -120,13 +122,17 @@ def _metadata(row: dict, digest: str) -> dict:
         return None if v is None else cast(v)
 
     trained = row.get("trained_at")
-    return {
-        "kind": KIND, "ap": num(row.get("ap"), float), "n_pos": num(row.get("n_pos"), int),
+    meta = {
+        "kind": KIND, "ap": num(row.get("ap"), float), "ap_low": num(row.get("ap_low"), float),
+        "ap_high": num(row.get("ap_high"), float), "n_audit": num(row.get("n_audit"), int),
+        "ap_method": row.get("ap_method"), "n_pos": num(row.get("n_pos"), int),
         "n_neg": num(row.get("n_neg"), int), "encoder_id": row["encoder_id"],
         "label_events_version": num(row.get("label_events_version"), int),
         "trainer": row.get("trainer"), "trained_at": trained.isoformat() if hasattr(trained, "isoformat") else trained,
         "artifact_sha256": digest,
     }
+    # BentoML's metadata takes no None: a missing value (e.g. no corpus estimate yet) is left out
+    return {k: v for k, v in meta.items() if v is not None}
 
 
 def _set_stage(model, stage: str) -> None:

@@ -21,7 +21,7 @@ TITLE = "va · Video Annotator"
 SOURCE_CHOICES = [
     ("next (let va choose)", "next"), ("top positives", "top_positive"), ("top negatives", "top_negative"),
     ("borderline", "borderline"), ("random", "random"),
-    ("audit (random by score strata: measures the model)", "audit"), ("zero-shot (description)", "zero_shot"),
+    ("audit (measures the model on the corpus)", "audit"), ("zero-shot (description)", "zero_shot"),
 ]
 KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
              '<kbd>U</kbd> undo · <kbd>B</kbd> build</div>')

@@ -55,7 +55,8 @@ def test_label_job_writes_every_table_with_lineage(instance, ingested_home, inge
     assert set(wh.read("label_sets", where={"label": "ball"})["label_events_version"]) == {version}
     evaluation = wh.read("evaluations", where={"label": "ball"}).row(0, named=True)
     assert evaluation["model_version"] == 1 and evaluation["label_events_version"] == version
-    assert evaluation["ap_mean"] == pytest.approx(models["ap"][0])
+    assert evaluation["ap_mean"] == pytest.approx(models["labelled_ap"][0])
+    assert models["ap"][0] is None and evaluation["ap_method"] == "no_audit_labels"  # no audit draw labelled
     n_clips = wh.count("clips")
     scores = wh.read("clip_scores", where={"label": "ball"})
     assert scores.height == n_clips and set(scores["model_version"]) == {1}
@@ -68,9 +69,11 @@ def test_label_job_writes_every_table_with_lineage(instance, ingested_home, inge
     assert meta["label_set"]["read/label_events"] == version
     assert meta["label_set"]["n_pos"] == 8 and meta["label_set"]["dagster/row_count"] == 20
     assert meta["classifier"]["model_version"] == 1 and meta["classifier"]["delta_version"] == wh.version("models")
-    assert isinstance(meta["evaluation"]["ap"], float) and isinstance(meta["evaluation"]["diversity"], float)
-    assert meta["evaluation"]["ap"] == pytest.approx(evaluation["ap_mean"])
-    assert "AP **" in meta["evaluation"]["report"] and "beats_random_baseline" in meta["evaluation"]["report"]
+    assert isinstance(meta["evaluation"]["labelled_ap"], float) and isinstance(meta["evaluation"]["diversity"], float)
+    assert meta["evaluation"]["labelled_ap"] == pytest.approx(evaluation["ap_mean"])
+    assert meta["evaluation"]["ap"] is None and meta["evaluation"]["ap_method"] == "no_audit_labels"
+    assert "AP on the corpus: unknown" in meta["evaluation"]["report"]
+    assert "beats_random_baseline" in meta["evaluation"]["report"]
     assert meta["clip_scores"]["dagster/row_count"] == n_clips
     assert meta["feeds"]["table_uri"] == wh.table_uri("feeds")
 

@@ -170,10 +170,17 @@ def classifier(context: dg.AssetExecutionContext, va: VAResource):
                                          "clip_embeddings": corpus.version},
             model_version=version, created=created, trainer=TRAINER, encoder_id=corpus.encoder_id,
             label_events_version=ls.label_events_version, n_pos=ls.n_pos, n_neg=ls.n_neg,
-            ap=float(row["ap"]), checks_passed=bool(row["checks_passed"]), stage=row["stage"],
+            ap=_float(row["ap"]), ap_low=_float(row.get("ap_low")), ap_high=_float(row.get("ap_high")),
+            n_audit=int(row.get("n_audit") or 0), ap_method=row.get("ap_method"),
+            labelled_ap=_float(row.get("labelled_ap")), checks_passed=bool(row["checks_passed"]), stage=row["stage"],
         ),
         data_version=dg.DataVersion(f"{label}@v{version}"),
     )
+
+
+def _float(value):
+    """A metadata number, or None (Dagster plots floats; the corpus estimate is None before audit labels)."""
+    return None if value is None else float(value)
 
 
 def _stored_checks(row: dict):
@@ -186,8 +193,11 @@ def evaluation_report(label: str, row: dict, ev: dict, checks: list) -> str:
     lines = [
         f"### {label} v{row['model_version']}",
         "",
-        f"- AP **{ev['ap_mean']:.3f}** ± {ev['ap_std']:.3f} ({ev['method']}, {ev['n_val']} clips, "
-        f"{ev['n_val_pos']} positive) vs random **{ev['baseline_ap']:.3f}**",
+        (f"- AP on the corpus **{ev['ap']:.3f}** [{ev['ap_low']:.3f}, {ev['ap_high']:.3f}] (90%, "
+         f"{ev['n_audit']} audit labels, {ev['ap_method']}) vs random **{ev['prevalence']:.3f}**"
+         if ev.get("ap") is not None else "- AP on the corpus: unknown (no labelled audit draw yet)"),
+        f"- labelled-set AP {ev['ap_mean']:.3f} ± {ev['ap_std']:.3f} ({ev['method']}, {ev['n_val']} clips, "
+        f"{ev['n_val_pos']} positive) vs random {ev['baseline_ap']:.3f}",
         f"- trained on {row['n_pos']} positive and {row['n_neg']} negative clips "
         f"({ev['n_conflicts']} conflicts left out), label_events v{row['label_events_version']}",
         f"- diversity {ev['diversity_score']:.3f}" if ev.get("diversity_score") is not None else "- diversity: n/a",
@@ -234,11 +244,16 @@ def evaluation(context: dg.AssetExecutionContext, va: VAResource) -> dg.Material
             wh, "evaluations", written,
             read={"models": wh.version("models"), "label_events": ls.label_events_version,
                   "clip_embeddings": corpus.version, "clip_clusters": wh.version("clip_clusters")},
-            model_version=version, ap=float(ev.ap.mean), ap_std=float(ev.ap.std),
+            model_version=version, ap=_float(stored.get("ap")), ap_low=_float(stored.get("ap_low")),
+            ap_high=_float(stored.get("ap_high")), n_audit=int(stored.get("n_audit") or 0),
+            ap_method=stored.get("ap_method"), precision=_float(stored.get("precision")),
+            recall=_float(stored.get("recall")), prevalence=_float(stored.get("prevalence")),
+            labelled_ap=float(ev.ap.mean), ap_std=float(ev.ap.std),
             baseline_ap=float(ev.baseline.mean), diversity=float(diversity) if diversity is not None else None,
             agreement=float(ls.agreement) if ls.agreement is not None else None, method=ev.method,
             n_val=ev.n_val, n_val_pos=ev.n_val_pos,
-            ap_reproduced=abs(float(row["ap"]) - float(ev.ap.mean)) < 1e-9,
+            ap_reproduced=abs(float(row.get("labelled_ap") if row.get("labelled_ap") is not None else row["ap"])
+                              - float(ev.ap.mean)) < 1e-9,
             report=dg.MetadataValue.md(evaluation_report(label, row, stored, checks)),
         ),
         check_results=[_check_result(check, "evaluation")],
