@@ -148,10 +148,17 @@ def ap_chart(history: pl.DataFrame, width: int = 720, height: int = 260) -> str:
         parts.append('<polyline fill="none" stroke="#6b7280" stroke-dasharray="5 4" stroke-width="1.5" points="'
                      + " ".join(f"{x:.1f},{y:.1f}" for x, y in base) + '"/>')
         parts += [f'<rect x="{x - 3:.1f}" y="{y - 3:.1f}" width="6" height="6" fill="#6b7280"/>' for x, y in base]
-    labelled = [(px(r["n_labels"]), py(r["ap_mean"])) for r in rows if r.get("ap_mean") is not None]
+    labelled = [(px(r["n_labels"]), py(r["ap_mean"]), r) for r in rows if r.get("ap_mean") is not None]
     if labelled:
         parts.append('<polyline fill="none" stroke="#2563eb" stroke-dasharray="2 3" stroke-width="1.5" points="'
-                     + " ".join(f"{x:.1f},{y:.1f}" for x, y in labelled) + '"/>')
+                     + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in labelled) + '"/>')
+    # one point per version: a version without a corpus estimate yet shows its labelled-set AP, hollow
+    for x, y, r in labelled:
+        if r.get("ap") is None:
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="none" stroke="#2563eb" stroke-width="1.5">'
+                         f'<title>v{r["model_version"]}: no corpus estimate yet (labelled-set AP {r["ap_mean"]:.3f}), '
+                         f'{r["n_labels"]} labels</title></circle>'
+                         f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" fill="currentColor">v{r["model_version"]}</text>')
     pts = [(px(r["n_labels"]), py(r["ap"]), r) for r in rows if r.get("ap") is not None]
     if pts:
         parts.append('<polyline fill="none" stroke="#ea580c" stroke-width="2" points="'

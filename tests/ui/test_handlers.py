@@ -148,7 +148,7 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     assert result.ap is None and f"{result.labelled_ap:.3f}" in text and f"{result.baseline_ap:.3f}" in text
     assert f"needs **{result.audit_needed}** more audit labels: choose **audit** in Annotate" in text
     chart = panels.ap_chart(history)
-    assert chart.startswith("<svg") and chart.count("<circle") == 0 and "labelled-set AP" in chart
+    assert chart.startswith("<svg") and chart.count("<circle") == 1 and "v1: no corpus estimate yet" in chart
 
     previews = h.feed_previews(ui_settings, label)
     assert set(previews) == {"top_positive", "top_negative", "borderline", "random", "audit"}
