@@ -202,12 +202,15 @@ def _result_from_row(wh: Warehouse, row: dict, ls: LabelSet) -> TrainResult:
 
 
 def train_label(settings, label: str, trainer: str = "fast", force: bool = False,
-                encoder_id: str | None = None) -> TrainResult:
-    """Train a new model version of ``label`` on its current label set, and write everything it implies.
+                encoder_id: str | None = None, label_events_version: int | None = None,
+                trained_by: str | None = None, note: str | None = None) -> TrainResult:
+    """Train a new model version of ``label`` on its label set, and write everything it implies.
 
-    Training a label set that the latest version was already trained on (same
+    The label set is read at ``label_events_version`` (time travel; default: the current
+    version). Training a label set that the latest version was already trained on (same
     ``label_events`` version or same content, same encoder and trainer) writes nothing and
-    returns that version, unless ``force``.
+    returns that version, unless ``force``. ``trained_by`` and ``note`` go into the
+    candidate's stage event (default: the login name, "trained (TRAINER)").
     """
     validate_label(label)
     if trainer not in TRAINERS:
@@ -224,7 +227,7 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
 
     wanted_encoder = encoder_id_for(settings, encoder_id)
     with label_lock(settings, label):
-        ls = build_label_set(wh, label, write=False)
+        ls = build_label_set(wh, label, version=label_events_version, write=False)
         latest = latest_model(wh, label)
         if not force and _existing(latest, ls, wanted_encoder, trainer):
             return _result_from_row(wh, latest, ls)
@@ -248,9 +251,9 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         write_scores(wh, ls, corpus, version, scores)
         write_feeds(wh, ls, corpus, version, feeds)
         write_evaluation(wh, ls, corpus, version, evaluation, diversity)
-        trained_by = login_name()
+        trained_by = trained_by or login_name()
         write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by)
-        record_stage(wh, label, version, CANDIDATE, None, trained_by, f"trained ({trainer})")
+        record_stage(wh, label, version, CANDIDATE, None, trained_by, note or f"trained ({trainer})")
         lap("write")
     passed = all(r.passed for r in results if r.blocking)
     return TrainResult(
