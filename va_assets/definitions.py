@@ -20,7 +20,7 @@ from va_assets.executors import default_executor
 from va_assets.jobs import corpus_job, label_job, serving_job
 from va_assets.metadata import definition_metadata
 from va_assets.resources import VAResource
-from va_assets.sensors import approval_sensor, corpus_sensor, interval, label_events_sensor
+from va_assets.sensors import approval_sensor, catalog_sensor, corpus_sensor, interval, label_events_sensor
 
 # Tables people (and the approval step) write outside Dagster: shown as the sources of the graph.
 sources = [
@@ -46,7 +46,7 @@ defs = dg.Definitions(
     assets=[*sources, video_assets, clip_clusters, *label_assets, served_models],
     asset_checks=[no_conflicting_labels, embedding_consistent, beats_random_baseline, served_models_pass_checks],
     jobs=[label_job, corpus_job, serving_job],
-    sensors=[label_events_sensor, corpus_sensor, approval_sensor, clusters_automation],
+    sensors=[label_events_sensor, corpus_sensor, approval_sensor, catalog_sensor, clusters_automation],
     resources={"va": VAResource()},
     executor=default_executor(),
 )
