@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
+from va_assets.metadata import as_metadata
 from va_assets.partitions import LABELS, VIDEOS
 from va_core.errors import InputError
 from va_core.labels import validate_label
@@ -49,6 +50,7 @@ def catalog_events(wh: Warehouse, instance: dg.DagsterInstance, cursor: dict | N
     out = CatalogEvents(cursor=dict(cursor))
     known = {name: set(instance.get_dynamic_partitions(name)) for name in (LABELS, VIDEOS)}
     _model_versions(wh, instance, cursor, out)
+    _stage_changes(wh, cursor, out)
     _videos(wh, instance, cursor, out)
     _clusters(wh, instance, cursor, out)
     out.partitions = {name: [k for k in keys if k not in known[name]] for name, keys in out.partitions.items()}
@@ -100,6 +102,37 @@ def _model_versions(wh: Warehouse, instance, cursor: dict, out: CatalogEvents) -
         out.add_partition(LABELS, label)
     out.cursor["models"] = seen
     out.cursor["models_version"] = current
+
+
+def _stage_changes(wh: Warehouse, cursor: dict, out: CatalogEvents) -> None:
+    """Approvals and retirements (always made outside Dagster) as observations of the version's
+    classifier partition, so its page tells which version is served, since when and by whom."""
+    current = wh.version("model_stage_events")
+    if current is None or current == cursor.get("stages_version"):
+        return
+    since = cursor.get("stages_at_us")
+    rows = wh.read("model_stage_events", version=current).filter(pl.col("stage") != "candidate")
+    if since is not None:
+        rows = rows.filter(pl.col("changed_at").dt.epoch("us") > since)
+    rows = rows.sort("changed_at")
+    lineage = {}
+    if rows.height and wh.version("models") is not None:
+        models = wh.read("models", columns=["label", "model_version", "label_events_version", "encoder_id"])
+        lineage = {(lab, int(v)): (lev, enc) for lab, v, lev, enc in models.iter_rows()}
+    for r in rows.iter_rows(named=True):
+        try:
+            validate_label(r["label"])
+        except InputError:
+            continue
+        lev, encoder_id = lineage.get((r["label"], int(r["model_version"])), (None, None))
+        out.events.append(dg.AssetObservation("classifier", partition=r["label"], metadata={k: as_metadata(v) for k, v in {
+            "model_version": int(r["model_version"]), "stage": r["stage"], "previous_stage": r["previous_stage"],
+            "changed_by": r["changed_by"], "reason": r["reason"], "changed_at": r["changed_at"].isoformat(),
+            "label_events_version": lev, "encoder_id": encoder_id}.items()}, description=f"{r['label']} v{r['model_version']} {r['stage']} by {r['changed_by']}"))
+        out.add_partition(LABELS, r["label"])
+    if rows.height:
+        out.cursor["stages_at_us"] = int(rows.select(pl.col("changed_at").dt.epoch("us").max()).item())
+    out.cursor["stages_version"] = current
 
 
 def _candidate_events(wh: Warehouse) -> dict[tuple[str, int], tuple[str, str]]:

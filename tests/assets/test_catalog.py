@@ -7,6 +7,7 @@ from tests.assets.test_label_assets import ball_events, run_label
 from va_assets.partitions import LABELS, VIDEOS
 from va_assets.sensors import catalog_sensor
 from va_core.labels import login_name, record_events
+from va_core.registry import retire
 from va_core.train import train_label
 from va_core.warehouse import Warehouse
 
@@ -60,3 +61,13 @@ def test_versions_videos_and_clusters_written_outside_dagster_are_materialised(
     versions = [m["model_version"] for m in latest(instance, "classifier", "ball")]
     assert versions == [3, 2, 1]  # newest first: each version once
     assert latest(instance, "classifier", "ball")[0]["label_events_version"] == v3
+
+    # stage changes (made with `va approve` or the app, never by a run) are observations of the version
+    retire(ingested_home, "ball", 1, by="carol", reason="superseded")
+    result, cursor = tick(catalog_sensor, cursor)
+    [observation] = result.asset_events
+    assert isinstance(observation, dg.AssetObservation) and observation.partition == "ball"
+    meta = {k: v.value for k, v in observation.metadata.items()}
+    assert (meta["model_version"], meta["stage"], meta["changed_by"], meta["label_events_version"]) == (
+        1, "retired", "carol", v1)
+    assert not tick(catalog_sensor, cursor)[0].asset_events
