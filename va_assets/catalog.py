@@ -71,6 +71,7 @@ def _model_versions(wh: Warehouse, instance, cursor: dict, out: CatalogEvents) -
     seen: dict[str, int] = dict(cursor.get("models", {}))
     models = wh.read("models", columns=["label", "model_version"], version=current)
     new = sorted((lab, int(v)) for lab, v in models.iter_rows() if int(v) > seen.get(lab, 0))
+    newest = dict(models.group_by("label").agg(pl.col("model_version").max()).iter_rows())
     trained_by = _candidate_events(wh)
     for label, version in new:
         seen[label] = max(seen.get(label, 0), version)
@@ -82,7 +83,7 @@ def _model_versions(wh: Warehouse, instance, cursor: dict, out: CatalogEvents) -
         run = _RUN_NOTE.search(reason or "")
         if run and instance.get_run_by_id(run.group(1)) is not None:
             continue  # that run reports its own materialisations
-        row, ev, scores, feeds = stored_version(wh, label, version)
+        row, ev, scores, feeds = stored_version(wh, label, version, latest=version == newest[label])
         written = {"models": current, "evaluations": wh.version("evaluations"),
                    "clip_scores": wh.version("clip_scores"), "feeds": wh.version("feeds")}
         meta = model_metadata(wh, row, ev, parse_report(row.get("checks_report")), scores, feeds, written, True)

@@ -159,16 +159,18 @@ def model_metadata(wh, row: dict, ev: dict | None, checks: list, scores, feeds, 
     return out
 
 
-def stored_version(wh, label: str, version: int):
+def stored_version(wh, label: str, version: int, latest: bool = True):
     """The rows one model version wrote: (models row, evaluations row, clip_scores, feeds).
 
-    The per-label tables hold the label's latest version only; a table holding another
-    version gives None for that part.
+    ``clip_scores`` and ``feeds`` hold the label's latest version only: a table holding
+    another version gives None for that part, and ``latest=False`` does not read them.
     """
     from va_core.registry import get_model
 
     row = get_model(wh, label, version)
     ev = wh.read("evaluations", where={"label": label, "model_version": version})
+    if not latest:
+        return row, (ev.row(0, named=True) if ev.height else None), None, None
     scores = wh.read("clip_scores", columns=["clip_key", "score", "model_version"], where={"label": label})
     feeds = wh.read("feeds", where={"label": label})
 
