@@ -43,7 +43,7 @@ def va(home: Path, *argv: str) -> dict:
 
 
 def screenshot(url: str, out: Path) -> None:
-    """The classifier's partition page: the version trained with `va train`, its lineage metadata."""
+    """The classifier's events of one label: the version `va train` wrote, with its lineage, and its approval."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
@@ -54,8 +54,8 @@ def screenshot(url: str, out: Path) -> None:
         browser = p.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1400})
-        page.goto(f"{url}/assets/classifier?view=partitions&partition={LABEL}", wait_until="networkidle",
+        page = browser.new_page(viewport={"width": 1600, "height": 760})
+        page.goto(f"{url}/assets/classifier?view=events&partition={LABEL}", wait_until="networkidle",
                   timeout=120_000)
         try:  # the first visit of an instance asks to join a newsletter
             page.get_by_role("button", name="Skip").click(timeout=5000)
@@ -64,7 +64,7 @@ def screenshot(url: str, out: Path) -> None:
         page.get_by_text("label_events_version").first.wait_for(timeout=60_000)
         page.wait_for_timeout(2000)
         out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(out), full_page=True)
+        page.screenshot(path=str(out))
         browser.close()
 
 
@@ -115,6 +115,12 @@ def run(n_videos: int, shot: Path | None) -> dict:
             out["existing_videos_to_catalog_s"] = time.perf_counter() - t1
             server.wait_for("v1 in the catalog", lambda: 1 in versions(), 300)
             out["existing_version_to_catalog_s"] = time.perf_counter() - t1
+            if approved:
+                server.wait_for("the approval in the catalog", lambda: instance.fetch_observations(
+                    dg.AssetRecordsFilter(dg.AssetKey("classifier"), asset_partitions=[LABEL]), limit=1).records, 300)
+            if shot is not None:  # the served version: v1, trained and approved with `va`
+                screenshot(server.url, shot)
+                log(f"wrote {shot}")
             # a version trained while the server runs (--force: no new label, so no run of the
             # label sensor competes with it and only catalog_sensor can report it)
             t2 = time.perf_counter()
@@ -122,9 +128,6 @@ def run(n_videos: int, shot: Path | None) -> dict:
             server.wait_for("v2 in the catalog", lambda: second["model_version"] in versions(), 300)
             out["new_version_to_catalog_s"] = time.perf_counter() - t2
             out["versions_in_catalog"] = versions()
-        if shot is not None:
-            screenshot(server.url, shot)
-            log(f"wrote {shot}")
     finally:
         server.stop()
     shutil.rmtree(tmp, ignore_errors=True)
