@@ -23,6 +23,9 @@ from va_core.labels import validate_label
 from va_core.warehouse import Warehouse
 
 OUTSIDE = "outside Dagster"
+# Video ids as ingestion (slugged file stem + hash) and the importer (YouTube ids) make them;
+# a row written around va_core with anything else is not made a partition.
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 _RUN_NOTE = re.compile(r"trained by run ([0-9a-f-]{36}) ")
 _ACTIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
            dg.DagsterRunStatus.STARTED]
@@ -173,6 +176,8 @@ def _videos(wh: Warehouse, instance, cursor: dict, out: CatalogEvents) -> None:
     pending = False
     for r in changed:
         vid, fp = r["video_id"], fingerprint(r)
+        if not isinstance(vid, str) or not _VIDEO_ID.fullmatch(vid):
+            continue
         if vid in running:
             pending = True  # the run reports it; look again once it is over
             continue

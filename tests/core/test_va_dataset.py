@@ -205,3 +205,22 @@ def test_a_bad_label_file_name_refuses_the_import_before_anything_is_written(dat
     assert main(["import-va-dataset", str(root), "--json"]) == 2
     assert "'Bad Name'" in json.loads(capsys.readouterr().out)["error"]
     assert not (settings.home / "warehouse" / "clips").exists()
+
+
+def test_a_yt_id_that_is_not_a_plain_id_refuses_the_import(dataset, settings, capsys, tmp_path):
+    import shutil
+
+    fixture, ds = dataset
+    root = tmp_path / "released"
+    shutil.copytree(ds.root, root)
+    shots = pl.read_csv(root / "shot-data.csv")
+    first = shots["yt_id"][0]
+    bad = "nl\n"
+    shots = shots.with_columns(
+        pl.when(pl.col("yt_id") == first).then(pl.lit(bad)).otherwise(pl.col("yt_id")).alias("yt_id"),
+        pl.when(pl.col("yt_id") == first).then(pl.format("{}|{}", pl.lit(bad), pl.col("frame_in")))
+        .otherwise(pl.col("key")).alias("key"))
+    shots.write_csv(root / "shot-data.csv")
+    assert main(["import-va-dataset", str(root), "--json"]) == 2
+    assert "have a yt_id that is not 1-64 characters" in json.loads(capsys.readouterr().out)["error"]
+    assert not (settings.home / "warehouse" / "clips").exists()

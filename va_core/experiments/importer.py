@@ -45,6 +45,8 @@ ANNOTATOR_PREFIX = "va-dataset:"
 AGG_ANNOTATOR = ANNOTATOR_PREFIX + "agg"
 CHUNK_ROWS = 50_000
 N_ANNOTATORS = 3
+# A YouTube id becomes a video id: a predicate value, a Dagster partition, part of every clip key.
+YT_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 
 
 @dataclass
@@ -103,6 +105,11 @@ def _import_corpus(wh: Warehouse, ds: VADataset, report: ImportReport, chunk_row
     from tqdm import tqdm
 
     shots = ds.shots().with_row_index("row")
+    # polars' (Rust) regex: `$` is the end of the text, so this is a full match
+    bad_ids = shots.filter(~pl.col("yt_id").cast(pl.String).str.contains(f"^{YT_ID_PATTERN}$"))
+    if bad_ids.height:
+        raise InputError(f"{ds.path('shots')}: {bad_ids.height} row(s) have a yt_id that is not 1-64 characters of "
+                         f"A-Z, a-z, 0-9, '_' and '-', e.g. {bad_ids['yt_id'][:3].to_list()}")
     bad = shots.filter(pl.col("key") != pl.format("{}|{}", pl.col("yt_id"), pl.col("frame_in")))
     if bad.height:
         raise InputError(f"{ds.path('shots')}: {bad.height} key(s) are not {{yt_id}}|{{frame_in}}, "
