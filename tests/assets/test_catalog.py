@@ -71,3 +71,24 @@ def test_versions_videos_and_clusters_written_outside_dagster_are_materialised(
     assert (meta["model_version"], meta["stage"], meta["changed_by"], meta["label_events_version"]) == (
         1, "retired", "carol", v1)
     assert not tick(catalog_sensor, cursor)[0].asset_events
+
+
+def test_videos_written_by_the_dataset_importer_are_materialised(instance, home, tmp_path, tick):
+    from va_core.config import Settings
+    from va_core.experiments.fixtures import FixtureLabel, make_va_dataset
+    from va_core.experiments.importer import ENCODER_ID, import_dataset
+
+    make_va_dataset(tmp_path / "released", n_clips=120, dim=8, labels=(FixtureLabel("action", 0.2, agg_size=30),),
+                    cmp_size=20, seed=1)
+    settings = Settings.from_env()
+    import_dataset(settings, tmp_path / "released", progress=False)
+    wh = Warehouse.from_settings(settings)
+    result, cursor = tick(catalog_sensor, None)
+    video_ids = set(wh.read("videos")["video_id"])
+    assert instance.get_materialized_partitions(dg.AssetKey("clip_embeddings")) == video_ids
+    n_clips = {r.asset_materialization.partition: r.asset_materialization.metadata["dagster/row_count"].value
+               for r in instance.fetch_materializations(dg.AssetKey("clip_embeddings"), limit=1000).records}
+    assert sum(n_clips.values()) == 120
+    [clusters] = latest(instance, "clip_clusters")  # the importer stores the dataset's own clusters
+    assert clusters["encoders"] == {ENCODER_ID: {"clips": 120}}
+    assert not tick(catalog_sensor, cursor)[0].asset_events
