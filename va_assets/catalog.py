@@ -51,13 +51,16 @@ class CatalogEvents:
 def catalog_events(wh: Warehouse, instance: dg.DagsterInstance, cursor: dict | None) -> CatalogEvents:
     cursor = cursor or {}
     out = CatalogEvents(cursor=dict(cursor))
-    known = {name: set(instance.get_dynamic_partitions(name)) for name in (LABELS, VIDEOS)}
     _model_versions(wh, instance, cursor, out)
     _stage_changes(wh, cursor, out)
     _videos(wh, instance, cursor, out)
     _clusters(wh, instance, cursor, out)
-    out.partitions = {name: [k for k in keys if k not in known[name]] for name, keys in out.partitions.items()}
-    out.partitions = {name: keys for name, keys in out.partitions.items() if keys}
+    new = {}
+    for name, keys in out.partitions.items():  # only the partitions the instance lacks
+        known = set(instance.get_dynamic_partitions(name))
+        if missing := [k for k in keys if k not in known]:
+            new[name] = missing
+    out.partitions = new
     return out
 
 
