@@ -83,14 +83,17 @@ class StoreEntry:
         from va_core.learn import LinearModel
         from va_serving.served import ServedModel
 
-        model = LinearModel.from_artifact((self.path / ARTIFACT).read_text())
+        from va_core.operating import curve_from_artifact
+
+        artifact = (self.path / ARTIFACT).read_text()
+        model = LinearModel.from_artifact(artifact)
         meta = self.metadata
         lineage = {
             "stage": self.stage, "ap": meta.get("ap"), "n_pos": meta.get("n_pos"), "n_neg": meta.get("n_neg"),
             "trainer": meta.get("trainer"), "trained_at": meta.get("trained_at"),
             "label_events_version": meta.get("label_events_version"), "store_tag": self.tag,
         }
-        return ServedModel(self.label, self.version, meta["encoder_id"], model, lineage)
+        return ServedModel(self.label, self.version, meta["encoder_id"], model, lineage, curve_from_artifact(artifact))
 
 
 def _entry(model) -> StoreEntry | None:
