@@ -1,12 +1,15 @@
 """The BentoML service of the approved classifiers: `va serve` runs it.
 
-Endpoints (POST, JSON unless said otherwise):
+Endpoints (POST, JSON unless said otherwise; docs/ARCHITECTURE.md has the shapes):
 
-- ``/score``     ``{"embeddings": N x D, "labels": [...]?}`` -> a score per label per row
-- ``/classify``  a video file (multipart) -> its shots with a score per approved label
-- ``/models``    what is served: versions, AP, lineage, hot-reload state
+- ``/score``     ``{"embeddings": N x D, "labels": [...]?}`` -> per label the scores, the yes/no
+  decisions, the threshold and the version; ``threshold`` / ``target_precision`` /
+  ``target_recall`` choose another operating point (va_core.operating)
+- ``/classify``  a video file (multipart) -> its shots with a score and a decision per approved label
+- ``/models``    (GET too) what is served: versions, thresholds, AP, lineage, hot-reload state
 - ``/ready``     ``{"ready": bool, "reason": ...}``: the classifiers are loaded
 - GET ``/livez`` and ``/readyz`` (BentoML's); ``/readyz`` answers 503 until ``/ready`` is true
+- GET ``/`` (``/docs`` redirects there) the Swagger UI, ``/docs.json`` the OpenAPI document
 
 Where the models come from (``VA_SERVING_SOURCE``):
 
@@ -16,7 +19,9 @@ Where the models come from (``VA_SERVING_SOURCE``):
 - ``store``: the approved entries of the BentoML model store, i.e. the models packed in
   a Bento or container; fixed for the life of the process.
 
-Bad requests get a 4xx whose body names what is wrong; the service stays up.
+Every request passes va_serving.gate first (the token, the body's shape, GET /models,
+/docs). Bad requests get a 4xx ``{"error": ...}`` naming what is wrong and one log line;
+the service stays up.
 """
 import logging
 import os

@@ -83,3 +83,17 @@ def test_get_models_and_the_docs(server, client):
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     spec = httpx.get(server.url + "/docs.json", timeout=10).json()
     assert {"/score", "/classify", "/models"} <= set(spec["paths"])
+
+
+def test_the_gate_knows_every_field_the_service_declares(server):
+    """The gate's description of each endpoint is the service's own (BentoML's schema.json)."""
+    from va_serving.gate import ENDPOINTS, FILE
+
+    schema = httpx.get(server.url + "/schema.json", timeout=10).json()
+    declared = {f"/{api['name']}": api["input"] for api in schema["routes"]}
+    for path, endpoint in ENDPOINTS.items():
+        fields = declared[path].get("properties", {})
+        assert set(fields) == set(endpoint.fields), path
+        assert set(declared[path].get("required", [])) == set(endpoint.required), path
+        files = {k for k, v in fields.items() if v.get("format") == "binary" or v.get("type") == "file"}
+        assert files == {k for k, v in endpoint.fields.items() if v is FILE}, path
