@@ -37,9 +37,9 @@ from starlette.responses import JSONResponse
 
 from va_core.config import Settings
 from va_core.errors import InputError, NotFound, VAError
+from va_core.operating import Request as OperatingRequest
 from va_serving.batcher import MicroBatcher
 from va_serving.config import ServingConfig
-from va_core.operating import Request as OperatingRequest
 from va_serving.gate import UPLOAD_NAME_HEADER, Gate, refusal_line
 from va_serving.served import (WAREHOUSE, NotReady, ScoreJob, ServedModels, TooLarge, check_embeddings, check_points,
                                decisions, resolve_labels, score_jobs)
