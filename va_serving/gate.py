@@ -68,16 +68,30 @@ def embeddings_field(value: Any) -> Any:
             raise _bad("embeddings must be a 2-d array (N rows x D dimensions), got one row of "
                        f"{len(value)} numbers: wrap it in a list")
         raise _bad(f"embeddings[0] must be a row (a list of numbers), got {_kind(value[0])}")
+    if _plain_matrix(value):
+        return value
     width = len(value[0]) if value else 0
-    for i, row in enumerate(value):
+    for i, row in enumerate(value):  # the slow walk, only to name what is wrong
         if not isinstance(row, list):
             raise _bad(f"embeddings[{i}] must be a row (a list of numbers), got {_kind(row)}")
         if len(row) != width:
             raise _bad(f"embeddings rows differ in length: row 0 has {width} numbers, row {i} has {len(row)}")
         for j, v in enumerate(row):
             if not _is_number(v):
-                raise _bad(f"embeddings[{i}][{j}] must be a number, got {_kind(v)} {json.dumps(v)[:40]}")
+                what = "an integer beyond float32's range" if _kind(v) == "a number" else _kind(v)
+                raise _bad(f"embeddings[{i}][{j}] must be a number, got {what} {json.dumps(v)[:40]}")
     return value
+
+
+def _plain_matrix(value: list) -> bool:
+    """A rectangular list of rows of numbers, checked by numpy in C (a 1024 x 512 body in milliseconds)."""
+    import numpy as np
+
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return array.ndim == 2 and array.dtype.kind in "fi"
 
 
 def labels_field(value: Any) -> Any:
@@ -157,11 +171,11 @@ def check_json(path: str, body: bytes) -> None:
         if endpoint.required:
             raise _bad(f"empty body: {path} takes a JSON object with {endpoint.describe()}")
         return
+    from pydantic_core import from_json
+
     try:
-        data = json.loads(body)
-    except UnicodeDecodeError:
-        raise _bad("the body is not UTF-8 text, so not JSON") from None
-    except (ValueError, RecursionError) as exc:
+        data = from_json(body)  # what BentoML's validation parses with; ~5x faster than json.loads
+    except ValueError as exc:
         raise _bad(f"the body is not valid JSON: {str(exc)[:120]}") from None
     if not isinstance(data, dict):
         raise _bad(f"the body must be a JSON object with {endpoint.describe()}, got {_kind(data)}")
