@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from va_core.config import ConfigError
-from va_ui.auth import LOGIN, OPEN, Door, read_door
+from va_ui.auth import CLOSED, LOGIN, OPEN, Door, read_door, seen_marker
 
 log = logging.getLogger("va.ui")
 
@@ -52,9 +52,25 @@ class Logins:
         self._born: dict[str, float] = {}  # session token -> when the watcher first saw it
         self._state: str | None = None
         self._stop = threading.Event()
+        self._had_file = False
 
     def door(self) -> Door:
-        return read_door(self.path)
+        """The door as the file says; a file this process has seen and that then vanished closes it,
+        even when the marker could not be written (a read-only mount)."""
+        door = read_door(self.path)
+        if self.path.exists():
+            self._had_file = True
+            marker = seen_marker(self.path)
+            if not marker.exists():
+                try:
+                    marker.touch()  # a users file written by hand counts as one written by the CLI
+                except OSError:
+                    pass
+        elif door.state == OPEN and self._had_file:
+            return Door(CLOSED, reason=f"the users file {self.path} was removed while the app ran: nobody can "
+                                       "log in; add a user with `python -m va_ui.auth add NAME`, or let anyone "
+                                       "type a name with `python -m va_ui.auth open`")
+        return door
 
     def check(self, username, password) -> bool:
         """Gradio's login check: the users file as it is now; never raises."""

@@ -88,3 +88,16 @@ def test_command_line(settings, monkeypatch, capsys):
     assert auth.read_door(auth.users_file(settings)).check("maria", "a-long-password")
     assert auth.main(["remove", "nobody"]) == 2
     assert "no user 'nobody'" in capsys.readouterr().err
+
+
+def test_a_users_file_written_by_hand_and_then_removed_leaves_the_app_closed(tmp_path):
+    from va_ui.logins import Logins
+
+    path = tmp_path / "users.json"
+    record = auth.hash_password("a-long-password", iterations=1000)
+    path.write_text(json.dumps({"users": {"maria": record}}))  # not through `python -m va_ui.auth`
+    logins = Logins(path, session_s=60)
+    assert logins.door().state == auth.LOGIN and logins.check("maria", "a-long-password")
+    path.unlink()
+    assert logins.door().state == auth.CLOSED and not logins.check("maria", "a-long-password")
+    assert auth.read_door(path).state == auth.CLOSED  # remembered by the marker: a restart stays closed too

@@ -5,7 +5,6 @@ import shutil
 import time
 
 import httpx
-import pytest
 
 from va_ui import auth
 
