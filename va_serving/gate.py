@@ -24,12 +24,13 @@ import math
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import quote
 
 log = logging.getLogger("va.serving")
 
 PUBLIC = frozenset({"/", "/docs", "/docs.json", "/schema.json", "/livez", "/readyz", "/healthz"})
 PUBLIC_PREFIXES = ("/static_content/", "/assets/")
-UPLOAD_NAME_HEADER = b"x-va-upload-name"  # set by the gate (never by a client) for /classify
+UPLOAD_NAME_HEADER = b"x-va-upload-name"  # set by the gate (never by a client) for /classify, %-quoted
 MAX_FIELD_BYTES = 64 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024
 CHUNK = 256 * 1024
@@ -389,7 +390,8 @@ class Gate:
                 spool.write(chunk)
             upload = check.finish(path)
             spool.seek(0)
-            headers = [*_without(scope, UPLOAD_NAME_HEADER), (UPLOAD_NAME_HEADER, upload.encode("utf-8"))]
+            named = quote(upload, safe=" ").encode("ascii")  # any file name survives a header
+            headers = [*_without(scope, UPLOAD_NAME_HEADER), (UPLOAD_NAME_HEADER, named)]
             return await self.app({**scope, "headers": headers}, _replay_file(spool, receive), send)
 
 

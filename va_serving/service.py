@@ -29,6 +29,7 @@ import threading
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Optional
+from urllib.parse import unquote
 
 import bentoml
 import numpy as np
@@ -163,7 +164,7 @@ class VAService:
         from va_core.video import probe
         from va_serving.classify import embed_video, encoder_for
 
-        name = ctx.request.headers.get(UPLOAD_NAME_HEADER.decode()) or video.name
+        name = unquote(ctx.request.headers.get(UPLOAD_NAME_HEADER.decode(), "")) or video.name
         try:
             point = OperatingRequest(threshold, target_precision, target_recall)
             size_mb = video.stat().st_size / 1e6
