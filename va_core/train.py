@@ -175,7 +175,8 @@ def write_model(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, model
     passed, report = model_checks.report(results)
     lin = _lineage(ls, corpus, version)
     artifact = model.to_artifact(**{k: v for k, v in lin.items() if k != "model_version"},
-                                 model_version=version, training_clips=data.keys)
+                                 model_version=version, training_clips=data.keys,
+                                 operating_curve=evaluation.curve.as_dict() if evaluation.curve else None)
     return wh.append("models", [{
         **lin, "stage": CANDIDATE, "trained_at": datetime.now(timezone.utc), "n_pos": ls.n_pos, "n_neg": ls.n_neg,
         "ap": evaluation.ap.mean, "artifact": artifact, "trainer": model.trainer, "checks_passed": passed,
