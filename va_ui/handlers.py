@@ -20,7 +20,6 @@ QUEUE_K = 20
 PREVIEW_K = 4
 SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "audit", "zero_shot"]
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
-MAX_NAME = 64
 MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "ap_low", "ap_high",
                  "n_audit", "ap_method", "labelled_ap", "encoder_id", "trainer", "checks_passed"]
 
@@ -38,9 +37,7 @@ def annotator_name(login: str | None, typed: str | None) -> str:
     name = (typed or "").strip()
     if not name:
         raise InputError("type your name at the top first: every label records who gave it")
-    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
-        raise InputError(f"a name is at most {MAX_NAME} printable characters")
-    return name
+    return labels_mod.validate_person(name)  # the rule record_events applies, told before the first label
 
 
 # -- labels ---------------------------------------------------------------------------

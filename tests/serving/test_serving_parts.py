@@ -153,13 +153,14 @@ def test_an_empty_warehouse_is_not_ready(tmp_path):
 # -- the model store ----------------------------------------------------------------------
 
 def test_store_names_are_valid_tags():
-    from bentoml._internal.tag import validate_tag_str
+    import bentoml
 
-    for label in ["cat", "a" * 64, "ends_", "ends-", "x-y_z", "9lives"]:
+    for label in ["cat", "a" * 64, "ends_", "ends-", "x-y_z", "9lives", "nl\n"]:
         name = store_name(label)
-        validate_tag_str(name)
-        assert name.startswith("va-")
+        assert str(bentoml.Tag(name, "v1")) == f"{name}:v1"  # BentoML's own tag check
+        assert name.startswith("va-") and "\n" not in name
     assert store_name("cat") == "va-cat" and store_name("ends_") != store_name("ends-")
+    assert store_name("nl\n") != "va-nl\n"  # a trailing newline does not pass for a valid tag
 
 
 def test_store_mirrors_every_version_with_labels_and_metadata(home):
