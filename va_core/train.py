@@ -156,6 +156,11 @@ def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
     out = {}
     for v in versions:
         row = get_model(wh, label, v)
+        stored = _stored_quality(wh, row) if row["label_events_version"] == ls.label_events_version and \
+            encoder_id in (None, row["encoder_id"]) else None
+        if stored is not None:  # no event since it was trained: the sample is the one it was estimated on
+            out[int(v)] = stored
+            continue
         corpus = load_corpus(wh, encoder_id or row["encoder_id"])
         values = {k: bool(x) for k, x in ls.clips.filter(pl.col("value").is_not_null())
                   .select("clip_key", "value").iter_rows() if corpus.has(k)}
@@ -172,6 +177,16 @@ def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
         out[int(v)] = quality.estimate_model(sample, matrix_of, model, trained, [values[k] for k in trained], refit,
                                              n_boot=n_boot)
     return out
+
+
+def _stored_quality(wh: Warehouse, row: dict) -> quality.QualityEstimate | None:
+    """The estimate stored with a version (its ``evaluations`` row), or None for rows without one."""
+    ev = wh.read("evaluations", where={"label": row["label"], "model_version": int(row["model_version"])})
+    if ev.height == 0 or ev["ap_method"][0] is None:
+        return None
+    e = ev.row(0, named=True)
+    names = [f for f in quality.QualityEstimate.__dataclass_fields__ if f not in ("method", "n_draws", "level")]
+    return quality.QualityEstimate(**{f: e.get(f) for f in names}, n_draws=0, method=e["ap_method"])
 
 
 def label_diversity(settings_or_wh, ls: LabelSet, corpus: Corpus) -> float:

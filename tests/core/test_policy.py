@@ -79,4 +79,10 @@ def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_
     state = policy.load_state(wh, "topic5")  # what a restarted process reads
     assert state["history"][-1]["reward"] == pytest.approx(expected)
     assert state["history"][-1]["paired_ap_before"] == pytest.approx(paired[v1.model_version].ap)
+    # no event since v2 was trained: its stored estimate is used; after another label's event
+    # the label_events version moves and it is recomputed on the same draws, to the same value
+    assert paired[v2.model_version].ap == pytest.approx(v2.ap)
+    record_events(settings, truth_events(corpus, "other", 1, [0]))
+    again = train.version_estimates(settings, "topic5", [v2.model_version])
+    assert again[v2.model_version].ap == pytest.approx(v2.ap, abs=1e-9)
     assert wh.read("policy_state", where={"label": "topic5"}).height == 1
