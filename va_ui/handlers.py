@@ -6,20 +6,16 @@ without a browser. The app (va_ui/app.py) only turns these into components.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from va_core import labels as labels_mod
-from va_core.errors import InputError, NotFound, VAError
+from va_core.errors import InputError, VAError
 from va_core.playback import clip_infos
 from va_core.warehouse import Warehouse
 
 SEARCH_K = 12
-QUEUE_K = 20
 PREVIEW_K = 4
-SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "zero_shot"]
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
 MAX_NAME = 64
 MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "encoder_id", "trainer",
@@ -131,12 +127,18 @@ def search(settings, label: str | None, query: str, k: int = SEARCH_K) -> list[d
     return enrich(settings, label, items)
 
 
-def mark(settings, label: str, clip_key: str, value: bool, annotator: str, source: str) -> dict:
-    """Record one label event; returns what undo needs (label, clip, annotator, table version)."""
+def mark(settings, label: str, clip_key: str, value: bool, annotator: str, source: str,
+         provenance: dict | None = None) -> dict:
+    """Record one label event; returns what undo needs (label, clip, annotator, table version).
+
+    ``provenance``: how the clip was chosen (va_core.labels' provenance fields), stored with the event.
+    """
     labels_mod.validate_label(label)
     if not isinstance(value, bool):
         raise InputError(f"a label is yes or no, got {value!r}")
-    version = labels_mod.record_events(settings, [labels_mod.LabelEvent(label, clip_key, value, annotator, source)])
+    event = {**(provenance or {}), "label": label, "clip_key": clip_key, "value": value, "annotator": annotator,
+             "source": source}
+    version = labels_mod.record_events(settings, [event])
     return {"label": label, "clip_key": clip_key, "value": value, "annotator": annotator, "source": source,
             "label_events_version": version}
 
@@ -152,129 +154,6 @@ def undo(settings, recorded: dict) -> dict:
 
     done = undo_event(_wh(settings), recorded["label"], recorded["clip_key"], recorded["annotator"])
     return {**recorded, "event_id": done["undone_event_id"], "label_events_version": done["label_events_version"]}
-
-
-# -- the annotation queue -------------------------------------------------------------
-
-@dataclass
-class Session:
-    """One expert's place in the Annotate part: what plays now, what comes next, what to undo."""
-
-    label: str | None = None
-    source: str = "next"
-    queue: list[dict] = field(default_factory=list)
-    current: dict | None = None
-    recorded: list[dict] = field(default_factory=list)  # newest last; undo pops
-    skipped: set[str] = field(default_factory=set)
-    chosen_source: str | None = None  # what "next" picked
-    n_labelled: int = 0
-    message: str = ""
-
-
-def fetch(settings, label: str, source: str, k: int = QUEUE_K, exclude: set[str] = frozenset()) -> tuple[str, list[dict]]:
-    """Clips to annotate from one feed, or from the source the bandit policy picks ("next")."""
-    labels_mod.validate_label(label)
-    if source not in SOURCES:
-        raise InputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    from va_core import feeds
-
-    ls = labels_mod.label_set(settings, label)  # read once: feeds exclude it, cards show its votes
-    want = k + len(exclude)
-    if source == "next":
-        from va_core.policy import next_clips
-
-        batch = next_clips(settings, label, want)
-        chosen, rows = batch["source"], batch["clips"]
-    elif source == feeds.ZERO_SHOT:
-        chosen, rows = source, feeds.zero_shot(settings, label, want, exclude=ls.labelled)
-    elif source == "random" and not _has_model(settings, label):
-        chosen, rows = source, _random_unlabelled(settings, label, want, ls.labelled)
-    else:
-        chosen, rows = source, feeds.stored_feed(settings, label, source, want, exclude=ls.labelled)
-    items = [{"clip_key": r["clip_key"], "score": r.get("score"), "source": r.get("source") or r.get("feed") or chosen}
-             for r in rows if r["clip_key"] not in exclude][:k]
-    return chosen, enrich(settings, label, items, ls=ls)
-
-
-def _has_model(settings, label: str) -> bool:
-    return _wh(settings).arrow("models", columns=["model_version"], where={"label": label}).num_rows > 0
-
-
-def _random_unlabelled(settings, label: str, k: int, labelled: list[str]) -> list[dict]:
-    """Before the first model there is no stored random feed: sample unlabelled clips directly."""
-    from va_core.embeddings import load_corpus
-    from va_core.feeds import encoder_id_for, feed_seed, labelled_mask, rank
-
-    corpus = load_corpus(_wh(settings), encoder_id_for(settings))
-    candidates = np.flatnonzero(~labelled_mask(corpus.keys, labelled))
-    rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(labelled)))
-    return [{"clip_key": corpus.keys[r], "score": None, "feed": "random"} for r in rows]
-
-
-def start(settings, session: Session, label: str, source: str) -> Session:
-    labels_mod.validate_label(label)
-    chosen, items = fetch(settings, label, source)
-    session = Session(label=label, source=source, recorded=session.recorded if session.label == label else [],
-                      n_labelled=session.n_labelled if session.label == label else 0)
-    session.chosen_source = chosen
-    session.queue = items
-    return advance(settings, session)
-
-
-def advance(settings, session: Session) -> Session:
-    """Show the next clip; refill from the source when the queue runs dry."""
-    if not session.queue and session.label:
-        exclude = set(session.skipped)
-        chosen, session.queue = fetch(settings, session.label, session.source, exclude=exclude)
-        session.chosen_source = chosen
-    session.current = session.queue.pop(0) if session.queue else None
-    return session
-
-
-def answer(settings, session: Session, value: bool | None, annotator: str, shown_key: str | None = None) -> Session:
-    """Yes / No records an event and moves on; Skip (None) moves on without one.
-
-    ``shown_key`` is the clip the expert saw when pressing; if another clip is current by
-    now (a second press raced the first), nothing is recorded.
-    """
-    if session.current is None:
-        raise InputError("no clip to label: pick a label and a source, then press Start")
-    item = session.current
-    if shown_key is not None and shown_key != item["clip_key"]:
-        raise InputError(f"that press was for {shown_key}, which is no longer on screen: nothing recorded")
-    if value is None:
-        session.skipped.add(item["clip_key"])
-        session.message = f"skipped {item['clip_key']}"
-    else:
-        event = mark(settings, session.label, item["clip_key"], value, annotator, item.get("source") or session.source)
-        session.recorded.append({**event, "item": item})
-        session.n_labelled += 1
-        session.message = f"{'yes' if value else 'no'}: {item['clip_key']}"
-    return advance(settings, session)
-
-
-def refill(settings, session: Session) -> Session:
-    """After a build the feeds are new: keep the clip on screen, take the rest from the new feeds."""
-    exclude = set(session.skipped) | ({session.current["clip_key"]} if session.current else set())
-    chosen, session.queue = fetch(settings, session.label, session.source, exclude=exclude)
-    session.chosen_source = chosen
-    if session.current is None:
-        return advance(settings, session)
-    return session
-
-
-def take_back(settings, session: Session) -> Session:
-    """Undo the last label of this session and show that clip again."""
-    if not session.recorded:
-        raise InputError("nothing to undo in this session")
-    event = session.recorded.pop()
-    undo(settings, event)
-    session.n_labelled -= 1
-    if session.current is not None:
-        session.queue.insert(0, session.current)
-    session.current = enrich(settings, session.label, [event["item"]])[0]
-    session.message = f"undone: {event['clip_key']} was {'yes' if event['value'] else 'no'}"
-    return session
 
 
 # -- model ----------------------------------------------------------------------------

@@ -132,7 +132,7 @@ CSS = """
 KEYS_JS = """
 <script>
 (() => {
-  const map = { y: 'va-yes', n: 'va-no', s: 'va-skip', ' ': 'va-skip', u: 'va-undo', b: 'va-build' };
+  const map = { b: 'va-build' };  // Y, N, S, Space and U belong to the Annotate desk (va_ui/desk.py)
   document.addEventListener('keydown', (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     const t = e.target;
