@@ -66,7 +66,8 @@ def save_label(settings, label: str, description: str | None, annotator: str) ->
 def label_summary(settings, label: str) -> dict:
     labels_mod.validate_label(label)
     ls = labels_mod.label_set(settings, label)
-    return {**ls.summary(), "description": labels_mod.description(settings, label)}
+    shared = ls.clips.filter(pl.col("annotator_cnt") >= 2).height  # what agreement is measured on
+    return {**ls.summary(), "n_shared": shared, "description": labels_mod.description(settings, label)}
 
 
 def labels_table(settings) -> pl.DataFrame:
@@ -219,10 +220,13 @@ def approval_checks(settings, label: str, version: int | None = None) -> dict:
 
     row = get_model(settings, labels_mod.validate_label(label), version)
     checks = [c.as_dict() for c in parse_report(row.get("checks_report"))]
+    stages = _wh(settings).read("models", columns=["model_version", "stage"], where={"label": label})
+    approved_now = sorted(stages.filter(pl.col("stage") == "approved")["model_version"].to_list())
     passed = bool(row.get("checks_passed")) and all(c["passed"] for c in checks if c["blocking"])
     return {"label": label, "model_version": int(row["model_version"]), "stage": row["stage"], "ap": row["ap"],
             "n_pos": row["n_pos"], "n_neg": row["n_neg"], "encoder_id": row["encoder_id"],
-            "label_events_version": row["label_events_version"], "passed": passed, "checks": checks}
+            "label_events_version": row["label_events_version"], "passed": passed, "checks": checks,
+            "approved_now": approved_now}
 
 
 def approve(settings, label: str, version: int, by: str) -> dict:

@@ -27,7 +27,9 @@ def encoder_banner(settings) -> str | None:
 
 
 def label_status(summary: dict) -> str:
-    agreement = "" if summary.get("agreement") is None else f" · agreement {_pct(summary['agreement'])}"
+    shared = summary.get("n_shared")
+    on = f" on {shared} clip{'s' if shared != 1 else ''} with 2+ annotators" if shared is not None else ""
+    agreement = "" if summary.get("agreement") is None else f" · agreement {_pct(summary['agreement'])}{on}"
     conflicts = f" · {summary['n_conflicts']} conflict{'s' if summary['n_conflicts'] != 1 else ''}" \
         if summary.get("n_conflicts") else ""
     return (f"**{summary['label']}**: {summary['n_pos']} yes · {summary['n_neg']} no{conflicts} · "
@@ -60,16 +62,28 @@ def quality(settings, label: str, history: pl.DataFrame) -> str:
     if history.height == 0:
         return (f"**{label}** has no model yet. Label at least a few clips yes and no, then press **Build**. "
                 "Until then the zero-shot source shows clips like the description.")
-    r = history.row(-1, named=True)
-    method = f" ({r['method']})" if r.get("method") else ""
+    latest = history.row(-1, named=True)
+    served = history.filter(pl.col("stage") == "approved")
+    shown = [served.row(-1, named=True)] if served.height else []
+    if not shown or shown[0]["model_version"] != latest["model_version"]:
+        shown.append(latest)
+    head = (f"### {label}: serving v{shown[0]['model_version']}" if served.height
+            else f"### {label}: nothing served yet (approve a version to serve it)")
     lines = [
-        f"### {label} v{r['model_version']} · {r['stage']}",
+        head,
         "",
-        "| AP | random baseline | diversity | yes | no | conflicts | agreement | checks |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| **{_num(r['ap_mean'])}** ± {_num(r['ap_std'])}{method} | {_num(r['baseline_ap'])} | "
-        f"{_num(r['diversity_score'], 2)} | {r['n_pos']} | {r['n_neg']} | {r.get('n_conflicts') or 0} | "
-        f"{_pct(r.get('agreement'))} | {'passed' if r['checks_passed'] else 'failed'} |",
+        "| version | AP | random baseline | diversity | yes | no | conflicts | agreement when trained | checks |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in shown:
+        method = f" ({r['method']})" if r.get("method") else ""
+        agreement = "no clip had 2 annotators" if r.get("agreement") is None else _pct(r["agreement"])
+        lines.append(
+            f"| v{r['model_version']} · {r['stage']}{' (latest)' if r is latest and served.height else ''} | "
+            f"**{_num(r['ap_mean'])}** ± {_num(r['ap_std'])}{method} | {_num(r['baseline_ap'])} | "
+            f"{_num(r['diversity_score'], 2)} | {r['n_pos']} | {r['n_neg']} | {r.get('n_conflicts') or 0} | "
+            f"{agreement} | {'passed' if r['checks_passed'] else 'failed'} |")
+    lines += [
         "",
         "<details><summary>All versions</summary>",
         "",
@@ -165,10 +179,14 @@ def checks(report: dict) -> str:
         mark = "passed" if c["passed"] else ("FAILED" if c["blocking"] else "warning")
         lines.append(f"- **{mark}** · {c['name'].replace('_', ' ')}: {c['message']}")
     lines.append("")
+    serving = [v for v in report.get("approved_now", []) if v != report["model_version"]]
     if report["stage"] == "approved":
-        lines.append("This version is already approved.")
+        lines.append("This version is already approved: it is the one served.")
+    elif report["passed"] and serving:
+        lines.append(f"Serving will switch to this version; v{', v'.join(map(str, serving))}, served now, "
+                     f"{'is' if len(serving) == 1 else 'are'} retired.")
     elif report["passed"]:
-        lines.append("Serving will switch to this version; the version approved now is retired.")
+        lines.append(f"No version of {report['label']} is served yet: serving starts with this one.")
     else:
         lines.append("**A blocking check failed: this version cannot be approved.** Label more clips and build again.")
     return "\n".join(lines)

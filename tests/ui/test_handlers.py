@@ -154,6 +154,7 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     assert history["n_labels"].to_list() == [12] and history["ap_mean"][0] == pytest.approx(result.ap)
     text = panels.quality(ui_settings, label, history)
     assert f"{result.ap:.3f}" in text and f"{result.baseline_ap:.3f}" in text
+    assert "nothing served yet" in text and "no clip had 2 annotators" in text
     chart = panels.ap_chart(history)
     assert chart.startswith("<svg") and chart.count("<circle") == 1 and f"v1: AP {result.ap:.3f}" in chart
 
@@ -178,6 +179,16 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     assert done["stage"] == "approved" and "approved" in panels.approved(done)
     events = wh.read("model_stage_events", where={"label": label})
     assert ("approved", "maria") in events.select("stage", "changed_by").rows()
+
+    # the header names the served version, the dialog the version it retires (none before the first)
+    assert "No version of" in panels.checks(checks) and "retired" not in panels.checks(checks)
+    for item in borderline["items"][:3]:
+        annotate.save(ui_settings, label, item["clip_key"], truth[item["clip_key"]]["colour"] == colour, "lee",
+                      item["source"], item["provenance"])
+    assert h.build(ui_settings, label)["result"].model_version == 2
+    text = panels.quality(ui_settings, label, h.model_history(ui_settings, label))
+    assert text.startswith(f"### {label}: serving v1") and "v2 · candidate (latest)" in text
+    assert "v1, served now, is retired" in panels.checks(h.approval_checks(ui_settings, label, 2))
 
 
 def test_a_version_that_failed_its_checks_cannot_be_approved(ui_settings, wh, truth, colour):
