@@ -34,8 +34,13 @@ def has_model(settings, label: str) -> bool:
 
 
 def provenance(item: Mapping) -> dict:
-    """How a feed item was chosen, in the fields a label event stores (none but its source yet)."""
-    return {}
+    """How a feed item was chosen, in the fields a label event stores (va_core.labels.PROVENANCE).
+
+    A clip of a model's feed was put there by that version and its score; a zero-shot clip
+    by its similarity to the description; fields the feed gives itself win.
+    """
+    derived = {"chosen_by_version": item.get("model_version"), "chosen_score": item.get("score")}
+    return labels_mod.provenance_of({**derived, **{k: v for k, v in item.items() if v is not None}})
 
 
 def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int = QUEUE_K) -> dict:

@@ -210,11 +210,12 @@ def build_app(settings) -> gr.Blocks:
 
         def on_label(chosen):
             if not chosen:
-                return gr.update(), "", ""
+                return gr.update(), ""
             summary = h.label_summary(settings, chosen)
-            return (summary.get("description") or chosen.replace("_", " "), panels.label_status(summary), chosen)
+            return (summary.get("description") or chosen.replace("_", " "), panels.label_status(summary))
 
-        _wire(label.change, on_label, [label], [query, status, desk_view], status=status)
+        _wire(label.change, on_label, [label], [query, status], status=status)
+        label.change(None, [label], None, js="(chosen) => { window.vaDesk && window.vaDesk.setLabel(chosen); }")
 
         def on_search(chosen, text, n):
             if not chosen:

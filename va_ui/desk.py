@@ -13,8 +13,9 @@ va_ui/app.py). In the page:
 - Undo walks back through the same history: an answer not sent yet is dropped, one sent
   or saved is taken back by an undo queued after it; the clip comes back on screen.
 
-The component's value is the label being annotated; a new label resets the desk (answers
-still on their way are saved).
+The label picker tells the desk its label in the page (``setLabel``, no server round trip,
+so a Start right after picking a label is for that label); a new label resets the desk
+(answers still on their way are saved).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ SOURCE_CHOICES = [
 def template() -> str:
     options = "".join(f'<option value="{escape(v)}">{escape(t)}</option>' for t, v in SOURCE_CHOICES)
     return (
-        '<div class="va-desk" data-label="${value}">'
+        '<div class="va-desk">'
         '<div class="va-desk-bar"><label>Clips from <select class="va-source" aria-label="Clips from">'
         f'{options}</select></label><button class="va-start lg primary">Start</button>'
         '<span class="va-saving" aria-live="polite"></span></div>'
@@ -64,15 +65,16 @@ CSS = """
 .va-buffer { position: absolute; width: 1px; height: 1px; overflow: hidden; opacity: 0; pointer-events: none; }
 """
 
-# ``element``, ``props``, ``server``, ``trigger`` and ``watch`` are given by gr.HTML.
+# ``element``, ``props``, ``server`` and ``trigger`` are given by gr.HTML.
 JS = r"""
 const LOW = 6, BUFFERED = 3, KEEP_TIMINGS = 500;
 const desk = window.vaDesk = {
-  label: props.value || '', source: 'next', chosen: null, queue: [], current: null, hint: '',
+  label: '', source: 'next', chosen: null, queue: [], current: null, hint: '',
   history: [], pending: [], failed: [], sending: false, fetching: null, generation: 0,
   skipped: new Set(), summary: null, refusal: '', timings: [], saves: [],
 };
 const $ = (sel) => element.querySelector(sel);
+desk.label = pickedLabel();
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
 
 function typedName() {
@@ -182,8 +184,14 @@ function reset(label) {
   desk.hint = ''; desk.note = ''; desk.chosen = null; desk.fetching = null; desk.summary = null;
 }
 
+function pickedLabel() {
+  // the label picker's own field: the desk may be mounted after the label was picked
+  const box = document.querySelector('#va-label input');
+  return box ? box.value.trim() : desk.label;
+}
+
 function start() {
-  reset(desk.label);
+  reset(pickedLabel());
   if (!desk.label) { message('Pick a label above first: the answers are for it.'); render(); return; }
   desk.source = $('.va-source').value;
   desk.fetching = true;
@@ -319,12 +327,11 @@ if (!window.vaDeskKeys) {
 }
 desk.press = (op, at) => timed(at === undefined ? performance.now() : at, OPS[op]);
 
-watch('value', () => {
+desk.setLabel = (label) => {
   // a new label: its own session; answers on their way are still saved
-  reset(props.value);
-  const source = $('.va-source');
-  if (source) source.value = desk.source;
+  if ((label || '') === desk.label) return;
+  reset(label);
   show(null);
   render();
-});
+};
 """

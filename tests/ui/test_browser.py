@@ -332,6 +332,8 @@ def test_presses_queue_in_the_page_and_none_is_lost(served, browser, truth, colo
     assert dict(latest.iter_rows()) == dict(pressed)
     assert events.filter(pl.col("value").is_not_null())["clip_key"].to_list()[:7] == [k for k, _ in pressed[:7]]
     assert set(events["source"]) <= {"random", "undo"} and set(events["annotator"]) == {"cleo"}
+    answers = events.filter(pl.col("source") == "random")
+    assert answers["rank"].null_count() == 0 and answers["rank"].min() == 1  # the provenance the clip came with
 
     # a save the server refuses stays on screen with Retry; the next answers are stored
     page.evaluate("() => { window.vaDesk.current.clip_key = 'nothing|0'; }")

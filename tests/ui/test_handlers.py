@@ -93,6 +93,7 @@ def test_the_desk_gets_batches_and_stores_answers_in_order(ui_settings, wh, trut
     events = _events(wh, label)
     assert list(zip(events["clip_key"], events["value"])) == seen
     assert set(events["source"]) == {"zero_shot"} and set(events["annotator"]) == {"maria"}
+    assert events["rank"].to_list() == [1, 2, 3, 4] and events["chosen_score"].null_count() == 0
 
     # what the page still holds is never handed out again
     held = {i["clip_key"] for i in got["items"]}
@@ -166,6 +167,9 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     borderline = annotate.batch(ui_settings, label, "borderline", k=5)
     assert borderline["source"] == "borderline" and len(borderline["items"]) == 5
     assert all(i["clip_key"] not in labelled for i in borderline["items"])
+    assert [i["provenance"]["rank"] for i in borderline["items"]] == [1, 2, 3, 4, 5]
+    assert all(i["provenance"]["chosen_by_version"] == 1 and i["provenance"]["chosen_score"] == i["score"]
+               for i in borderline["items"])
 
     checks = h.approval_checks(ui_settings, label)
     assert checks["model_version"] == 1 and checks["passed"] is result.checks_passed
@@ -185,6 +189,10 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     for item in borderline["items"][:3]:
         annotate.save(ui_settings, label, item["clip_key"], truth[item["clip_key"]]["colour"] == colour, "lee",
                       item["source"], item["provenance"])
+    # each answer's event says how its clip was chosen: the feed, its rank, the version and score
+    stored = _events(wh, label).filter(pl.col("annotator") == "lee")
+    assert stored.select("source", "rank", "chosen_by_version").rows() == [("borderline", r, 1) for r in (1, 2, 3)]
+    assert stored["chosen_score"].to_list() == pytest.approx([i["score"] for i in borderline["items"][:3]])
     assert h.build(ui_settings, label)["result"].model_version == 2
     text = panels.quality(ui_settings, label, h.model_history(ui_settings, label))
     assert text.startswith(f"### {label}: serving v1") and "v2 · candidate (latest)" in text
