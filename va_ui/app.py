@@ -19,7 +19,9 @@ from va_ui.auth import authenticator
 
 TITLE = "va · Video Annotator"
 KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
-             '<kbd>U</kbd> undo · <kbd>B</kbd> build</div>')
+             '<kbd>U</kbd> undo · <kbd>B</kbd> build<br>Player: <kbd>K</kbd> play/pause · <kbd>←</kbd>/<kbd>→</kbd> '
+             '1 s back/forward · <kbd>,</kbd>/<kbd>.</kbd> one frame back/forward · <kbd>[</kbd>/<kbd>]</kbd> '
+             'slower/faster (0.25x-2x) · <kbd>O</kbd> loop on/off · <kbd>M</kbd> sound on/off</div>')
 
 
 def _ui(fn):

@@ -35,6 +35,7 @@ def template() -> str:
         f'{options}</select></label><button class="va-start lg primary">Start</button>'
         '<span class="va-saving" aria-live="polite"></span></div>'
         '<div class="va-stage"><div class="va-player va-empty">Pick a label above, then press Start.</div></div>'
+        '<div class="va-transport" aria-live="polite"></div>'
         '<div class="va-answers">'
         '<button class="va-ans" id="va-yes" data-op="yes">Yes  (Y)</button>'
         '<button class="va-ans" id="va-no" data-op="no">No  (N)</button>'
@@ -60,6 +61,7 @@ CSS = """
 .va-answers #va-yes { background: #16a34a; color: white; }
 .va-answers #va-no { background: #dc2626; color: white; }
 .va-progress { margin-top: 6px; font-size: 0.9em; }
+.va-transport { font-size: 0.85em; opacity: 0.8; font-family: monospace; margin-top: 4px; }
 .va-failed { margin-top: 6px; padding: 8px 10px; border-radius: 6px; background: #fee2e2; color: #7f1d1d; }
 .va-failed button { margin-left: 8px; padding: 2px 10px; border-radius: 4px; cursor: pointer; }
 .va-buffer { position: absolute; width: 1px; height: 1px; overflow: hidden; opacity: 0; pointer-events: none; }
@@ -104,6 +106,42 @@ function message(text) {
   $('.va-stage').replaceChildren(Object.assign(document.createElement('div'), {className: 'va-player va-empty', textContent: text}));
 }
 
+// how the clip plays, kept from one clip to the next
+const player = {rate: 1, loop: true, muted: true};
+const RATES = [0.25, 0.5, 1, 1.5, 2];
+
+function stageVideo() { return $('.va-stage video'); }
+
+function transport() {
+  const v = stageVideo();
+  const line = $('.va-transport');
+  if (!v) { line.textContent = ''; return; }
+  const at = `${v.currentTime.toFixed(2)} / ${(v.duration || 0).toFixed(2)} s`;
+  line.textContent = `${v.paused ? 'paused' : 'playing'} · ${player.rate}x · loop ${player.loop ? 'on' : 'off'} · `
+    + `sound ${player.muted ? 'off' : 'on'} · ${at}`;
+}
+
+function control(op) {
+  const v = stageVideo();
+  if (!v) return false;
+  const frame = 1 / (parseFloat(v.dataset.fps) || 25);
+  const seek = (t) => { v.currentTime = Math.min(Math.max(t, 0), Math.max((v.duration || 0) - frame / 2, 0)); };
+  if (op === 'play') { if (v.paused) Promise.resolve(v.play()).catch(() => {}); else v.pause(); }
+  else if (op === 'back') seek(v.currentTime - 1);
+  else if (op === 'forward') seek(v.currentTime + 1);
+  else if (op === 'frame-') { v.pause(); seek(v.currentTime - frame); }
+  else if (op === 'frame+') { v.pause(); seek(v.currentTime + frame); }
+  else if (op === 'slower' || op === 'faster') {
+    const i = RATES.indexOf(player.rate) + (op === 'faster' ? 1 : -1);
+    player.rate = RATES[Math.min(Math.max(i, 0), RATES.length - 1)];
+    v.playbackRate = player.rate;
+  }
+  else if (op === 'loop') { player.loop = !player.loop; v.loop = player.loop; }
+  else if (op === 'sound') { player.muted = !player.muted; v.muted = player.muted; }
+  transport();
+  return true;
+}
+
 function show(item) {
   const stage = $('.va-stage');
   stage.querySelectorAll('video').forEach((v) => v.pause());
@@ -114,7 +152,15 @@ function show(item) {
   const node = nodeFor(item);
   stage.replaceChildren(node);
   const video = node.querySelector('video');
-  if (video) { video.loop = true; video.muted = true; Promise.resolve(video.play()).catch(() => {}); }
+  if (video) {
+    video.loop = player.loop; video.muted = player.muted; video.playbackRate = player.rate; video.controls = true;
+    if (!video.vaWatched) {
+      video.vaWatched = true;
+      ['timeupdate', 'play', 'pause', 'seeked', 'loadedmetadata'].forEach((e) => video.addEventListener(e, transport));
+    }
+    Promise.resolve(video.play()).catch(() => {});
+  }
+  transport();
 }
 
 function render() {
@@ -314,17 +360,22 @@ element.addEventListener('change', (e) => { if (e.target.classList.contains('va-
 if (!window.vaDeskKeys) {
   window.vaDeskKeys = true;
   const keys = {y: 'yes', n: 'no', s: 'skip', ' ': 'skip', u: 'undo'};
+  // the player, as in a video editor
+  const controls = {k: 'play', arrowleft: 'back', arrowright: 'forward', ',': 'frame-', '.': 'frame+',
+                    '[': 'slower', ']': 'faster', o: 'loop', m: 'sound'};
   document.addEventListener('keydown', (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     const t = e.target;
     if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
-    const op = keys[e.key.toLowerCase()];
+    const key = e.key.toLowerCase();
     const root = document.querySelector('.va-desk');
-    if (!op || !root || root.offsetParent === null) return;
+    if (!(key in keys || key in controls) || !root || root.offsetParent === null) return;
     e.preventDefault();
-    window.vaDesk.press(op, e.timeStamp);
+    if (key in keys) window.vaDesk.press(keys[key], e.timeStamp);
+    else window.vaDesk.control(controls[key]);
   });
 }
+desk.control = control;
 desk.press = (op, at) => timed(at === undefined ? performance.now() : at, OPS[op]);
 
 desk.setLabel = (label) => {

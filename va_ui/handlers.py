@@ -164,9 +164,18 @@ def build(settings, label: str, encoder_id: str | None = None) -> dict:
 
     ``encoder_id``: the embeddings to train on (default: the home's encoder).
     """
+    from va_core.learn import MIN_PER_CLASS
     from va_core.train import train_label
 
     labels_mod.validate_label(label)
+    ls = labels_mod.label_set(settings, label)
+    if ls.n_pos < MIN_PER_CLASS or ls.n_neg < MIN_PER_CLASS:
+        # say what to do next, not only what is missing
+        todo = ("find yes clips with Search (other words than the description may find them), or answer random "
+                "clips in Annotate" if ls.n_pos < MIN_PER_CLASS else
+                "answer clips from next or random in Annotate: most of them will be no")
+        raise InputError(f"{label} has {ls.n_pos} yes and {ls.n_neg} no; a model needs at least {MIN_PER_CLASS} "
+                         f"of each: {todo}")
     t0 = time.perf_counter()
     result = train_label(settings, label, encoder_id=encoder_id)
     return {"result": result, "seconds": time.perf_counter() - t0}

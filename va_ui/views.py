@@ -36,12 +36,21 @@ def _media(item: dict, big: bool = False) -> str:
     key = item["clip_key"]
     if item.get("playable"):
         # Muted autoplay is what browsers allow without a click; loop keeps a short shot in view.
-        return (f'<video class="va-video{" va-big" if big else ""}" src="{escape(clip_url(key))}" '
+        # The frame rate lets the Annotate desk step one frame.
+        fps = _fps(item)
+        rate = f' data-fps="{fps:.3f}"' if fps else ""
+        return (f'<video class="va-video{" va-big" if big else ""}" src="{escape(clip_url(key))}"{rate} '
                 'autoplay muted loop playsinline preload="auto"></video>')
     return ('<div class="va-novideo">'
             f'<div class="va-novideo-key">{escape(key)}</div>'
             f'<div class="va-novideo-why">no video: {escape(item.get("reason") or "unavailable")}</div>'
             '</div>')
+
+
+def _fps(item: dict) -> float | None:
+    frames = (item.get("frame_out") or 0) - (item.get("frame_in") or 0) + 1
+    seconds = (item.get("end_s") or 0) - (item.get("start_s") or 0)
+    return frames / seconds if item.get("frame_out") is not None and seconds > 0 and frames > 1 else None
 
 
 def _state_class(value) -> str:

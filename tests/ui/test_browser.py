@@ -237,6 +237,10 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
     _tab(page, "Annotate")
     keyed += _answer_by_keyboard(page, truth, colour, 3)
     _wait_saved(page)
+    # the Model part followed the answers while it was hidden: its previews hold no answered clip
+    page.wait_for_function(
+        "keys => { const shown = [...document.querySelectorAll('#va-previews [data-key]')].map(e => e.dataset.key);"
+        " return shown.length > 0 && !shown.some(k => keys.includes(k)); }", arg=[k for k, _ in keyed])
     page.locator("body").press("b")
     _wait_text(page, "#va-status", "v2", timeout=60_000)
     assert _shown_key(page) not in dict(marked + keyed)  # the queue comes from v2's feeds
@@ -334,6 +338,24 @@ def test_presses_queue_in_the_page_and_none_is_lost(served, browser, truth, colo
     assert set(events["source"]) <= {"random", "undo"} and set(events["annotator"]) == {"cleo"}
     answers = events.filter(pl.col("source") == "random")
     assert answers["rank"].null_count() == 0 and answers["rank"].min() == 1  # the provenance the clip came with
+
+    # the player from the keyboard: pause, step a frame, faster, loop off, sound on
+    video = "document.querySelector('#va-desk .va-stage video')"
+    page.wait_for_function(f"() => {video}.readyState >= 2 && !{video}.paused")
+    page.keyboard.press("k")
+    assert page.evaluate(f"() => {video}.paused")
+    at = page.evaluate(f"() => {video}.currentTime")
+    fps = float(page.evaluate(f"() => {video}.dataset.fps"))
+    page.keyboard.press(".")
+    page.wait_for_function(f"t => {video}.currentTime > t", arg=at)
+    assert 0 < page.evaluate(f"() => {video}.currentTime") - at <= 1.5 / fps  # one frame, not a second
+    for key in ("]", "]", "]", "o", "m"):
+        page.keyboard.press(key)
+    state = page.evaluate(f"() => {{ const v = {video}; return [v.playbackRate, v.loop, v.muted]; }}")
+    assert state == [2, False, False]  # 1x -> 1.5x -> 2x, and no faster
+    expect(page.locator("#va-desk .va-transport")).to_contain_text("paused · 2x · loop off · sound on")
+    page.keyboard.press("k")
+    page.wait_for_function(f"() => !{video}.paused")
 
     # a save the server refuses stays on screen with Retry; the next answers are stored
     page.evaluate("() => { window.vaDesk.current.clip_key = 'nothing|0'; }")

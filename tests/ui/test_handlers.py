@@ -143,7 +143,7 @@ def _label_by_truth(settings, label, truth, colour, annotator="maria"):
 
 def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     label = f"{colour}_scene"
-    with pytest.raises(InputError, match="at least"):
+    with pytest.raises(InputError, match="has 0 yes and 0 no; a model needs at least 3 of each: find yes clips with Search"):
         h.build(ui_settings, label)
     _label_by_truth(ui_settings, label, truth, colour)
     built = h.build(ui_settings, label)
