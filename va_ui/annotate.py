@@ -23,6 +23,7 @@ SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "zero
 # random clips and says so.
 NO_YES_AFTER = 10
 MAX_EXCLUDE = 5000
+SIMILAR = "similar"  # "more like this": not a feed, so not in the source picker
 
 
 def _wh(settings) -> Warehouse:
@@ -43,11 +44,13 @@ def provenance(item: Mapping) -> dict:
     return labels_mod.provenance_of({**derived, **{k: v for k, v in item.items() if v is not None}})
 
 
-def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int = QUEUE_K) -> dict:
+def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int = QUEUE_K,
+          like: str | None = None) -> dict:
     """The next ``k`` clips of ``source`` for the page's queue.
 
     ``exclude``: keys the page holds already (queued, skipped, answered but maybe not
-    saved yet). Returns ``{"source", "items", "hint"}``: ``source`` is what "next" chose,
+    saved yet). ``source="similar"`` with ``like=CLIP_KEY``: the unlabelled clips
+    most like that one ("more like this"). Returns ``{"source", "items", "hint"}``: ``source`` is what "next" chose,
     each item carries its ``provenance``, and ``hint`` says what to do when ``items`` is
     empty (or why the source changed).
     """
@@ -55,7 +58,7 @@ def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int
     from va_ui.handlers import enrich
 
     labels_mod.validate_label(label)
-    if source not in SOURCES:
+    if source not in SOURCES and source != SIMILAR:
         raise InputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     exclude = _keys(exclude)
     ls = labels_mod.label_set(settings, label)  # read once: feeds exclude it, cards show its votes
@@ -77,6 +80,11 @@ def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int
 
             got = next_clips(settings, label, want)
             chosen, rows = got["source"], got["clips"]
+    elif source == SIMILAR:
+        chosen, rows = source, similar_rows(settings, like, want + len(ls.labelled))
+        labelled = set(ls.labelled)
+        # ranked among the unlabelled clips, as the stored feeds are
+        rows = [{**r, "rank": i + 1} for i, r in enumerate(r for r in rows if r["clip_key"] not in labelled)][:want]
     elif source == "next":
         from va_core.policy import next_clips
 
@@ -94,6 +102,17 @@ def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int
     if not items:
         hint = _nothing_left(label, chosen, modelled)
     return {"source": chosen, "items": enrich(settings, label, items, ls=ls), "hint": hint}
+
+
+def similar_rows(settings, clip_key: Any, k: int) -> list[dict]:
+    """The ``k`` clips most like ``clip_key`` by embedding, with rank and similarity."""
+    from va_core.search import MAX_K, similar_clips
+
+    if not isinstance(clip_key, str) or not clip_key:
+        raise InputError(f"'more like this' needs the clip to start from, got {clip_key!r}")
+    found = similar_clips(settings, clip_key, min(k, MAX_K))
+    return [{"clip_key": r["clip_key"], "score": float(r["score"]), "feed": SIMILAR, "rank": i + 1}
+            for i, r in enumerate(found.iter_rows(named=True))]
 
 
 def _nothing_left(label: str, source: str, modelled: bool) -> str:

@@ -86,7 +86,8 @@ def _desk_functions(settings):
 
     @answered
     def clips(payload, request):
-        got = annotate.batch(settings, payload.get("label"), payload.get("source"), payload.get("exclude") or [])
+        got = annotate.batch(settings, payload.get("label"), payload.get("source"), payload.get("exclude") or [],
+                             like=payload.get("like"))
         items = [{"clip_key": i["clip_key"], "source": i["source"], "provenance": i["provenance"],
                   "html": views.player(i, "")} for i in got["items"]]
         return {"source": got["source"], "hint": got["hint"], "items": items}
@@ -233,13 +234,22 @@ def build_app(settings) -> gr.Blocks:
             data = evt._data or {}
             if not chosen:
                 raise gr.Error("pick a label first")
-            h.mark(settings, chosen, data.get("clip_key"), data.get("value"), _who(request, typed), "search")
+            source = "similar" if data.get("source") == "similar" else "search"
+            h.mark(settings, chosen, data.get("clip_key"), data.get("value"), _who(request, typed), source)
             return panels.label_status(h.label_summary(settings, chosen))
 
         def on_mark_failed(chosen, keys):
             # The card was marked before the server answered; show what is really stored.
             items = h.enrich(settings, chosen, [{"clip_key": key, "source": "search"} for key in keys]) if chosen else []
             return views.grid(items, "Search to see clips.")
+
+        def on_like(chosen, n, evt: gr.EventData):
+            key = (evt._data or {}).get("clip_key")
+            items = h.more_like(settings, chosen, key, int(n))
+            return (views.grid(items, "Nothing like it."), [i["clip_key"] for i in items],
+                    f"Clips most like **{key}** (by embedding).")
+
+        _wire(results.like, on_like, [label, k], [results, found, status], status=status)
 
         # Clicks on different cards must all land, so none is dropped while one is saving.
         results.click(on_mark, [label, name], status, trigger_mode="multiple").failure(

@@ -40,7 +40,8 @@ def template() -> str:
         '<button class="va-ans" id="va-yes" data-op="yes">Yes  (Y)</button>'
         '<button class="va-ans" id="va-no" data-op="no">No  (N)</button>'
         '<button class="va-ans" id="va-skip" data-op="skip">Skip  (S)</button>'
-        '<button class="va-ans" id="va-undo" data-op="undo">Undo  (U)</button></div>'
+        '<button class="va-ans" id="va-undo" data-op="undo">Undo  (U)</button>'
+        '<button class="va-ans" id="va-like" data-op="like">More like this  (L)</button></div>'
         '<div class="va-progress" id="va-progress"></div>'
         '<div class="va-failed" role="alert" hidden></div>'
         '<div class="va-buffer" aria-hidden="true"></div>'
@@ -56,6 +57,7 @@ CSS = """
 .va-saving { font-size: 0.9em; opacity: 0.85; }
 .va-saving.va-busy { color: #b45309; opacity: 1; font-weight: 600; }
 .va-answers { display: flex; gap: 8px; margin-top: 8px; }
+.va-answers #va-like { flex: 1.3; }
 .va-answers .va-ans { flex: 1; padding: 10px 0; border-radius: 6px; font-weight: 600; cursor: pointer;
                       border: 1px solid var(--border-color-primary); background: var(--button-secondary-background-fill); }
 .va-answers #va-yes { background: #16a34a; color: white; }
@@ -347,12 +349,34 @@ function timed(pressedAt, fn) {
   }, 0));
 }
 
+async function like() {
+  // "more like this": the unlabelled clips nearest to the one on screen come next
+  const item = desk.current;
+  if (!item) return;
+  const generation = desk.generation;
+  desk.note = `finding clips like ${item.clip_key}…`;
+  render();
+  let res;
+  try { res = await server.clips({label: desk.label, source: 'similar', like: item.clip_key, exclude: known()}); }
+  catch (e) { res = {error: 'the server did not answer: ' + (e && e.message || e)}; }
+  if (generation !== desk.generation) return;
+  if (res.error) { desk.note = res.error; render(); return; }
+  const have = new Set(known());
+  const fresh = res.items.filter((i) => !have.has(i.clip_key));
+  desk.queue = desk.queue.filter((i) => !fresh.some((f) => f.clip_key === i.clip_key));
+  desk.queue.unshift(...fresh);
+  buffer();
+  desk.note = fresh.length ? `${fresh.length} clips like ${item.clip_key} come next` : `nothing unlabelled is like ${item.clip_key}`;
+  render();
+}
+
 const OPS = {yes: () => answer(true), no: () => answer(false), skip: () => answer(null), undo: () => undo()};
 element.addEventListener('click', (e) => {
   const button = e.target.closest('button');
   if (!button) return;
   if (button.classList.contains('va-start')) start();
   else if (button.classList.contains('va-retry')) { const again = desk.failed.splice(0); again.forEach((op) => { op.state = 'queued'; enqueue(op); }); render(); }
+  else if (button.dataset.op === 'like') like();
   else if (button.dataset.op) timed(performance.now(), OPS[button.dataset.op]);
 });
 element.addEventListener('change', (e) => { if (e.target.classList.contains('va-source')) start(); });
@@ -369,13 +393,15 @@ if (!window.vaDeskKeys) {
     if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
     const key = e.key.toLowerCase();
     const root = document.querySelector('.va-desk');
-    if (!(key in keys || key in controls) || !root || root.offsetParent === null) return;
+    if (!(key in keys || key in controls || key === 'l') || !root || root.offsetParent === null) return;
     e.preventDefault();
-    if (key in keys) window.vaDesk.press(keys[key], e.timeStamp);
+    if (key === 'l') window.vaDesk.like();
+    else if (key in keys) window.vaDesk.press(keys[key], e.timeStamp);
     else window.vaDesk.control(controls[key]);
   });
 }
 desk.control = control;
+desk.like = like;
 desk.press = (op, at) => timed(at === undefined ? performance.now() : at, OPS[op]);
 
 desk.setLabel = (label) => {

@@ -128,6 +128,14 @@ def search(settings, label: str | None, query: str, k: int = SEARCH_K) -> list[d
     return enrich(settings, label, items)
 
 
+def more_like(settings, label: str | None, clip_key: str, k: int = SEARCH_K) -> list[dict]:
+    """"More like this": the clips nearest to one clip by embedding; each carries the current vote for ``label``."""
+    from va_ui.annotate import similar_rows
+
+    items = [{**r, "source": "similar"} for r in similar_rows(settings, clip_key, int(k))]
+    return enrich(settings, label, items)
+
+
 def mark(settings, label: str, clip_key: str, value: bool, annotator: str, source: str,
          provenance: dict | None = None) -> dict:
     """Record one label event; returns what undo needs (label, clip, annotator, table version).

@@ -69,9 +69,11 @@ def grid(items: list[dict], empty: str = "No clips.", actions: bool = True) -> s
             buttons = ('<div class="va-actions">'
                        '<button class="va-btn va-btn-yes" data-value="true" title="positive">Yes</button>'
                        '<button class="va-btn va-btn-no" data-value="false" title="negative">No</button>'
+                       '<button class="va-btn va-btn-like" data-like="1" title="search by this clip">More like this</button>'
                        '</div>')
         cards.append(
-            f'<div class="va-card{_state_class(item.get("value"))}" data-key="{escape(key)}">'
+            f'<div class="va-card{_state_class(item.get("value"))}" data-key="{escape(key)}" '
+            f'data-source="{escape(str(item.get("source") or ""))}">'
             f'{_media(item)}'
             f'<div class="va-cap"><span class="va-key">{escape(key)}</span>'
             f'<span class="va-meta">{escape(meta_line(item))}</span></div>'
@@ -123,6 +125,7 @@ CSS = """
 .va-actions { display: flex; gap: 6px; padding: 0 8px 8px; }
 .va-btn { flex: 1; padding: 6px 0; border-radius: 6px; border: 1px solid var(--border-color-primary);
           cursor: pointer; font-weight: 600; background: var(--button-secondary-background-fill); }
+.va-btn-like { flex: 1.6; font-weight: 500; }
 .va-card.va-yes .va-btn-yes { background: #16a34a; color: white; }
 .va-card.va-no .va-btn-no { background: #dc2626; color: white; }
 .va-player { border-radius: 8px; overflow: hidden; background: #000; }
@@ -159,12 +162,14 @@ KEYS_JS = """
 
 GRID_JS = """
 element.addEventListener('click', (ev) => {
+  const like = ev.target.closest('button[data-like]');
+  if (like) { trigger('like', { clip_key: like.closest('[data-key]').dataset.key }); return; }
   const button = ev.target.closest('button[data-value]');
   if (!button) return;
   const card = button.closest('[data-key]');
   const value = button.dataset.value === 'true';
   card.classList.remove('va-yes', 'va-no');
   card.classList.add(value ? 'va-yes' : 'va-no');
-  trigger('click', { clip_key: card.dataset.key, value: value });
+  trigger('click', { clip_key: card.dataset.key, value: value, source: card.dataset.source });
 });
 """

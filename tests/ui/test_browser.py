@@ -200,6 +200,11 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
         " const m = t.match(/(\\d+) yes · (\\d+) no/); return m && (+m[1] + +m[2]) == n; }", arg=len(marked))
     _wait_videos(page, "#va-results")
     page.screenshot(path=str(SHOTS / "search.png"))
+    # more like this, from a card: the grid shows the clips nearest to it
+    clicked = cards.first.get_attribute("data-key")
+    cards.first.locator(".va-btn-like").click()
+    _wait_text(page, "#va-status", "Clips most like")
+    assert cards.count() == n_cards and clicked not in cards.evaluate_all("cs => cs.map(c => c.dataset.key)")
 
     # Annotate: five clips with the keyboard, then undo one and answer it again
     _start(page)
@@ -356,6 +361,11 @@ def test_presses_queue_in_the_page_and_none_is_lost(served, browser, truth, colo
     expect(page.locator("#va-desk .va-transport")).to_contain_text("paused · 2x · loop off · sound on")
     page.keyboard.press("k")
     page.wait_for_function(f"() => !{video}.paused")
+
+    # more like this (L): the unlabelled clips nearest to the one on screen come next
+    page.keyboard.press("l")
+    _wait_text(page, "#va-progress", "come next")
+    assert page.evaluate("() => window.vaDesk.queue.slice(0, 3).map((i) => i.source)") == ["similar"] * 3
 
     # a save the server refuses stays on screen with Retry; the next answers are stored
     page.evaluate("() => { window.vaDesk.current.clip_key = 'nothing|0'; }")

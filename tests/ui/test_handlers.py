@@ -70,6 +70,15 @@ def test_search_results_play_and_show_their_votes(ui_settings, wh):
     assert again[items[0]["clip_key"]] is True and again[items[1]["clip_key"]] is False
     events = _events(wh, "red_scene")
     assert events.select("annotator", "source").unique().rows() == [("maria", "search")]
+    # more like this: the nearest clips by embedding, the clip itself left out, votes shown
+    like = h.more_like(ui_settings, "red_scene", items[1]["clip_key"], 6)
+    assert len(like) == 6 and items[1]["clip_key"] not in {i["clip_key"] for i in like}
+    assert [i["score"] for i in like] == sorted((i["score"] for i in like), reverse=True)
+    assert all(i["source"] == "similar" for i in like)
+    assert {i["clip_key"]: i["value"] for i in like}.get(items[0]["clip_key"], True) is True
+    queued = annotate.batch(ui_settings, "red_scene", "similar", like=items[1]["clip_key"], k=4)["items"]
+    assert [i["provenance"]["rank"] for i in queued] == [1, 2, 3, 4]
+    assert not {i["clip_key"] for i in queued} & {items[0]["clip_key"], items[1]["clip_key"]}  # unlabelled only
     with pytest.raises(InputError, match="yes or no"):
         h.mark(ui_settings, "red_scene", items[2]["clip_key"], "yes", "maria", "search")
     with pytest.raises(InputError, match="unknown clip key"):
