@@ -19,7 +19,7 @@ from va_ui.auth import authenticator
 
 TITLE = "va · Video Annotator"
 KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
-             '<kbd>U</kbd> undo · <kbd>B</kbd> build<br>Player: <kbd>K</kbd> play/pause · <kbd>←</kbd>/<kbd>→</kbd> '
+             '<kbd>U</kbd> undo · <kbd>L</kbd> more like this · <kbd>B</kbd> build<br>Player: <kbd>K</kbd> play/pause · <kbd>←</kbd>/<kbd>→</kbd> '
              '1 s back/forward · <kbd>,</kbd>/<kbd>.</kbd> one frame back/forward · <kbd>[</kbd>/<kbd>]</kbd> '
              'slower/faster (0.25x-2x) · <kbd>O</kbd> loop on/off · <kbd>M</kbd> sound on/off</div>')
 
@@ -199,9 +199,9 @@ def build_app(settings) -> gr.Blocks:
             user = getattr(request, "username", None)
             # A name typed before the page finished loading wins over the remembered one.
             return (remembered or gr.update(), f"Labelling as **{user}**" if user else "",
-                    gr.update(choices=h.label_choices(settings)))
+                    gr.update(choices=h.label_choices(settings)), h.labels_table(settings))
 
-        app.load(on_load, [remembered_name], [name, who, label])
+        app.load(on_load, [remembered_name], [name, who, label, labels_df])
         name.change(lambda n: n, name, remembered_name)
 
         def on_save(new, desc, typed, request: gr.Request):

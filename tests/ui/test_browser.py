@@ -387,6 +387,16 @@ def test_clip_without_video_shows_key_and_metadata(served, browser):
     record_events(served["wh"], [{"label": label, "clip_key": EMBEDDINGS_ONLY_KEY, "value": True}],
                   annotator="importer", source="import")
     page = _open(browser, served["server"].url, "maria")
+    # a refused save (no name) says why and leaves the label picker and the table as they were
+    page.locator("#va-name input, #va-name textarea").first.fill("")
+    page.locator("#va-new-label input, #va-new-label textarea").first.fill("nameless")
+    page.locator("#va-new-desc input, #va-new-desc textarea").first.fill("anything")
+    page.locator("#va-save-label").click()
+    _wait_text(page, "#va-status", "Not done: type your name")
+    for part in ("#va-label", "#va-labels-table"):
+        assert page.locator(part).get_by_text("Error", exact=True).count() == 0
+    expect(page.locator("#va-labels-table")).to_contain_text(label)
+    page.locator("#va-name input, #va-name textarea").first.fill("maria")
     _pick_label(page, label)
     _tab(page, "Review")
     _wait_text(page, "#va-review-table", EMBEDDINGS_ONLY_KEY)
