@@ -82,7 +82,7 @@ TABLES: dict[str, TableSpec] = {
                 # provenance: how the clip was chosen (null where unknown, e.g. rows of older homes)
                 ("rank", pa.int32()), ("chosen_by_version", pa.int64()), ("chosen_score", pa.float64()),
                 ("draw_id", pa.string()), ("stratum", pa.int32()), ("stratum_size", pa.int64()),
-                ("inclusion_prob", pa.float64()),
+                ("inclusion_prob", pa.float64()), ("stratum_low", pa.float64()), ("stratum_high", pa.float64()),
             ),
             description="Append-only log of every label anyone gave, with how its clip was chosen. "
                         "The only table people write.",
@@ -193,7 +193,7 @@ class UnknownTable(WarehouseError):
     pass
 
 
-_SAFE_VALUE = re.compile(r"^[^\x00-\x1f]*$")
+_SAFE_VALUE = re.compile(r"[^\x00-\x1f\x7f]*")  # fullmatch: no trailing-newline hole
 
 
 def sql_literal(value: Any) -> str:
@@ -205,7 +205,7 @@ def sql_literal(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
     text = str(value)
-    if not _SAFE_VALUE.match(text):
+    if not _SAFE_VALUE.fullmatch(text):
         raise WarehouseError(f"refusing a predicate value with control characters: {text!r}")
     return "'" + text.replace("'", "''") + "'"
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-import numpy as np
-
 from va_core import labels as labels_mod
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
 
 QUEUE_K = 20
-SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "zero_shot"]
+SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "audit", "zero_shot"]
 # "next" before the first model starts from the description (zero-shot); after this many
 # answers without a single yes the description is not finding the concept, so it turns to
 # random clips and says so.
@@ -65,14 +63,14 @@ def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int
     want = k + len(exclude)
     modelled = has_model(settings, label)
     hint = None
-    if source in feeds.FEEDS and source != "random" and not modelled:
+    if source in feeds.FEEDS and source not in feeds.SAMPLED and not modelled:
         return {"source": source, "items": [], "hint": (
             f"{label} has no model yet, so there is no {source.replace('_', ' ')} feed. Answer a few clips from "
             "Search, or from next or random here, then press Build.")}
     if source == "next" and not modelled:
         summary = ls.summary()
         if summary["n_pos"] == 0 and summary["n_pos"] + summary["n_neg"] >= NO_YES_AFTER:
-            chosen, rows = "random", random_unlabelled(settings, label, want, ls.labelled)
+            chosen, rows = "random", feeds.random_unlabelled(settings, label, want, ls.labelled)
             hint = (f"no yes among {summary['n_neg']} answers: the description does not find {label}, so va now "
                     "shows random clips. Search with other words to find a first yes.")
         else:
@@ -92,8 +90,9 @@ def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int
         chosen, rows = got["source"], got["clips"]
     elif source == feeds.ZERO_SHOT:
         chosen, rows = source, feeds.zero_shot(settings, label, want, exclude=ls.labelled)
-    elif source == "random" and not modelled:
-        chosen, rows = source, random_unlabelled(settings, label, want, ls.labelled)
+    elif source in feeds.SAMPLED and not modelled:
+        # no model scores to stratify by yet: an audit is a uniform draw (one stratum)
+        chosen, rows = source, feeds.random_unlabelled(settings, label, want, ls.labelled)
     else:
         chosen, rows = source, feeds.stored_feed(settings, label, source, want, exclude=ls.labelled)
     items = [{"clip_key": r["clip_key"], "score": r.get("score"),
@@ -128,17 +127,6 @@ def _keys(keys: Iterable[str]) -> set[str]:
     if len(keys) > MAX_EXCLUDE or not all(isinstance(k, str) for k in keys):
         raise InputError(f"exclude is a list of at most {MAX_EXCLUDE} clip keys")
     return set(keys)
-
-
-def random_unlabelled(settings, label: str, k: int, labelled: list[str]) -> list[dict]:
-    """Before the first model there is no stored random feed: sample unlabelled clips directly."""
-    from va_core.embeddings import load_corpus
-    from va_core.feeds import encoder_id_for, feed_seed, labelled_mask, rank
-
-    corpus = load_corpus(_wh(settings), encoder_id_for(settings))
-    candidates = np.flatnonzero(~labelled_mask(corpus.keys, labelled))
-    rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(labelled)))
-    return [{"clip_key": corpus.keys[r], "score": None, "feed": "random", "rank": i + 1} for i, r in enumerate(rows)]
 
 
 def save(settings, label: str, clip_key: Any, value: Any, annotator: str, source: Any,

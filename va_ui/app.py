@@ -15,7 +15,6 @@ import polars as pl
 from va_core.errors import InputError, VAError
 from va_ui import annotate, desk, panels, views
 from va_ui import handlers as h
-from va_ui.auth import authenticator
 
 TITLE = "va · Video Annotator"
 KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
@@ -111,8 +110,6 @@ def _counts(summary: dict) -> dict:
 
 
 def build_app(settings) -> gr.Blocks:
-    login = authenticator(settings) is not None
-
     with gr.Blocks(title=TITLE) as app:
         remembered_name = gr.BrowserState("", storage_key="va-annotator")
 
@@ -120,9 +117,10 @@ def build_app(settings) -> gr.Blocks:
             gr.Markdown(f"## {TITLE}")
             label = gr.Dropdown(choices=h.label_choices(settings), value=None, label="Label",
                                 info="what you are teaching va to find", scale=2, elem_id="va-label")
-            name = gr.Textbox(label="Your name", placeholder="e.g. maria", visible=not login, scale=1,
+            # Shown as the page loads: a login names the annotator, else the typed name (va_ui.logins).
+            name = gr.Textbox(label="Your name", placeholder="e.g. maria", visible=False, scale=1,
                               elem_id="va-name")
-            who = gr.Markdown(visible=login, elem_id="va-who")
+            who = gr.Markdown(visible=False, elem_id="va-who")
         banner = panels.encoder_banner(settings)
         if banner:
             gr.HTML(f'<div class="va-banner">{banner}</div>')
@@ -198,7 +196,8 @@ def build_app(settings) -> gr.Blocks:
         def on_load(remembered, request: gr.Request):
             user = getattr(request, "username", None)
             # A name typed before the page finished loading wins over the remembered one.
-            return (remembered or gr.update(), f"Labelling as **{user}**" if user else "",
+            typed = gr.update(value=remembered, visible=not user) if remembered else gr.update(visible=not user)
+            return (typed, gr.update(value=f"Labelling as **{user}**" if user else "", visible=bool(user)),
                     gr.update(choices=h.label_choices(settings)), h.labels_table(settings))
 
         app.load(on_load, [remembered_name], [name, who, label, labels_df])
@@ -230,12 +229,14 @@ def build_app(settings) -> gr.Blocks:
             _wire(trigger, on_search, [label, query, k], [results, found, status], status=status)
 
         @_ui
-        def on_mark(chosen, typed, evt: gr.EventData, request: gr.Request):
+        def on_mark(chosen, typed, keys, evt: gr.EventData, request: gr.Request):
             data = evt._data or {}
             if not chosen:
                 raise gr.Error("pick a label first")
+            key = data.get("clip_key")
             source = "similar" if data.get("source") == "similar" else "search"
-            h.mark(settings, chosen, data.get("clip_key"), data.get("value"), _who(request, typed), source)
+            rank = {"rank": keys.index(key) + 1} if keys and key in keys else None
+            h.mark(settings, chosen, key, data.get("value"), _who(request, typed), source, rank)
             return panels.label_status(h.label_summary(settings, chosen))
 
         def on_mark_failed(chosen, keys):
@@ -252,7 +253,7 @@ def build_app(settings) -> gr.Blocks:
         _wire(results.like, on_like, [label, k], [results, found, status], status=status)
 
         # Clicks on different cards must all land, so none is dropped while one is saving.
-        results.click(on_mark, [label, name], status, trigger_mode="multiple").failure(
+        results.click(on_mark, [label, name, found], status, trigger_mode="multiple").failure(
             on_mark_failed, [label, found], results)
 
         def on_build(chosen):

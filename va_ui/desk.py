@@ -23,7 +23,8 @@ from html import escape
 
 SOURCE_CHOICES = [
     ("next (let va choose)", "next"), ("top positives", "top_positive"), ("top negatives", "top_negative"),
-    ("borderline", "borderline"), ("random", "random"), ("zero-shot (description)", "zero_shot"),
+    ("borderline", "borderline"), ("random", "random"),
+    ("audit (measures the model on the corpus)", "audit"), ("zero-shot (description)", "zero_shot"),
 ]
 
 

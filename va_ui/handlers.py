@@ -17,9 +17,8 @@ from va_core.warehouse import Warehouse
 SEARCH_K = 12
 PREVIEW_K = 4
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
-MAX_NAME = 64
-MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "encoder_id", "trainer",
-                 "checks_passed"]
+MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "ap_low", "ap_high",
+                 "n_audit", "ap_method", "labelled_ap", "encoder_id", "trainer", "checks_passed"]
 
 
 def _wh(settings) -> Warehouse:
@@ -35,9 +34,7 @@ def annotator_name(login: str | None, typed: str | None) -> str:
     name = (typed or "").strip()
     if not name:
         raise InputError("type your name at the top first: every label records who gave it")
-    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
-        raise InputError(f"a name is at most {MAX_NAME} printable characters")
-    return name
+    return labels_mod.validate_person(name)  # the rule record_events applies, told before the first label
 
 
 # -- labels ---------------------------------------------------------------------------
@@ -123,8 +120,9 @@ def search(settings, label: str | None, query: str, k: int = SEARCH_K) -> list[d
     if not query:
         raise InputError("type what to look for, e.g. 'a red car at night'")
     hits = search_text(settings, query, int(k))
-    items = [{"clip_key": h["clip_key"], "score": float(h["score"]), "source": "search"}
-             for h in hits.iter_rows(named=True)]
+    items = [{"clip_key": h["clip_key"], "score": float(h["score"]), "source": "search",
+              "provenance": {"rank": i + 1, "chosen_score": float(h["score"])}}
+             for i, h in enumerate(hits.iter_rows(named=True))]
     return enrich(settings, label, items)
 
 
@@ -140,14 +138,15 @@ def mark(settings, label: str, clip_key: str, value: bool, annotator: str, sourc
          provenance: dict | None = None) -> dict:
     """Record one label event; returns what undo needs (label, clip, annotator, table version).
 
-    ``provenance``: how the clip was chosen (va_core.labels' provenance fields), stored with the event.
+    ``provenance``: how the clip was chosen (a feed item's ``provenance``: rank, model version,
+    score, and the draw's design for the random and audit feeds).
     """
     labels_mod.validate_label(label)
     if not isinstance(value, bool):
         raise InputError(f"a label is yes or no, got {value!r}")
-    event = {**(provenance or {}), "label": label, "clip_key": clip_key, "value": value, "annotator": annotator,
-             "source": source}
-    version = labels_mod.record_events(settings, [event])
+    how = labels_mod.provenance_of({"provenance": provenance or {}})
+    version = labels_mod.record_events(settings, [labels_mod.LabelEvent(label, clip_key, value, annotator, source,
+                                                                        **how)])
     return {"label": label, "clip_key": clip_key, "value": value, "annotator": annotator, "source": source,
             "label_events_version": version}
 
@@ -203,9 +202,17 @@ def model_history(settings, label: str) -> pl.DataFrame:
     models = wh.read("models", columns=MODEL_COLUMNS, where={"label": label})
     if models.height == 0:
         return pl.DataFrame()
-    evals = wh.read("evaluations", where={"label": label}).drop(["label_events_version", "encoder_id"], strict=False)
+    evals = wh.read("evaluations", where={"label": label})
+    # the estimate's columns are in both tables (equal): the models row's are kept
+    evals = evals.drop([c for c in evals.columns if c in MODEL_COLUMNS + ["label_events_version"]
+                        and c not in ("label", "model_version")])
+    from va_core.quality import audit_labels_needed
+
     return (models.join(evals, on=["label", "model_version"], how="left")
-            .with_columns((pl.col("n_pos") + pl.col("n_neg")).alias("n_labels"))
+            .with_columns((pl.col("n_pos") + pl.col("n_neg")).alias("n_labels"),
+                          pl.struct("n_audit", "n_audit_pos").map_elements(
+                              lambda r: audit_labels_needed(int(r["n_audit"] or 0), int(r["n_audit_pos"] or 0)),
+                              return_dtype=pl.Int64).alias("audit_needed"))
             .sort("model_version"))
 
 
@@ -241,6 +248,7 @@ def approval_checks(settings, label: str, version: int | None = None) -> dict:
     approved_now = sorted(stages.filter(pl.col("stage") == "approved")["model_version"].to_list())
     passed = bool(row.get("checks_passed")) and all(c["passed"] for c in checks if c["blocking"])
     return {"label": label, "model_version": int(row["model_version"]), "stage": row["stage"], "ap": row["ap"],
+            "ap_low": row.get("ap_low"), "ap_high": row.get("ap_high"), "n_audit": row.get("n_audit"),
             "n_pos": row["n_pos"], "n_neg": row["n_neg"], "encoder_id": row["encoder_id"],
             "label_events_version": row["label_events_version"], "passed": passed, "checks": checks,
             "approved_now": approved_now}

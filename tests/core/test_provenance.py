@@ -27,7 +27,7 @@ def test_provenance_is_stored_with_the_event(home):
     rows = wh.read("label_events", where={"label": "prov"}, version=version).sort("created_at").to_dicts()
     assert {k: rows[0][k] for k in labels.PROVENANCE} == {
         "rank": 3, "chosen_by_version": 2, "chosen_score": 0.8, "draw_id": "audit@v2", "stratum": 1,
-        "stratum_size": 40, "inclusion_prob": 0.25}
+        "stratum_size": 40, "inclusion_prob": 0.25, "stratum_low": None, "stratum_high": None}
     assert rows[1]["rank"] == 1 and rows[1]["draw_id"] is None and rows[1]["inclusion_prob"] is None
 
 
@@ -38,6 +38,7 @@ def test_provenance_is_stored_with_the_event(home):
     ({"inclusion_prob": 0, "draw_id": "d"}, "inclusion_prob must be > 0"),
     ({"inclusion_prob": 0.1}, "both draw_id and inclusion_prob"),
     ({"stratum": 2}, "give inclusion_prob"),
+    ({"inclusion_prob": 0.1, "draw_id": "d", "stratum_low": 0.9, "stratum_high": 0.1}, "is above stratum_high"),
     ({"chosen_score": float("nan")}, "finite"),
     ({"chosen_by_version": "x"}, "must be a number"),
 ])

@@ -42,10 +42,11 @@ def test_stratified_draw_records_its_design():
         assert np.allclose(d.inclusion_prob[mine], mine.sum() / size)
         members = candidates[(scores[candidates] >= d.stratum_low[mine][0]) & (scores[candidates] <= d.stratum_high[mine][0])]
         assert len(members) == size  # the bounds describe exactly the stratum's population
-    assert int(d.stratum_size[d.stratum == 0][0]) == int(np.ceil(0.01 * n_all))
+    assert int(d.stratum_size[d.stratum == 0][0]) == int(np.ceil(quality.STRATA[0] * n_all))
+    bottom = len(quality.STRATA) - 1
     assert set(np.unique(d.stratum)) == set(range(len(quality.STRATA)))
     # the top stratum is sampled far more densely than the bottom one
-    assert d.inclusion_prob[d.stratum == 0][0] > 10 * d.inclusion_prob[d.stratum == 4][0]
+    assert d.inclusion_prob[d.stratum == 0][0] > 10 * d.inclusion_prob[d.stratum == bottom][0]
     again = quality.stratified_draw(scores, candidates, 100, seed=3)
     assert np.array_equal(again.rows, d.rows)  # one seed, one draw
     # display order mixes the strata: a prefix is a stratified sample too
@@ -70,6 +71,59 @@ def test_sample_weights_stand_for_the_population_and_draws_are_pooled_by_size():
     assert t.weight.tolist() == pytest.approx([10.0, 10.0])
     with pytest.raises(ValueError, match="inclusion probabilities"):
         quality.make_sample(["a"], [True], ["x"], [0], [None], [0.0])
+
+
+def _events(rows, draws):
+    """label_events rows of labelled draws: one (draw_id, Draw or None for uniform, version) per part."""
+    import datetime as dt
+
+    import polars as pl
+
+    parts, t0 = [], dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for (name, d, version, size, prob), chunk in zip(draws, rows):
+        n = len(chunk)
+        parts.append(pl.DataFrame({
+            "clip_key": chunk.astype(str).tolist(), "draw_id": [name] * n,
+            "stratum": d.stratum.tolist() if d is not None else [0] * n,
+            "stratum_size": d.stratum_size.tolist() if d is not None else [size] * n,
+            "inclusion_prob": d.inclusion_prob.tolist() if d is not None else [prob] * n,
+            "stratum_low": d.stratum_low.tolist() if d is not None else [None] * n,
+            "stratum_high": d.stratum_high.tolist() if d is not None else [None] * n,
+            "chosen_by_version": [version] * n}, schema_overrides={"stratum_low": pl.Float64,
+                                                                   "stratum_high": pl.Float64,
+                                                                   "chosen_by_version": pl.Int64}))
+    frame = pl.concat(parts)
+    return frame.with_columns(pl.Series("event_id", [str(i) for i in range(frame.height)]),
+                              pl.Series("created_at", [t0 + dt.timedelta(seconds=i) for i in range(frame.height)]))
+
+
+def test_several_draws_combine_by_the_probability_of_being_in_any_of_them():
+    rng = np.random.default_rng(4)
+    n = 2000
+    design = rng.normal(size=n)
+    audit = quality.stratified_draw(design, np.arange(n), 40, seed=1)
+    rest = np.setdiff1d(np.arange(n), audit.rows)
+    uniform = rng.choice(rest, 20, replace=False)
+    y = rng.random(n) < 0.1
+    events = _events([audit.rows, uniform], [("audit@v1", audit, 1, None, None),
+                                             ("random@v1", None, 1, len(rest), 20 / len(rest))])
+    values = {str(k): bool(y[k]) for k in np.r_[audit.rows, uniform]}
+    sample = quality.sample_from_events(events, values, lambda v, keys: design[np.asarray(keys, dtype=int)])
+    by_key = dict(zip(sample.keys.tolist(), sample.weight.tolist()))
+    k = int(uniform[0])
+    # the uniform clip could also have been drawn by the audit, in the stratum its score falls in
+    h = int(np.flatnonzero([(lo <= design[k] <= hi) for lo, hi in
+                            sorted({(a, b) for a, b in zip(audit.stratum_low, audit.stratum_high)})])[0])
+    strata = sorted({(a, b, p) for a, b, p in zip(audit.stratum_low, audit.stratum_high, audit.inclusion_prob)})
+    p_audit = strata[h][2]
+    assert by_key[str(k)] == pytest.approx(1 / (1 - (1 - 20 / len(rest)) * (1 - p_audit)))
+    # an audit clip was labelled before the uniform draw began: only the audit could draw it
+    a = int(audit.rows[0])
+    assert by_key[str(a)] == pytest.approx(1 / audit.inclusion_prob[0])
+    # without scores of the audit's model the draws are pooled by size
+    pooled = quality.sample_from_events(events, values)
+    assert dict(zip(pooled.keys.tolist(), pooled.weight.tolist()))[str(a)] == pytest.approx(
+        audit.stratum_size[0] / np.sum(audit.stratum == audit.stratum[0]) * 40 / 60)
 
 
 def _population(seed, n=20000, prevalence=0.02, separation=2.5):
