@@ -103,6 +103,23 @@ def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int
     return {"source": chosen, "items": enrich(settings, label, items, ls=ls), "hint": hint}
 
 
+def neighbours(settings, keys: Iterable[str]) -> dict[str, tuple[str | None, str | None]]:
+    """The previous and next shot of the same video for each clip key (None at either end)."""
+    import polars as pl
+
+    keys = list(keys)
+    if not keys:
+        return {}
+    wh = _wh(settings)
+    videos = wh.read("clips", columns=["clip_key", "video_id"], where={"clip_key": keys})["video_id"].unique()
+    shots = (wh.read("clips", columns=["clip_key", "video_id", "frame_in"], where={"video_id": videos.to_list()})
+             .sort(["video_id", "frame_in"])
+             .with_columns(pl.col("clip_key").shift(1).over("video_id").alias("before"),
+                           pl.col("clip_key").shift(-1).over("video_id").alias("after")))
+    wanted = set(keys)
+    return {r["clip_key"]: (r["before"], r["after"]) for r in shots.iter_rows(named=True) if r["clip_key"] in wanted}
+
+
 def similar_rows(settings, clip_key: Any, k: int) -> list[dict]:
     """The ``k`` clips most like ``clip_key`` by embedding, with rank and similarity."""
     from va_core.search import MAX_K, similar_clips

@@ -18,7 +18,7 @@ from va_ui import handlers as h
 
 TITLE = "va · Video Annotator"
 KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
-             '<kbd>U</kbd> undo · <kbd>L</kbd> more like this · <kbd>B</kbd> build<br>Player: <kbd>K</kbd> play/pause · <kbd>←</kbd>/<kbd>→</kbd> '
+             '<kbd>U</kbd> undo · <kbd>L</kbd> more like this · <kbd>C</kbd> the shots before and after · <kbd>B</kbd> build<br>Player: <kbd>K</kbd> play/pause · <kbd>←</kbd>/<kbd>→</kbd> '
              '1 s back/forward · <kbd>,</kbd>/<kbd>.</kbd> one frame back/forward · <kbd>[</kbd>/<kbd>]</kbd> '
              'slower/faster (0.25x-2x) · <kbd>O</kbd> loop on/off · <kbd>M</kbd> sound on/off</div>')
 
@@ -87,8 +87,13 @@ def _desk_functions(settings):
     def clips(payload, request):
         got = annotate.batch(settings, payload.get("label"), payload.get("source"), payload.get("exclude") or [],
                              like=payload.get("like"))
+        near = annotate.neighbours(settings, [i["clip_key"] for i in got["items"]])
+        shown = {n["clip_key"]: n for n in h.enrich(settings, None, [{"clip_key": k} for k in
+                                                                    {k for pair in near.values() for k in pair if k}])}
         items = [{"clip_key": i["clip_key"], "source": i["source"], "provenance": i["provenance"],
-                  "html": views.player(i, "")} for i in got["items"]]
+                  "html": views.player(i, ""),
+                  "context": views.context(*(shown.get(k) if k else None for k in near.get(i["clip_key"], (None, None))))}
+                 for i in got["items"]]
         return {"source": got["source"], "hint": got["hint"], "items": items}
 
     @answered

@@ -37,6 +37,7 @@ def template() -> str:
         '<span class="va-saving" aria-live="polite"></span></div>'
         '<div class="va-stage"><div class="va-player va-empty">Pick a label above, then press Start.</div></div>'
         '<div class="va-transport" aria-live="polite"></div>'
+        '<div class="va-context" hidden></div>'
         '<div class="va-answers">'
         '<button class="va-ans" id="va-yes" data-op="yes">Yes  (Y)</button>'
         '<button class="va-ans" id="va-no" data-op="no">No  (N)</button>'
@@ -145,7 +146,19 @@ function control(op) {
   return true;
 }
 
+function context(on) {
+  // the shots before and after the one on screen, from the same video
+  const box = $('.va-context');
+  const item = desk.current;
+  box.querySelectorAll('video').forEach((v) => v.pause());
+  if (!on || !item || !item.context) { box.hidden = true; box.replaceChildren(); return; }
+  box.innerHTML = item.context;
+  box.hidden = false;
+  box.querySelectorAll('video').forEach((v) => Promise.resolve(v.play()).catch(() => {}));
+}
+
 function show(item) {
+  context(false);
   const stage = $('.va-stage');
   stage.querySelectorAll('video').forEach((v) => v.pause());
   if (!item) {
@@ -394,15 +407,17 @@ if (!window.vaDeskKeys) {
     if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
     const key = e.key.toLowerCase();
     const root = document.querySelector('.va-desk');
-    if (!(key in keys || key in controls || key === 'l') || !root || root.offsetParent === null) return;
+    if (!(key in keys || key in controls || key === 'l' || key === 'c') || !root || root.offsetParent === null) return;
     e.preventDefault();
     if (key === 'l') window.vaDesk.like();
+    else if (key === 'c') window.vaDesk.context(root.querySelector('.va-context').hidden);
     else if (key in keys) window.vaDesk.press(keys[key], e.timeStamp);
     else window.vaDesk.control(controls[key]);
   });
 }
 desk.control = control;
 desk.like = like;
+desk.context = context;
 desk.press = (op, at) => timed(at === undefined ? performance.now() : at, OPS[op]);
 
 desk.setLabel = (label) => {

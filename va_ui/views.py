@@ -96,6 +96,17 @@ def player(item: dict | None, empty: str) -> str:
             f'<span class="va-meta">{escape(meta_line(item))}</span>{votes}</div></div>')
 
 
+def context(before: dict | None, after: dict | None) -> str:
+    """The previous and next shots of a clip's video, small, for context."""
+    def side(item, title):
+        if item is None:
+            return f'<div class="va-context-side va-empty">{escape(title)}: none (the video {"starts" if title == "before" else "ends"} here)</div>'
+        return (f'<div class="va-context-side" data-key="{escape(item["clip_key"])}"><div class="va-context-title">'
+                f'{escape(title)}</div>{_media(item)}</div>')
+
+    return f'<div class="va-context-pair">{side(before, "before")}{side(after, "after")}</div>'
+
+
 def feed_strip(name: str, items: list[dict]) -> str:
     title = escape(name.replace("_", " "))
     if not items:
@@ -131,6 +142,9 @@ CSS = """
 .va-player { border-radius: 8px; overflow: hidden; background: #000; }
 .va-player .va-cap { background: var(--background-fill-secondary); }
 .va-empty { padding: 24px; text-align: center; opacity: 0.7; }
+.va-context-pair { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; margin-top: 6px; }
+.va-context-side .va-video { max-height: 18vh; }
+.va-context-title { font-size: 0.8em; opacity: 0.75; }
 .va-strip h4 { margin: 8px 0; text-transform: capitalize; }
 .va-strip .va-grid { grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); }
 #va-yes button, button#va-yes { background: #16a34a; color: white; }

@@ -362,6 +362,16 @@ def test_presses_queue_in_the_page_and_none_is_lost(served, browser, truth, colo
     page.keyboard.press("k")
     page.wait_for_function(f"() => !{video}.paused")
 
+    # C: the shots before and after the one on screen, from its video
+    page.keyboard.press("c")
+    sides = page.locator("#va-desk .va-context [data-key]")
+    sides.first.wait_for()
+    video_of = _shown_key(page).split("|")[0]
+    assert 1 <= sides.count() <= 2 and all(k.split("|")[0] == video_of for k in
+                                           sides.evaluate_all("ss => ss.map(s => s.dataset.key)"))
+    page.keyboard.press("c")
+    expect(page.locator("#va-desk .va-context")).to_be_hidden()
+
     # more like this (L): the unlabelled clips nearest to the one on screen come next
     page.keyboard.press("l")
     _wait_text(page, "#va-progress", "come next")

@@ -104,6 +104,12 @@ def test_the_desk_gets_batches_and_stores_answers_in_order(ui_settings, wh, trut
     assert set(events["source"]) == {"zero_shot"} and set(events["annotator"]) == {"maria"}
     assert events["rank"].to_list() == [1, 2, 3, 4] and events["chosen_score"].null_count() == 0
 
+    # the shots before and after each clip, from its own video
+    clips = wh.read("clips").sort(["video_id", "frame_in"])
+    first = clips.filter(pl.col("video_id") == clips["video_id"][0])["clip_key"].to_list()
+    near = annotate.neighbours(ui_settings, first[:2])
+    assert near[first[0]] == (None, first[1]) and near[first[1]] == (first[0], first[2] if len(first) > 2 else None)
+
     # what the page still holds is never handed out again
     held = {i["clip_key"] for i in got["items"]}
     again = annotate.batch(ui_settings, label, "next", exclude=held, k=6)["items"]
