@@ -4,12 +4,12 @@ A synthetic 512-d corpus (100k clips; 10k with --quick) with 20 topics; a label 
 topic t" with 1000 labelled clips (30% positives). Per label, timed in one process with
 the functions the app's buttons call (va_ui.handlers, va_ui.panels):
 
-- answer: one Yes/No key press at 1000 labels (record the event, show the next clip);
+- answer: storing one Yes/No answer at 1000 labels (what the page's queue sends in the background);
 - build: ``handlers.build`` = ``va_core.train.train_label`` (the function Dagster runs) after
   the expert added 10 labels to the 1000;
 - refresh: what the app shows after a build: the model's versions and evaluation, the
-  chart rendered to PNG, the four feed previews, and the Annotate queue refilled from the
-  new feeds;
+  chart rendered to PNG, the four feed previews, and a batch of the new feeds for the
+  Annotate desk;
 - Build = build + refresh: the wait after pressing Build (target: under a second).
 
 Reference, same run, same label sets: ``train_label`` with the paper's LogisticRegressionCV
@@ -54,6 +54,7 @@ def run(n_clips: int, n_labels: int) -> dict:
     from va_core.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
     from va_core.train import train_label
     from va_core.warehouse import Warehouse
+    from va_ui import annotate
     from va_ui import handlers as h
     from va_ui import panels
 
@@ -80,12 +81,12 @@ def run(n_clips: int, n_labels: int) -> dict:
         label = f"topic{topic}"
         label_up(label, topic)
         h.build(settings, label, encoder_id=SYNTHETIC_ENCODER_ID)  # v1 on the 1000 labels
-        session = h.start(settings, h.Session(), label, "borderline")
+        queue = annotate.batch(settings, label, "borderline")["items"]
         answers = []
-        for _ in range(ADDED):  # the expert labels 10 more clips with the keyboard
-            key = session.current["clip_key"]
+        for item in queue[:ADDED]:  # the expert labels 10 more clips with the keyboard
+            key = item["clip_key"]
             t0 = time.perf_counter()
-            session = h.answer(settings, session, topic_of[key] == topic, "bench", shown_key=key)
+            annotate.save(settings, label, key, topic_of[key] == topic, "bench", item["source"], item["provenance"])
             answers.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         built = h.build(settings, label, encoder_id=SYNTHETIC_ENCODER_ID)
@@ -94,7 +95,7 @@ def run(n_clips: int, n_labels: int) -> dict:
         panels.quality(settings, label, view["history"])
         panels.previews(view["previews"])
         panels.ap_chart(view["history"])
-        session = h.refill(settings, session)
+        annotate.batch(settings, label, "borderline", exclude={queue[ADDED]["clip_key"]})
         t2 = time.perf_counter()
         assert built["result"].created and built["result"].n_pos + built["result"].n_neg == N_LABELS + ADDED
         t3 = time.perf_counter()

@@ -7,23 +7,20 @@ action goes through va_core. ``build_app(settings)`` returns the Blocks;
 from __future__ import annotations
 
 import functools
-import threading
+import time
 
 import gradio as gr
 import polars as pl
 
-from va_core.errors import VAError
+from va_core.errors import InputError, VAError
+from va_ui import annotate, desk, panels, views
 from va_ui import handlers as h
-from va_ui import panels, views
 
 TITLE = "va · Video Annotator"
-SOURCE_CHOICES = [
-    ("next (let va choose)", "next"), ("top positives", "top_positive"), ("top negatives", "top_negative"),
-    ("borderline", "borderline"), ("random", "random"),
-    ("audit (measures the model on the corpus)", "audit"), ("zero-shot (description)", "zero_shot"),
-]
 KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
-             '<kbd>U</kbd> undo · <kbd>B</kbd> build</div>')
+             '<kbd>U</kbd> undo · <kbd>L</kbd> more like this · <kbd>C</kbd> the shots before and after · <kbd>B</kbd> build<br>Player: <kbd>K</kbd> play/pause · <kbd>←</kbd>/<kbd>→</kbd> '
+             '1 s back/forward · <kbd>,</kbd>/<kbd>.</kbd> one frame back/forward · <kbd>[</kbd>/<kbd>]</kbd> '
+             'slower/faster (0.25x-2x) · <kbd>O</kbd> loop on/off · <kbd>M</kbd> sound on/off</div>')
 
 
 def _ui(fn):
@@ -43,30 +40,82 @@ def _who(request: gr.Request | None, typed: str | None) -> str:
     return h.annotator_name(getattr(request, "username", None) if request else None, typed)
 
 
-_session_locks: dict[str, threading.Lock] = {}
-_session_locks_guard = threading.Lock()
+def _wire(event, fn, inputs, outputs, status=None, **kwargs):
+    """``event(fn, inputs, outputs)``, where a refusal keeps every output as it was.
+
+    A refusal from va_core shows as a message (in ``status`` when that is an output,
+    and as a notice), never as error badges on the outputs: the page stays usable.
+    """
+    outputs = list(outputs)
+
+    @functools.wraps(fn)
+    def kept(*args, **kw):
+        try:
+            return fn(*args, **kw)
+        except VAError as exc:
+            gr.Warning(str(exc), duration=8)
+            kept_as_is = [gr.update() for _ in outputs]
+            if status is not None and status in outputs:
+                kept_as_is[outputs.index(status)] = f"**Not done:** {exc}"
+            return kept_as_is[0] if len(outputs) == 1 else tuple(kept_as_is)
+
+    return event(kept, inputs, outputs, **kwargs)
 
 
-def _session_lock(request: gr.Request | None) -> threading.Lock:
-    """One lock per browser session: its key presses are handled one after another."""
-    key = getattr(request, "session_hash", None) or ""
-    with _session_locks_guard:
-        return _session_locks.setdefault(key, threading.Lock())
+def _desk_functions(settings):
+    """What the Annotate desk calls from the page (one JSON object in, one out).
+
+    A refusal comes back as ``{"error": ...}``: the desk shows it and keeps the answer
+    for Retry.
+    """
+
+    def answered(fn):
+        @functools.wraps(fn)
+        def wrapper(payload, request: gr.Request):
+            t0 = time.perf_counter()
+            try:
+                if not isinstance(payload, dict):
+                    raise InputError(f"the desk sends one JSON object, got {type(payload).__name__}")
+                out = fn(payload, request)
+            except VAError as exc:
+                return {"error": str(exc)}
+            return {**out, "ms": round(1000 * (time.perf_counter() - t0), 1)}
+
+        return wrapper
+
+    @answered
+    def clips(payload, request):
+        got = annotate.batch(settings, payload.get("label"), payload.get("source"), payload.get("exclude") or [],
+                             like=payload.get("like"))
+        near = annotate.neighbours(settings, [i["clip_key"] for i in got["items"]])
+        shown = {n["clip_key"]: n for n in h.enrich(settings, None, [{"clip_key": k} for k in
+                                                                    {k for pair in near.values() for k in pair if k}])}
+        items = [{"clip_key": i["clip_key"], "source": i["source"], "provenance": i["provenance"],
+                  "html": views.player(i, ""),
+                  "context": views.context(*(shown.get(k) if k else None for k in near.get(i["clip_key"], (None, None))))}
+                 for i in got["items"]]
+        return {"source": got["source"], "hint": got["hint"], "items": items}
+
+    @answered
+    def save_answer(payload, request):
+        done = annotate.save(settings, payload.get("label"), payload.get("clip_key"), payload.get("value"),
+                             _who(request, payload.get("name")), payload.get("source"), payload.get("provenance"))
+        return {"clip_key": done["clip_key"], "summary": _counts(done["summary"])}
+
+    @answered
+    def undo_answer(payload, request):
+        done = annotate.undo(settings, payload.get("label"), payload.get("clip_key"), _who(request, payload.get("name")))
+        return {"clip_key": done["clip_key"], "summary": _counts(done["summary"])}
+
+    return [clips, save_answer, undo_answer]
 
 
-def _forget_session(request: gr.Request) -> None:
-    with _session_locks_guard:
-        _session_locks.pop(getattr(request, "session_hash", None) or "", None)
-
-
-# The key of the clip on screen travels with each answer, so a press meant for one clip
-# can never label the next one.
-SHOWN_KEY_JS = "(...args) => { args[0] = document.querySelector('#va-player [data-key]')?.dataset.key ?? ''; return args; }"
+def _counts(summary: dict) -> dict:
+    return {k: summary.get(k) for k in ("label", "n_pos", "n_neg", "n_conflicts")}
 
 
 def build_app(settings) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as app:
-        session = gr.State(h.Session())
         remembered_name = gr.BrowserState("", storage_key="va-annotator")
 
         with gr.Row(equal_height=True):
@@ -109,20 +158,10 @@ def build_app(settings) -> gr.Blocks:
 
             # -- Annotate ----------------------------------------------------------------
             with gr.Tab("Annotate", id="annotate"):
-                with gr.Row(equal_height=True):
-                    source = gr.Dropdown(choices=SOURCE_CHOICES, value="next", label="Clips from", scale=3,
-                                         elem_id="va-source")
-                    begin = gr.Button("Start", variant="primary", scale=1, elem_id="va-start")
-                screen = gr.HTML(views.player(None, "Pick a label and press Start."), js_on_load=None,
-                                 elem_id="va-player")
+                desk_view = gr.HTML("", html_template=desk.template(), css_template=desk.CSS, js_on_load=desk.JS,
+                                    server_functions=_desk_functions(settings), elem_id="va-desk", padding=False)
                 with gr.Row():
-                    yes = gr.Button("Yes  (Y)", elem_id="va-yes")
-                    no = gr.Button("No  (N)", elem_id="va-no")
-                    skip = gr.Button("Skip  (S)", elem_id="va-skip")
-                    back = gr.Button("Undo  (U)", elem_id="va-undo")
                     build_a = gr.Button("Build  (B)", variant="secondary", elem_id="va-build")
-                progress = gr.Markdown("", elem_id="va-progress")
-                shown = gr.Textbox(visible=False)
                 gr.HTML(KEYS_HELP, js_on_load=None)
 
             # -- Model -------------------------------------------------------------------
@@ -164,38 +203,35 @@ def build_app(settings) -> gr.Blocks:
             # A name typed before the page finished loading wins over the remembered one.
             typed = gr.update(value=remembered, visible=not user) if remembered else gr.update(visible=not user)
             return (typed, gr.update(value=f"Labelling as **{user}**" if user else "", visible=bool(user)),
-                    gr.update(choices=h.label_choices(settings)))
+                    gr.update(choices=h.label_choices(settings)), h.labels_table(settings))
 
-        app.load(on_load, [remembered_name], [name, who, label])
+        app.load(on_load, [remembered_name], [name, who, label, labels_df])
         name.change(lambda n: n, name, remembered_name)
 
-        @_ui
         def on_save(new, desc, typed, request: gr.Request):
             summary = h.save_label(settings, new, desc, _who(request, typed))
             return (gr.update(choices=h.label_choices(settings), value=summary["label"]), h.labels_table(settings),
                     f"Label **{summary['label']}** saved.")
 
-        save.click(on_save, [new_name, new_desc, name], [label, labels_df, status])
+        _wire(save.click, on_save, [new_name, new_desc, name], [label, labels_df, status], status=status)
 
-        @_ui
-        def on_label(chosen, typed, request: gr.Request):
+        def on_label(chosen):
             if not chosen:
-                return gr.update(), "", h.Session(), views.player(None, "Pick a label and press Start."), ""
+                return gr.update(), ""
             summary = h.label_summary(settings, chosen)
-            return (summary.get("description") or chosen.replace("_", " "), panels.label_status(summary),
-                    h.Session(), views.player(None, "Press Start."), "")
+            return (summary.get("description") or chosen.replace("_", " "), panels.label_status(summary))
 
-        label.change(on_label, [label, name], [query, status, session, screen, progress])
+        _wire(label.change, on_label, [label], [query, status], status=status)
+        label.change(None, [label], None, js="(chosen) => { window.vaDesk && window.vaDesk.setLabel(chosen); }")
 
-        @_ui
         def on_search(chosen, text, n):
             if not chosen:
-                raise gr.Error("pick or create a label first: search results are labelled for it")
+                raise InputError("pick or create a label first: search results are labelled for it")
             items = h.search(settings, chosen, text, int(n))
-            return views.grid(items, "Nothing found."), [i["clip_key"] for i in items]
+            return views.grid(items, "Nothing found."), [i["clip_key"] for i in items], gr.update()
 
-        go.click(on_search, [label, query, k], [results, found])
-        query.submit(on_search, [label, query, k], [results, found])
+        for trigger in (go.click, query.submit):
+            _wire(trigger, on_search, [label, query, k], [results, found, status], status=status)
 
         @_ui
         def on_mark(chosen, typed, keys, evt: gr.EventData, request: gr.Request):
@@ -203,8 +239,9 @@ def build_app(settings) -> gr.Blocks:
             if not chosen:
                 raise gr.Error("pick a label first")
             key = data.get("clip_key")
+            source = "similar" if data.get("source") == "similar" else "search"
             rank = {"rank": keys.index(key) + 1} if keys and key in keys else None
-            h.mark(settings, chosen, key, data.get("value"), _who(request, typed), "search", rank)
+            h.mark(settings, chosen, key, data.get("value"), _who(request, typed), source, rank)
             return panels.label_status(h.label_summary(settings, chosen))
 
         def on_mark_failed(chosen, keys):
@@ -212,54 +249,23 @@ def build_app(settings) -> gr.Blocks:
             items = h.enrich(settings, chosen, [{"clip_key": key, "source": "search"} for key in keys]) if chosen else []
             return views.grid(items, "Search to see clips.")
 
+        def on_like(chosen, n, evt: gr.EventData):
+            key = (evt._data or {}).get("clip_key")
+            items = h.more_like(settings, chosen, key, int(n))
+            return (views.grid(items, "Nothing like it."), [i["clip_key"] for i in items],
+                    f"Clips most like **{key}** (by embedding).")
+
+        _wire(results.like, on_like, [label, k], [results, found, status], status=status)
+
         # Clicks on different cards must all land, so none is dropped while one is saving.
         results.click(on_mark, [label, name, found], status, trigger_mode="multiple").failure(
             on_mark_failed, [label, found], results)
 
-        def show(sess: h.Session):
-            empty = "Nothing left in this source: build the model or pick another source." if sess.label else \
-                "Pick a label and press Start."
-            return views.player(sess.current, empty), panels.progress(sess), sess
-
-        @_ui
-        def on_start(chosen, src, sess, request: gr.Request):
+        def on_build(chosen):
             if not chosen:
-                raise gr.Error("pick a label first")
-            with _session_lock(request):
-                return show(h.start(settings, sess, chosen, src))
-
-        begin.click(on_start, [label, source, session], [screen, progress, session])
-        source.change(on_start, [label, source, session], [screen, progress, session])
-
-        def answer_with(value):
-            @_ui
-            def on_answer(key, sess, typed, request: gr.Request):
-                who_ = _who(request, typed) if value is not None else ""
-                with _session_lock(request):
-                    return show(h.answer(settings, sess, value, who_, shown_key=key or None))
-
-            return on_answer
-
-        for button, value in ((yes, True), (no, False), (skip, None)):
-            button.click(answer_with(value), [shown, session, name], [screen, progress, session], js=SHOWN_KEY_JS)
-
-        @_ui
-        def on_undo(sess, request: gr.Request):
-            with _session_lock(request):
-                return show(h.take_back(settings, sess))
-
-        back.click(on_undo, [session], [screen, progress, session])
-        app.unload(_forget_session)
-
-        @_ui
-        def on_build(chosen, sess, request: gr.Request):
-            if not chosen:
-                raise gr.Error("pick a label first")
+                raise InputError("pick a label first")
             built = h.build(settings, chosen)
-            if sess.label == chosen:
-                with _session_lock(request):
-                    sess = h.refill(settings, sess)
-            return (panels.build_status(built), *model_outputs(chosen), *show(sess))
+            return (panels.build_status(built), *model_outputs(chosen))
 
         def model_outputs(chosen):
             if not chosen:
@@ -271,34 +277,39 @@ def build_app(settings) -> gr.Blocks:
 
         model_out = [quality, curve, previews, approve_ask]
         for button in (build_a, build_m):
-            button.click(on_build, [label, session], [status, *model_out, screen, progress, session])
+            # the desk then takes its queue from the new feeds (the clip on screen stays)
+            _wire(button.click, on_build, [label], [status, *model_out], status=status).then(
+                None, None, None, js="() => { window.vaDesk && window.vaDesk.refill(); }")
 
-        @_ui
-        def on_model_tab(chosen):
-            return model_outputs(chosen)
+        def on_saved(chosen):
+            # after every stored answer: the counts, the model's numbers and the feed previews
+            if not chosen:
+                return gr.update(), gr.update(), *[gr.update() for _ in model_out]
+            return (panels.label_status(h.label_summary(settings, chosen)), h.labels_table(settings),
+                    *model_outputs(chosen))
 
-        tabs.select(on_model_tab, [label], model_out)
-        label.change(on_model_tab, [label], model_out)
+        _wire(desk_view.saved, on_saved, [label], [status, labels_df, *model_out], trigger_mode="always_last",
+              show_progress="hidden")
 
-        @_ui
+        for trigger in (tabs.select, label.change):
+            _wire(trigger, model_outputs, [label], model_out)
+
         def on_approve_ask(chosen):
             if not chosen:
-                raise gr.Error("pick a label first")
+                raise InputError("pick a label first")
             checks = h.approval_checks(settings, chosen)
             return gr.update(visible=True), panels.checks(checks), gr.update(interactive=checks["passed"]), \
                 checks["model_version"]
 
-        approve_ask.click(on_approve_ask, [label], [confirm_box, checks_md, confirm, approve_version])
+        _wire(approve_ask.click, on_approve_ask, [label], [confirm_box, checks_md, confirm, approve_version])
         cancel.click(lambda: gr.update(visible=False), None, confirm_box)
 
-        @_ui
         def on_confirm(chosen, version, typed, request: gr.Request):
             done = h.approve(settings, chosen, version, _who(request, typed))
             return (gr.update(visible=False), panels.approved(done), *model_outputs(chosen))
 
-        confirm.click(on_confirm, [label, approve_version, name], [confirm_box, status, *model_out])
+        _wire(confirm.click, on_confirm, [label, approve_version, name], [confirm_box, status, *model_out], status=status)
 
-        @_ui
         def on_review(chosen, filt, text, typed, request: gr.Request):
             if not chosen:
                 return None
@@ -307,10 +318,9 @@ def build_app(settings) -> gr.Blocks:
 
         review_in = [label, which, contains, name]
         for trigger in (reload.click, which.change, contains.submit, label.change):
-            trigger(on_review, review_in, table)
-        tabs.select(on_review, review_in, table)
+            _wire(trigger, on_review, review_in, [table])
+        _wire(tabs.select, on_review, review_in, [table])
 
-        @_ui
         def on_pick(chosen, evt: gr.SelectData):
             row = evt.row_value if evt is not None else None
             if not row or not chosen:
@@ -318,13 +328,12 @@ def build_app(settings) -> gr.Blocks:
             item = h.enrich(settings, chosen, [{"clip_key": row[0]}])[0]
             return row[0], views.player(item, "")
 
-        table.select(on_pick, [label], [picked, picked_view])
+        _wire(table.select, on_pick, [label], [picked, picked_view])
 
         def change_to(value):
-            @_ui
             def on_change(chosen, key, filt, text, typed, request: gr.Request):
                 if not key:
-                    raise gr.Error("select a row first")
+                    raise InputError("select a row first")
                 who_ = _who(request, typed)
                 h.change(settings, chosen, key, value, who_)
                 item = h.enrich(settings, chosen, [{"clip_key": key}])[0]
@@ -333,8 +342,9 @@ def build_app(settings) -> gr.Blocks:
 
             return on_change
 
-        to_yes.click(change_to(True), [label, picked, which, contains, name], [table, picked_view, status])
-        to_no.click(change_to(False), [label, picked, which, contains, name], [table, picked_view, status])
+        for button, value in ((to_yes, True), (to_no, False)):
+            _wire(button.click, change_to(value), [label, picked, which, contains, name], [table, picked_view, status],
+                  status=status)
 
     app.queue(default_concurrency_limit=8)
     return app

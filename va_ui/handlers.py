@@ -6,19 +6,16 @@ without a browser. The app (va_ui/app.py) only turns these into components.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import polars as pl
 
 from va_core import labels as labels_mod
-from va_core.errors import InputError, NotFound, VAError
+from va_core.errors import InputError, VAError
 from va_core.playback import clip_infos
 from va_core.warehouse import Warehouse
 
 SEARCH_K = 12
-QUEUE_K = 20
 PREVIEW_K = 4
-SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "audit", "zero_shot"]
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
 MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "ap_low", "ap_high",
                  "n_audit", "ap_method", "labelled_ap", "encoder_id", "trainer", "checks_passed"]
@@ -66,7 +63,8 @@ def save_label(settings, label: str, description: str | None, annotator: str) ->
 def label_summary(settings, label: str) -> dict:
     labels_mod.validate_label(label)
     ls = labels_mod.label_set(settings, label)
-    return {**ls.summary(), "description": labels_mod.description(settings, label)}
+    shared = ls.clips.filter(pl.col("annotator_cnt") >= 2).height  # what agreement is measured on
+    return {**ls.summary(), "n_shared": shared, "description": labels_mod.description(settings, label)}
 
 
 def labels_table(settings) -> pl.DataFrame:
@@ -128,6 +126,14 @@ def search(settings, label: str | None, query: str, k: int = SEARCH_K) -> list[d
     return enrich(settings, label, items)
 
 
+def more_like(settings, label: str | None, clip_key: str, k: int = SEARCH_K) -> list[dict]:
+    """"More like this": the clips nearest to one clip by embedding; each carries the current vote for ``label``."""
+    from va_ui.annotate import similar_rows
+
+    items = [{**r, "source": "similar"} for r in similar_rows(settings, clip_key, int(k))]
+    return enrich(settings, label, items)
+
+
 def mark(settings, label: str, clip_key: str, value: bool, annotator: str, source: str,
          provenance: dict | None = None) -> dict:
     """Record one label event; returns what undo needs (label, clip, annotator, table version).
@@ -158,121 +164,6 @@ def undo(settings, recorded: dict) -> dict:
     return {**recorded, "event_id": done["undone_event_id"], "label_events_version": done["label_events_version"]}
 
 
-# -- the annotation queue -------------------------------------------------------------
-
-@dataclass
-class Session:
-    """One expert's place in the Annotate part: what plays now, what comes next, what to undo."""
-
-    label: str | None = None
-    source: str = "next"
-    queue: list[dict] = field(default_factory=list)
-    current: dict | None = None
-    recorded: list[dict] = field(default_factory=list)  # newest last; undo pops
-    skipped: set[str] = field(default_factory=set)
-    chosen_source: str | None = None  # what "next" picked
-    n_labelled: int = 0
-    message: str = ""
-
-
-def fetch(settings, label: str, source: str, k: int = QUEUE_K, exclude: set[str] = frozenset()) -> tuple[str, list[dict]]:
-    """Clips to annotate from one feed, or from the source the bandit policy picks ("next")."""
-    labels_mod.validate_label(label)
-    if source not in SOURCES:
-        raise InputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
-    from va_core import feeds
-
-    ls = labels_mod.label_set(settings, label)  # read once: feeds exclude it, cards show its votes
-    want = k + len(exclude)
-    if source == "next":
-        from va_core.policy import next_clips
-
-        batch = next_clips(settings, label, want)
-        chosen, rows = batch["source"], batch["clips"]
-    elif source == feeds.ZERO_SHOT:
-        chosen, rows = source, feeds.zero_shot(settings, label, want, exclude=ls.labelled)
-    elif source in feeds.SAMPLED and not _has_model(settings, label):
-        # no model scores to stratify by yet: an audit is a uniform draw (one stratum)
-        chosen, rows = source, feeds.random_unlabelled(settings, label, want, ls.labelled)
-    else:
-        chosen, rows = source, feeds.stored_feed(settings, label, source, want, exclude=ls.labelled)
-    items = [{"clip_key": r["clip_key"], "score": r.get("score"), "source": r.get("source") or r.get("feed") or chosen,
-              "provenance": r.get("provenance") or {}}
-             for r in rows if r["clip_key"] not in exclude][:k]
-    return chosen, enrich(settings, label, items, ls=ls)
-
-
-def _has_model(settings, label: str) -> bool:
-    return _wh(settings).arrow("models", columns=["model_version"], where={"label": label}).num_rows > 0
-
-
-def start(settings, session: Session, label: str, source: str) -> Session:
-    labels_mod.validate_label(label)
-    chosen, items = fetch(settings, label, source)
-    session = Session(label=label, source=source, recorded=session.recorded if session.label == label else [],
-                      n_labelled=session.n_labelled if session.label == label else 0)
-    session.chosen_source = chosen
-    session.queue = items
-    return advance(settings, session)
-
-
-def advance(settings, session: Session) -> Session:
-    """Show the next clip; refill from the source when the queue runs dry."""
-    if not session.queue and session.label:
-        exclude = set(session.skipped)
-        chosen, session.queue = fetch(settings, session.label, session.source, exclude=exclude)
-        session.chosen_source = chosen
-    session.current = session.queue.pop(0) if session.queue else None
-    return session
-
-
-def answer(settings, session: Session, value: bool | None, annotator: str, shown_key: str | None = None) -> Session:
-    """Yes / No records an event and moves on; Skip (None) moves on without one.
-
-    ``shown_key`` is the clip the expert saw when pressing; if another clip is current by
-    now (a second press raced the first), nothing is recorded.
-    """
-    if session.current is None:
-        raise InputError("no clip to label: pick a label and a source, then press Start")
-    item = session.current
-    if shown_key is not None and shown_key != item["clip_key"]:
-        raise InputError(f"that press was for {shown_key}, which is no longer on screen: nothing recorded")
-    if value is None:
-        session.skipped.add(item["clip_key"])
-        session.message = f"skipped {item['clip_key']}"
-    else:
-        event = mark(settings, session.label, item["clip_key"], value, annotator, item.get("source") or session.source,
-                     item.get("provenance"))
-        session.recorded.append({**event, "item": item})
-        session.n_labelled += 1
-        session.message = f"{'yes' if value else 'no'}: {item['clip_key']}"
-    return advance(settings, session)
-
-
-def refill(settings, session: Session) -> Session:
-    """After a build the feeds are new: keep the clip on screen, take the rest from the new feeds."""
-    exclude = set(session.skipped) | ({session.current["clip_key"]} if session.current else set())
-    chosen, session.queue = fetch(settings, session.label, session.source, exclude=exclude)
-    session.chosen_source = chosen
-    if session.current is None:
-        return advance(settings, session)
-    return session
-
-
-def take_back(settings, session: Session) -> Session:
-    """Undo the last label of this session and show that clip again."""
-    if not session.recorded:
-        raise InputError("nothing to undo in this session")
-    event = session.recorded.pop()
-    undo(settings, event)
-    session.n_labelled -= 1
-    if session.current is not None:
-        session.queue.insert(0, session.current)
-    session.current = enrich(settings, session.label, [event["item"]])[0]
-    session.message = f"undone: {event['clip_key']} was {'yes' if event['value'] else 'no'}"
-    return session
-
-
 # -- model ----------------------------------------------------------------------------
 
 def build(settings, label: str, encoder_id: str | None = None) -> dict:
@@ -280,9 +171,18 @@ def build(settings, label: str, encoder_id: str | None = None) -> dict:
 
     ``encoder_id``: the embeddings to train on (default: the home's encoder).
     """
+    from va_core.learn import MIN_PER_CLASS
     from va_core.train import train_label
 
     labels_mod.validate_label(label)
+    ls = labels_mod.label_set(settings, label)
+    if ls.n_pos < MIN_PER_CLASS or ls.n_neg < MIN_PER_CLASS:
+        # say what to do next, not only what is missing
+        todo = ("find yes clips with Search (other words than the description may find them), or answer random "
+                "clips in Annotate" if ls.n_pos < MIN_PER_CLASS else
+                "answer clips from next or random in Annotate: most of them will be no")
+        raise InputError(f"{label} has {ls.n_pos} yes and {ls.n_neg} no; a model needs at least {MIN_PER_CLASS} "
+                         f"of each: {todo}")
     t0 = time.perf_counter()
     result = train_label(settings, label, encoder_id=encoder_id)
     return {"result": result, "seconds": time.perf_counter() - t0}
@@ -344,11 +244,14 @@ def approval_checks(settings, label: str, version: int | None = None) -> dict:
 
     row = get_model(settings, labels_mod.validate_label(label), version)
     checks = [c.as_dict() for c in parse_report(row.get("checks_report"))]
+    stages = _wh(settings).read("models", columns=["model_version", "stage"], where={"label": label})
+    approved_now = sorted(stages.filter(pl.col("stage") == "approved")["model_version"].to_list())
     passed = bool(row.get("checks_passed")) and all(c["passed"] for c in checks if c["blocking"])
     return {"label": label, "model_version": int(row["model_version"]), "stage": row["stage"], "ap": row["ap"],
             "ap_low": row.get("ap_low"), "ap_high": row.get("ap_high"), "n_audit": row.get("n_audit"),
             "n_pos": row["n_pos"], "n_neg": row["n_neg"], "encoder_id": row["encoder_id"],
-            "label_events_version": row["label_events_version"], "passed": passed, "checks": checks}
+            "label_events_version": row["label_events_version"], "passed": passed, "checks": checks,
+            "approved_now": approved_now}
 
 
 def approve(settings, label: str, version: int, by: str) -> dict:

@@ -27,7 +27,9 @@ def encoder_banner(settings) -> str | None:
 
 
 def label_status(summary: dict) -> str:
-    agreement = "" if summary.get("agreement") is None else f" · agreement {_pct(summary['agreement'])}"
+    shared = summary.get("n_shared")
+    on = f" on {shared} clip{'s' if shared != 1 else ''} with 2+ annotators" if shared is not None else ""
+    agreement = "" if summary.get("agreement") is None else f" · agreement {_pct(summary['agreement'])}{on}"
     conflicts = f" · {summary['n_conflicts']} conflict{'s' if summary['n_conflicts'] != 1 else ''}" \
         if summary.get("n_conflicts") else ""
     return (f"**{summary['label']}**: {summary['n_pos']} yes · {summary['n_neg']} no{conflicts} · "
@@ -70,22 +72,35 @@ def quality(settings, label: str, history: pl.DataFrame) -> str:
     if history.height == 0:
         return (f"**{label}** has no model yet. Label at least a few clips yes and no, then press **Build**. "
                 "Until then the zero-shot source shows clips like the description.")
-    r = history.row(-1, named=True)
-    method = f" ({r['method']})" if r.get("method") else ""
-    baseline = r.get("prevalence") if r.get("prevalence") is not None else r["baseline_ap"]
+    latest = history.row(-1, named=True)
+    served = history.filter(pl.col("stage") == "approved")
+    shown = [served.row(-1, named=True)] if served.height else []
+    if not shown or shown[0]["model_version"] != latest["model_version"]:
+        shown.append(latest)
+    head = (f"### {label}: serving v{shown[0]['model_version']}" if served.height
+            else f"### {label}: nothing served yet (approve a version to serve it)")
     lines = [
-        f"### {label} v{r['model_version']} · {r['stage']}",
+        head,
         "",
-        estimate_text(r.get("ap"), r.get("ap_low"), r.get("ap_high"), r.get("n_audit"), r.get("audit_needed")),
+        estimate_text(latest.get("ap"), latest.get("ap_low"), latest.get("ap_high"), latest.get("n_audit"),
+                      latest.get("audit_needed")),
         "",
-        "| AP on the corpus (90%) | precision · recall at threshold | random baseline | labelled-set AP | "
-        "diversity | yes | no | conflicts | agreement | checks |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        f"| **{_num(r.get('ap'))}** [{_num(r.get('ap_low'))}, {_num(r.get('ap_high'))}] · {r.get('n_audit') or 0} "
-        f"audit labels | {_num(r.get('precision'))} · {_num(r.get('recall'))} | {_num(baseline)} | "
-        f"{_num(r['ap_mean'])} ± {_num(r['ap_std'])}{method} | "
-        f"{_num(r['diversity_score'], 2)} | {r['n_pos']} | {r['n_neg']} | {r.get('n_conflicts') or 0} | "
-        f"{_pct(r.get('agreement'))} | {'passed' if r['checks_passed'] else 'failed'} |",
+        "| version | AP on the corpus (90%) | precision · recall at threshold | random baseline | labelled-set AP | "
+        "diversity | yes | no | conflicts | agreement when trained | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in shown:
+        method = f" ({r['method']})" if r.get("method") else ""
+        baseline = r.get("prevalence") if r.get("prevalence") is not None else r["baseline_ap"]
+        agreement = "no clip had 2 annotators" if r.get("agreement") is None else _pct(r["agreement"])
+        lines.append(
+            f"| v{r['model_version']} · {r['stage']}{' (latest)' if r is latest and served.height else ''} | "
+            f"**{_num(r.get('ap'))}** [{_num(r.get('ap_low'))}, {_num(r.get('ap_high'))}] · {r.get('n_audit') or 0} "
+            f"audit labels | {_num(r.get('precision'))} · {_num(r.get('recall'))} | {_num(baseline)} | "
+            f"{_num(r['ap_mean'])} ± {_num(r['ap_std'])}{method} | "
+            f"{_num(r['diversity_score'], 2)} | {r['n_pos']} | {r['n_neg']} | {r.get('n_conflicts') or 0} | "
+            f"{agreement} | {'passed' if r['checks_passed'] else 'failed'} |")
+    lines += [
         "",
         "The labelled-set AP is measured on clips the feeds chose: it runs high, most of all for rare labels. "
         "The corpus estimate rests on audit labels (random draws by score strata).",
@@ -201,10 +216,14 @@ def checks(report: dict) -> str:
         mark = "passed" if c["passed"] else ("FAILED" if c["blocking"] else "warning")
         lines.append(f"- **{mark}** · {c['name'].replace('_', ' ')}: {c['message']}")
     lines.append("")
+    serving = [v for v in report.get("approved_now", []) if v != report["model_version"]]
     if report["stage"] == "approved":
-        lines.append("This version is already approved.")
+        lines.append("This version is already approved: it is the one served.")
+    elif report["passed"] and serving:
+        lines.append(f"Serving will switch to this version; v{', v'.join(map(str, serving))}, served now, "
+                     f"{'is' if len(serving) == 1 else 'are'} retired.")
     elif report["passed"]:
-        lines.append("Serving will switch to this version; the version approved now is retired.")
+        lines.append(f"No version of {report['label']} is served yet: serving starts with this one.")
     else:
         lines.append("**A blocking check failed: this version cannot be approved.** Label more clips and build again.")
     return "\n".join(lines)

@@ -36,12 +36,21 @@ def _media(item: dict, big: bool = False) -> str:
     key = item["clip_key"]
     if item.get("playable"):
         # Muted autoplay is what browsers allow without a click; loop keeps a short shot in view.
-        return (f'<video class="va-video{" va-big" if big else ""}" src="{escape(clip_url(key))}" '
+        # The frame rate lets the Annotate desk step one frame.
+        fps = _fps(item)
+        rate = f' data-fps="{fps:.3f}"' if fps else ""
+        return (f'<video class="va-video{" va-big" if big else ""}" src="{escape(clip_url(key))}"{rate} '
                 'autoplay muted loop playsinline preload="auto"></video>')
     return ('<div class="va-novideo">'
             f'<div class="va-novideo-key">{escape(key)}</div>'
             f'<div class="va-novideo-why">no video: {escape(item.get("reason") or "unavailable")}</div>'
             '</div>')
+
+
+def _fps(item: dict) -> float | None:
+    frames = (item.get("frame_out") or 0) - (item.get("frame_in") or 0) + 1
+    seconds = (item.get("end_s") or 0) - (item.get("start_s") or 0)
+    return frames / seconds if item.get("frame_out") is not None and seconds > 0 and frames > 1 else None
 
 
 def _state_class(value) -> str:
@@ -60,9 +69,11 @@ def grid(items: list[dict], empty: str = "No clips.", actions: bool = True) -> s
             buttons = ('<div class="va-actions">'
                        '<button class="va-btn va-btn-yes" data-value="true" title="positive">Yes</button>'
                        '<button class="va-btn va-btn-no" data-value="false" title="negative">No</button>'
+                       '<button class="va-btn va-btn-like" data-like="1" title="search by this clip">More like this</button>'
                        '</div>')
         cards.append(
-            f'<div class="va-card{_state_class(item.get("value"))}" data-key="{escape(key)}">'
+            f'<div class="va-card{_state_class(item.get("value"))}" data-key="{escape(key)}" '
+            f'data-source="{escape(str(item.get("source") or ""))}">'
             f'{_media(item)}'
             f'<div class="va-cap"><span class="va-key">{escape(key)}</span>'
             f'<span class="va-meta">{escape(meta_line(item))}</span></div>'
@@ -83,6 +94,17 @@ def player(item: dict | None, empty: str) -> str:
     return (f'<div class="va-player" data-key="{escape(item["clip_key"])}">{_media(item, big=True)}'
             f'<div class="va-cap"><span class="va-key">{escape(item["clip_key"])}</span>'
             f'<span class="va-meta">{escape(meta_line(item))}</span>{votes}</div></div>')
+
+
+def context(before: dict | None, after: dict | None) -> str:
+    """The previous and next shots of a clip's video, small, for context."""
+    def side(item, title):
+        if item is None:
+            return f'<div class="va-context-side va-empty">{escape(title)}: none (the video {"starts" if title == "before" else "ends"} here)</div>'
+        return (f'<div class="va-context-side" data-key="{escape(item["clip_key"])}"><div class="va-context-title">'
+                f'{escape(title)}</div>{_media(item)}</div>')
+
+    return f'<div class="va-context-pair">{side(before, "before")}{side(after, "after")}</div>'
 
 
 def feed_strip(name: str, items: list[dict]) -> str:
@@ -114,11 +136,15 @@ CSS = """
 .va-actions { display: flex; gap: 6px; padding: 0 8px 8px; }
 .va-btn { flex: 1; padding: 6px 0; border-radius: 6px; border: 1px solid var(--border-color-primary);
           cursor: pointer; font-weight: 600; background: var(--button-secondary-background-fill); }
+.va-btn-like { flex: 1.6; font-weight: 500; }
 .va-card.va-yes .va-btn-yes { background: #16a34a; color: white; }
 .va-card.va-no .va-btn-no { background: #dc2626; color: white; }
 .va-player { border-radius: 8px; overflow: hidden; background: #000; }
 .va-player .va-cap { background: var(--background-fill-secondary); }
 .va-empty { padding: 24px; text-align: center; opacity: 0.7; }
+.va-context-pair { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; margin-top: 6px; }
+.va-context-side .va-video { max-height: 18vh; }
+.va-context-title { font-size: 0.8em; opacity: 0.75; }
 .va-strip h4 { margin: 8px 0; text-transform: capitalize; }
 .va-strip .va-grid { grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); }
 #va-yes button, button#va-yes { background: #16a34a; color: white; }
@@ -132,7 +158,7 @@ CSS = """
 KEYS_JS = """
 <script>
 (() => {
-  const map = { y: 'va-yes', n: 'va-no', s: 'va-skip', ' ': 'va-skip', u: 'va-undo', b: 'va-build' };
+  const map = { b: 'va-build' };  // Y, N, S, Space and U belong to the Annotate desk (va_ui/desk.py)
   document.addEventListener('keydown', (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     const t = e.target;
@@ -150,12 +176,14 @@ KEYS_JS = """
 
 GRID_JS = """
 element.addEventListener('click', (ev) => {
+  const like = ev.target.closest('button[data-like]');
+  if (like) { trigger('like', { clip_key: like.closest('[data-key]').dataset.key }); return; }
   const button = ev.target.closest('button[data-value]');
   if (!button) return;
   const card = button.closest('[data-key]');
   const value = button.dataset.value === 'true';
   card.classList.remove('va-yes', 'va-no');
   card.classList.add(value ? 'va-yes' : 'va-no');
-  trigger('click', { clip_key: card.dataset.key, value: value });
+  trigger('click', { clip_key: card.dataset.key, value: value, source: card.dataset.source });
 });
 """

@@ -109,9 +109,25 @@ def _pick_label(page, label: str):
 
 
 def _shown_key(page) -> str:
-    player = page.locator("#va-player .va-player[data-key]")
+    player = page.locator("#va-desk .va-stage .va-player[data-key]")
     player.wait_for()
     return player.get_attribute("data-key")
+
+
+def _start(page, source: str | None = None):
+    """Annotate: pick a source (which starts it) or press Start."""
+    _tab(page, "Annotate")
+    if source is None:
+        page.locator("#va-desk .va-start").click()
+    else:
+        page.locator("#va-desk .va-source").select_option(source)
+    _shown_key(page)
+
+
+def _wait_saved(page):
+    """Every answer the page queued is stored (or shown as not saved)."""
+    page.wait_for_function("() => window.vaDesk && !window.vaDesk.sending && window.vaDesk.pending.length === 0",
+                           timeout=60_000)
 
 
 def _session_count(page) -> int:
@@ -132,7 +148,8 @@ def _answer_by_keyboard(page, truth, colour: str, n: int) -> list[tuple[str, boo
         key = _shown_key(page)
         if key not in truth:  # no video to judge: skip it
             page.locator("body").press("s")
-            page.wait_for_function("k => document.querySelector('#va-player [data-key]')?.dataset.key !== k", arg=key)
+            page.wait_for_function("k => document.querySelector('#va-desk .va-stage [data-key]')?.dataset.key !== k",
+                                   arg=key)
             continue
         value = truth[key]["colour"] == colour
         before = _session_count(page)
@@ -183,18 +200,25 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
         " const m = t.match(/(\\d+) yes · (\\d+) no/); return m && (+m[1] + +m[2]) == n; }", arg=len(marked))
     _wait_videos(page, "#va-results")
     page.screenshot(path=str(SHOTS / "search.png"))
+    # more like this, from a card: the grid shows the clips nearest to it
+    clicked = cards.first.get_attribute("data-key")
+    cards.first.locator(".va-btn-like").click()
+    _wait_text(page, "#va-status", "Clips most like")
+    assert cards.count() == n_cards and clicked not in cards.evaluate_all("cs => cs.map(c => c.dataset.key)")
 
     # Annotate: five clips with the keyboard, then undo one and answer it again
-    _tab(page, "Annotate")
-    page.locator("#va-start").click()
+    _start(page)
     first = _shown_key(page)
     keyed = _answer_by_keyboard(page, truth, colour, 5)
     assert keyed[0][0] == first
+    _wait_saved(page)  # an answer still queued would be dropped by undo, not taken back with an event
     page.locator("body").press("u")
     _wait_count(page, 4)
     assert _shown_key(page) == keyed[-1][0]
     keyed = keyed[:-1] + _answer_by_keyboard(page, truth, colour, 1)
-    _wait_videos(page, "#va-player")
+    _wait_videos(page, "#va-desk .va-stage")
+    _wait_saved(page)
+    _wait_text(page, "#va-status", f": {sum(dict(marked + keyed).values())} yes ·")  # counts follow answers
     page.screenshot(path=str(SHOTS / "annotate.png"), full_page=True)
 
     events = _events(served, label)
@@ -217,6 +241,11 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
     # three more from the new feeds, then B builds v2 from the Annotate part
     _tab(page, "Annotate")
     keyed += _answer_by_keyboard(page, truth, colour, 3)
+    _wait_saved(page)
+    # the Model part followed the answers while it was hidden: its previews hold no answered clip
+    page.wait_for_function(
+        "keys => { const shown = [...document.querySelectorAll('#va-previews [data-key]')].map(e => e.dataset.key);"
+        " return shown.length > 0 && !shown.some(k => keys.includes(k)); }", arg=[k for k, _ in keyed])
     page.locator("body").press("b")
     _wait_text(page, "#va-status", "v2", timeout=60_000)
     assert _shown_key(page) not in dict(marked + keyed)  # the queue comes from v2's feeds
@@ -265,17 +294,16 @@ def test_two_experts_at_once_lose_nothing(served, browser, truth, colour):
     pages = {name: _open(browser, served["server"].url, name) for name in ("ana", "ben")}
     for name, page in pages.items():
         _pick_label(page, label)
-        _tab(page, "Annotate")
-        page.locator("#va-source input").click()
-        page.get_by_role("option", name="random").click()  # picking a source starts it
+        _start(page, "random")
         _wait_text(page, "#va-progress", "From random")
-        _shown_key(page)
     for i in range(1, 6):
         # both presses are in flight together: neither waits for the other
         for name, page in pages.items():
             page.locator("body").press("y" if truth[_shown_key(page)]["colour"] == colour else "n")
         for page in pages.values():
             _wait_count(page, i)
+    for page in pages.values():
+        _wait_saved(page)
     events = _events(served, label)
     assert Counter(events["annotator"].to_list()) == {"ana": 5, "ben": 5}
     # each sees the other's labels after a refresh
@@ -287,6 +315,81 @@ def test_two_experts_at_once_lose_nothing(served, browser, truth, colour):
         page.context.close()
 
 
+def test_presses_queue_in_the_page_and_none_is_lost(served, browser, truth, colour):
+    from va_core.labels import set_description
+
+    label = f"{colour}_burst"
+    set_description(served["wh"], label, f"{colour} background", annotator="lead")
+    page = _open(browser, served["server"].url, "cleo")
+    _pick_label(page, label)
+    _start(page, "random")
+    # a burst: every press lands at once on the clip on screen, before any answer is stored
+    pressed = []
+    for i in range(8):
+        pressed.append((_shown_key(page), i % 3 == 0))
+        page.keyboard.press("y" if i % 3 == 0 else "n")
+    assert _session_count(page) == 8
+    # undo walks back through the queue: the last clip comes back on screen
+    page.keyboard.press("u")
+    assert _shown_key(page) == pressed[-1][0] and _session_count(page) == 7
+    page.keyboard.press("y")
+    pressed[-1] = (pressed[-1][0], True)
+    _wait_saved(page)
+    expect(page.locator("#va-desk .va-saving")).to_have_text("all saved")
+    events = _events(served, label).sort("created_at")
+    latest = events.group_by("clip_key", maintain_order=True).agg(pl.col("value").last())
+    assert dict(latest.iter_rows()) == dict(pressed)
+    assert events.filter(pl.col("value").is_not_null())["clip_key"].to_list()[:7] == [k for k, _ in pressed[:7]]
+    assert set(events["source"]) <= {"random", "undo"} and set(events["annotator"]) == {"cleo"}
+    answers = events.filter(pl.col("source") == "random")
+    assert answers["rank"].null_count() == 0 and answers["rank"].min() == 1  # the provenance the clip came with
+
+    # the player from the keyboard: pause, step a frame, faster, loop off, sound on
+    video = "document.querySelector('#va-desk .va-stage video')"
+    page.wait_for_function(f"() => {video}.readyState >= 2 && !{video}.paused")
+    page.keyboard.press("k")
+    assert page.evaluate(f"() => {video}.paused")
+    at = page.evaluate(f"() => {video}.currentTime")
+    fps = float(page.evaluate(f"() => {video}.dataset.fps"))
+    page.keyboard.press(".")
+    page.wait_for_function(f"t => {video}.currentTime > t", arg=at)
+    assert 0 < page.evaluate(f"() => {video}.currentTime") - at <= 1.5 / fps  # one frame, not a second
+    for key in ("]", "]", "]", "o", "m"):
+        page.keyboard.press(key)
+    state = page.evaluate(f"() => {{ const v = {video}; return [v.playbackRate, v.loop, v.muted]; }}")
+    assert state == [2, False, False]  # 1x -> 1.5x -> 2x, and no faster
+    expect(page.locator("#va-desk .va-transport")).to_contain_text("paused · 2x · loop off · sound on")
+    page.keyboard.press("k")
+    page.wait_for_function(f"() => !{video}.paused")
+
+    # C: the shots before and after the one on screen, from its video
+    page.keyboard.press("c")
+    sides = page.locator("#va-desk .va-context [data-key]")
+    sides.first.wait_for()
+    video_of = _shown_key(page).split("|")[0]
+    assert 1 <= sides.count() <= 2 and all(k.split("|")[0] == video_of for k in
+                                           sides.evaluate_all("ss => ss.map(s => s.dataset.key)"))
+    page.keyboard.press("c")
+    expect(page.locator("#va-desk .va-context")).to_be_hidden()
+
+    # more like this (L): the unlabelled clips nearest to the one on screen come next
+    page.keyboard.press("l")
+    _wait_text(page, "#va-progress", "come next")
+    assert page.evaluate("() => window.vaDesk.queue.slice(0, 3).map((i) => i.source)") == ["similar"] * 3
+
+    # a save the server refuses stays on screen with Retry; the next answers are stored
+    page.evaluate("() => { window.vaDesk.current.clip_key = 'nothing|0'; }")
+    page.keyboard.press("n")
+    page.locator("#va-desk .va-failed").get_by_text("unknown clip key").wait_for()
+    expect(page.locator("#va-desk .va-failed")).to_contain_text("1 answer was not saved")
+    after = _shown_key(page)
+    page.keyboard.press("y")
+    _wait_saved(page)
+    assert _events(served, label).sort("created_at")["clip_key"][-1] == after
+    page.screenshot(path=str(SHOTS / "save_failed.png"))
+    page.context.close()
+
+
 def test_clip_without_video_shows_key_and_metadata(served, browser):
     from va_core.labels import record_events
 
@@ -294,6 +397,16 @@ def test_clip_without_video_shows_key_and_metadata(served, browser):
     record_events(served["wh"], [{"label": label, "clip_key": EMBEDDINGS_ONLY_KEY, "value": True}],
                   annotator="importer", source="import")
     page = _open(browser, served["server"].url, "maria")
+    # a refused save (no name) says why and leaves the label picker and the table as they were
+    page.locator("#va-name input, #va-name textarea").first.fill("")
+    page.locator("#va-new-label input, #va-new-label textarea").first.fill("nameless")
+    page.locator("#va-new-desc input, #va-new-desc textarea").first.fill("anything")
+    page.locator("#va-save-label").click()
+    _wait_text(page, "#va-status", "Not done: type your name")
+    for part in ("#va-label", "#va-labels-table"):
+        assert page.locator(part).get_by_text("Error", exact=True).count() == 0
+    expect(page.locator("#va-labels-table")).to_contain_text(label)
+    page.locator("#va-name input, #va-name textarea").first.fill("maria")
     _pick_label(page, label)
     _tab(page, "Review")
     _wait_text(page, "#va-review-table", EMBEDDINGS_ONLY_KEY)

@@ -7,12 +7,12 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from va_core.errors import InputError, NotFound
+from va_core.errors import InputError
 from va_core.labels import label_set
 from va_core.registry import ApprovalRefused
 from va_core.warehouse import Warehouse
 from va_ui import handlers as h
-from va_ui import panels, views
+from va_ui import annotate, panels, views
 
 
 @pytest.fixture
@@ -70,6 +70,15 @@ def test_search_results_play_and_show_their_votes(ui_settings, wh):
     assert again[items[0]["clip_key"]] is True and again[items[1]["clip_key"]] is False
     events = _events(wh, "red_scene")
     assert events.select("annotator", "source").unique().rows() == [("maria", "search")]
+    # more like this: the nearest clips by embedding, the clip itself left out, votes shown
+    like = h.more_like(ui_settings, "red_scene", items[1]["clip_key"], 6)
+    assert len(like) == 6 and items[1]["clip_key"] not in {i["clip_key"] for i in like}
+    assert [i["score"] for i in like] == sorted((i["score"] for i in like), reverse=True)
+    assert all(i["source"] == "similar" for i in like)
+    assert {i["clip_key"]: i["value"] for i in like}.get(items[0]["clip_key"], True) is True
+    queued = annotate.batch(ui_settings, "red_scene", "similar", like=items[1]["clip_key"], k=4)["items"]
+    assert [i["provenance"]["rank"] for i in queued] == [1, 2, 3, 4]
+    assert not {i["clip_key"] for i in queued} & {items[0]["clip_key"], items[1]["clip_key"]}  # unlabelled only
     with pytest.raises(InputError, match="yes or no"):
         h.mark(ui_settings, "red_scene", items[2]["clip_key"], "yes", "maria", "search")
     with pytest.raises(InputError, match="unknown clip key"):
@@ -77,51 +86,67 @@ def test_search_results_play_and_show_their_votes(ui_settings, wh):
     assert _events(wh, "red_scene").height == 2
 
 
-def test_annotating_answers_skips_and_undoes(ui_settings, wh, truth, colour):
+def test_the_desk_gets_batches_and_stores_answers_in_order(ui_settings, wh, truth, colour):
     label = f"{colour}_scene"
     h.save_label(ui_settings, label, f"a {colour} background", "maria")
-    s = h.start(ui_settings, h.Session(), label, "next")
-    assert s.chosen_source == "zero_shot" and s.current is not None  # no model yet: the description leads
+    got = annotate.batch(ui_settings, label, "next", k=6)
+    assert got["source"] == "zero_shot" and len(got["items"]) == 6  # no model yet: the description leads
+    assert all(i["source"] == "zero_shot" and "provenance" in i for i in got["items"])
     seen = []
-    for _ in range(4):
-        key = s.current["clip_key"]
-        seen.append((key, truth[key]["colour"] == colour))
-        s = h.answer(ui_settings, s, seen[-1][1], "maria", shown_key=key)
-    skipped = s.current["clip_key"]
-    s = h.answer(ui_settings, s, None, "maria", shown_key=skipped)
-    assert s.n_labelled == 4 and skipped in s.skipped
+    for item in got["items"][:4]:
+        seen.append((item["clip_key"], truth[item["clip_key"]]["colour"] == colour))
+        done = annotate.save(ui_settings, label, item["clip_key"], seen[-1][1], "maria", item["source"],
+                             item["provenance"])
+    assert (done["summary"]["n_pos"], done["summary"]["n_neg"]) == (sum(v for _, v in seen),
+                                                                    sum(not v for _, v in seen))
     events = _events(wh, label)
     assert list(zip(events["clip_key"], events["value"])) == seen
     assert set(events["source"]) == {"zero_shot"} and set(events["annotator"]) == {"maria"}
+    assert events["rank"].to_list() == [1, 2, 3, 4] and events["chosen_score"].null_count() == 0
 
-    # a press meant for a clip no longer on screen records nothing
-    with pytest.raises(InputError, match="no longer on screen"):
-        h.answer(ui_settings, s, True, "maria", shown_key=seen[-1][0])
-    assert _events(wh, label).height == 4
+    # the shots before and after each clip, from its own video
+    clips = wh.read("clips").sort(["video_id", "frame_in"])
+    first = clips.filter(pl.col("video_id") == clips["video_id"][0])["clip_key"].to_list()
+    near = annotate.neighbours(ui_settings, first[:2])
+    assert near[first[0]] == (None, first[1]) and near[first[1]] == (first[0], first[2] if len(first) > 2 else None)
 
+    # what the page still holds is never handed out again
+    held = {i["clip_key"] for i in got["items"]}
+    again = annotate.batch(ui_settings, label, "next", exclude=held, k=6)["items"]
+    assert again and not held & {i["clip_key"] for i in again}
+
+    # undo: an appended event withdraws the vote; the label set is as before it
     version_with_last = wh.version("label_events")
-    on_screen = s.current["clip_key"]
-    s = h.take_back(ui_settings, s)
-    assert s.current["clip_key"] == seen[-1][0] and s.queue[0]["clip_key"] == on_screen and s.n_labelled == 3
-    # the undo is an appended event that withdraws the vote: the label set is as before it
+    undone = annotate.undo(ui_settings, label, seen[-1][0], "maria")
+    assert undone["summary"]["n_pos"] + undone["summary"]["n_neg"] == 3
     events = _events(wh, label)
-    assert events.height == 5 and events.sort("created_at")["source"][-1] == "undo"
-    assert events.sort("created_at")["value"][-1] is None
+    assert events.height == 5 and events["source"][-1] == "undo" and events["value"][-1] is None
     assert wh.version("label_events") == version_with_last + 1
     ls = label_set(wh, label)
     assert sorted(ls.labelled) == sorted(k for k, _ in seen[:-1])
-    assert seen[-1][0] not in ls.labelled
     with pytest.raises(InputError, match="nothing to undo"):
-        h.take_back(ui_settings, h.Session(label=label))
+        annotate.undo(ui_settings, label, got["items"][5]["clip_key"], "maria")
+    with pytest.raises(InputError, match="yes or no"):
+        annotate.save(ui_settings, label, seen[0][0], "yes", "maria", "zero_shot")
+    with pytest.raises(InputError, match="names its clip"):
+        annotate.save(ui_settings, label, None, True, "maria", "zero_shot")
+    assert _events(wh, label).height == 5
 
 
-def test_sources_before_the_first_model(ui_settings):
-    _, items = h.fetch(ui_settings, "fresh", "random", k=5)
-    assert len(items) == 5 and all(i["source"] == "random" for i in items)
-    with pytest.raises(NotFound, match="no model yet"):
-        h.fetch(ui_settings, "fresh", "top_positive")
+def test_sources_before_the_first_model(ui_settings, truth):
+    got = annotate.batch(ui_settings, "fresh", "random", k=5)
+    assert len(got["items"]) == 5 and all(i["source"] == "random" for i in got["items"])
+    empty = annotate.batch(ui_settings, "fresh", "top_positive")
+    assert empty["items"] == [] and "no model yet" in empty["hint"] and "Search" in empty["hint"]
     with pytest.raises(InputError, match="unknown source"):
-        h.fetch(ui_settings, "fresh", "best")
+        annotate.batch(ui_settings, "fresh", "best")
+    # "next" from the description, until a run of answers without a single yes turns it to random clips
+    h.save_label(ui_settings, "fresh", "something that is not there", "maria")
+    for item in annotate.batch(ui_settings, "fresh", "next", k=annotate.NO_YES_AFTER)["items"]:
+        annotate.save(ui_settings, "fresh", item["clip_key"], False, "maria", item["source"], item["provenance"])
+    turned = annotate.batch(ui_settings, "fresh", "next", k=5)
+    assert turned["source"] == "random" and len(turned["items"]) == 5
+    assert "no yes among 10 answers" in turned["hint"] and "Search" in turned["hint"]
 
 
 def _label_by_truth(settings, label, truth, colour, annotator="maria"):
@@ -133,7 +158,7 @@ def _label_by_truth(settings, label, truth, colour, annotator="maria"):
 
 def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     label = f"{colour}_scene"
-    with pytest.raises(InputError, match="at least"):
+    with pytest.raises(InputError, match="has 0 yes and 0 no; a model needs at least 3 of each: find yes clips with Search"):
         h.build(ui_settings, label)
     _label_by_truth(ui_settings, label, truth, colour)
     built = h.build(ui_settings, label)
@@ -147,6 +172,7 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     # no audit label yet: no corpus estimate, and the Model part says what to do about it
     assert result.ap is None and f"{result.labelled_ap:.3f}" in text and f"{result.baseline_ap:.3f}" in text
     assert f"needs **{result.audit_needed}** more audit labels: choose **audit** in Annotate" in text
+    assert "nothing served yet" in text and "no clip had 2 annotators" in text
     chart = panels.ap_chart(history)
     assert chart.startswith("<svg") and chart.count("<circle") == 1 and "v1: no corpus estimate yet" in chart
 
@@ -155,10 +181,12 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     labelled = set(_events(wh, label)["clip_key"])
     assert all(i["clip_key"] not in labelled for items in previews.values() for i in items)
 
-    s = h.start(ui_settings, h.Session(), label, "borderline")
-    shown = s.current["clip_key"]
-    s = h.refill(ui_settings, s)  # after a build: same clip on screen, queue from the new feeds
-    assert s.current["clip_key"] == shown and shown not in [i["clip_key"] for i in s.queue]
+    borderline = annotate.batch(ui_settings, label, "borderline", k=5)
+    assert borderline["source"] == "borderline" and len(borderline["items"]) == 5
+    assert all(i["clip_key"] not in labelled for i in borderline["items"])
+    assert [i["provenance"]["rank"] for i in borderline["items"]] == [1, 2, 3, 4, 5]
+    assert all(i["provenance"]["chosen_by_version"] == 1 and i["provenance"]["chosen_score"] == i["score"]
+               for i in borderline["items"])
 
     checks = h.approval_checks(ui_settings, label)
     assert checks["model_version"] == 1 and checks["passed"] is result.checks_passed
@@ -173,15 +201,29 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     events = wh.read("model_stage_events", where={"label": label})
     assert ("approved", "maria") in events.select("stage", "changed_by").rows()
 
+    # the header names the served version, the dialog the version it retires (none before the first)
+    assert "No version of" in panels.checks(checks) and "retired" not in panels.checks(checks)
+    for item in borderline["items"][:3]:
+        annotate.save(ui_settings, label, item["clip_key"], truth[item["clip_key"]]["colour"] == colour, "lee",
+                      item["source"], item["provenance"])
+    # each answer's event says how its clip was chosen: the feed, its rank, the version and score
+    stored = _events(wh, label).filter(pl.col("annotator") == "lee")
+    assert stored.select("source", "rank", "chosen_by_version").rows() == [("borderline", r, 1) for r in (1, 2, 3)]
+    assert stored["chosen_score"].to_list() == pytest.approx([i["score"] for i in borderline["items"][:3]])
+    assert h.build(ui_settings, label)["result"].model_version == 2
+    text = panels.quality(ui_settings, label, h.model_history(ui_settings, label))
+    assert text.startswith(f"### {label}: serving v1") and "v2 · candidate (latest)" in text
+    assert "v1, served now, is retired" in panels.checks(h.approval_checks(ui_settings, label, 2))
+
 
 def test_an_audit_round_in_annotate_gives_the_model_part_its_corpus_estimate(ui_settings, wh, truth, colour):
     label = f"{colour}_audit"
     _label_by_truth(ui_settings, label, truth, colour)
     h.build(ui_settings, label)
-    s = h.start(ui_settings, h.Session(), label, "audit")
     answered = 0
-    while s.current is not None and answered < 60:
-        s = h.answer(ui_settings, s, truth[s.current["clip_key"]] == colour, "maria", s.current["clip_key"])
+    for item in annotate.batch(ui_settings, label, "audit", k=60)["items"]:  # what the desk sends back
+        annotate.save(ui_settings, label, item["clip_key"], truth[item["clip_key"]]["colour"] == colour, "maria",
+                      item["source"], item["provenance"])
         answered += 1
     events = _events(wh, label).filter(pl.col("source") == "audit")
     assert events.height == answered > 0 and events["draw_id"].unique().to_list() == ["audit@v1"]
