@@ -8,8 +8,10 @@ their dimension is checked on write and recovered on read by :func:`embedding_ma
 """
 from __future__ import annotations
 
+import os
 import random
 import re
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
@@ -30,6 +32,8 @@ class TableSpec:
     description: str = ""
     # Change data feed lets sensors read only what was appended since a version.
     change_feed: bool = False
+    # Columns that identify a row: at most one row per key (``va doctor`` checks it). Empty: a log.
+    key: tuple[str, ...] = ()
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
@@ -49,6 +53,7 @@ TABLES: dict[str, TableSpec] = {
                 ("n_clips", pa.int32()), ("ingested_at", TS),
             ),
             description="One row per video file seen by ingestion, failed ones included.",
+            key=("video_id",),
         ),
         TableSpec(
             "clips",
@@ -58,6 +63,7 @@ TABLES: dict[str, TableSpec] = {
                 ("n_sampled", pa.int32()),
             ),
             description="Shots: the span between two consecutive cuts. Key = {video_id}|{frame_in}.",
+            key=("clip_key",),
         ),
         TableSpec(
             "clip_embeddings",
@@ -66,12 +72,14 @@ TABLES: dict[str, TableSpec] = {
                 ("embedding", pa.list_(pa.float32())),
             ),
             description="Mean-pooled, L2-normalised CLIP image embedding of each clip.",
+            key=("clip_key", "encoder_id"),
         ),
         TableSpec(
             "clip_clusters",
             _schema(("clip_key", pa.string()), ("encoder_id", pa.string()), ("cluster_index", pa.int32()),
                     ("embeddings_version", pa.int64())),
             description="k-means cluster (K=10) of each clip, for the data diversity score.",
+            key=("clip_key", "encoder_id"),
         ),
         TableSpec(
             "label_events",
@@ -81,6 +89,7 @@ TABLES: dict[str, TableSpec] = {
                 ("created_at", TS),
             ),
             description="Append-only log of every label anyone gave. The only table people write.",
+            key=("event_id",),
             change_feed=True,
         ),
         TableSpec(
@@ -100,6 +109,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Events aggregated per (label, clip): each annotator's latest vote, majority wins.",
+            key=("label", "clip_key"),
         ),
         TableSpec(
             "models",
@@ -112,6 +122,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Model versions per label and their current stage.",
+            key=("label", "model_version"),
         ),
         TableSpec(
             "model_stage_events",
@@ -133,6 +144,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Quality of each model version: AP, its spread, the random baseline, diversity.",
+            key=("label", "model_version"),
         ),
         TableSpec(
             "clip_scores",
@@ -142,6 +154,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Scores of the latest model version of each label over the whole corpus.",
+            key=("label", "model_version", "clip_key"),
         ),
         TableSpec(
             "feeds",
@@ -152,6 +165,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="The four active-learning feeds of the latest model version of each label.",
+            key=("label", "model_version", "feed", "rank"),
         ),
         TableSpec(
             "policy_state",
@@ -161,6 +175,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Per-label state of the bandit that chooses where the next clips come from.",
+            key=("label",),
         ),
     ]
 }
@@ -191,12 +206,31 @@ def sql_literal(value: Any) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+@dataclass(frozen=True)
+class Compare:
+    """A predicate term other than equality: ``{"model_version": Compare("<", 7)}``."""
+
+    op: str
+    value: Any
+
+    def __post_init__(self):
+        if self.op not in ("<", "<=", ">", ">=", "<>"):
+            raise WarehouseError(f"unsupported comparison {self.op!r}")
+
+    def apply(self, operand):
+        """The comparison on a pyarrow column or dataset field."""
+        name = {"<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal", "<>": "not_equal"}[self.op]
+        return getattr(pc, name)(operand, self.value)
+
+
 def _filter(where: Mapping[str, Any] | None):
     """``where`` as a pyarrow dataset expression (None: no filter)."""
     expr = None
     for column, value in (where or {}).items():
         if isinstance(value, (list, tuple, set, frozenset)):
             term = pc.field(column).isin(list(value))
+        elif isinstance(value, Compare):
+            term = value.apply(pc.field(column))
         else:
             term = pc.field(column) == value
         expr = term if expr is None else expr & term
@@ -217,31 +251,63 @@ def predicate(where: Mapping[str, Any]) -> str:
             if not values:
                 raise WarehouseError(f"empty IN list for column {column!r}")
             parts.append(f"{column} IN ({', '.join(sql_literal(v) for v in values)})")
+        elif isinstance(value, Compare):
+            parts.append(f"{column} {value.op} {sql_literal(value.value)}")
         else:
             parts.append(f"{column} = {sql_literal(value)}")
     return " AND ".join(parts)
 
 
-def _retrying(fn, what: str, attempts: int = 60):
-    """Retry a commit that lost a race: concurrent writers to one table are normal here."""
+class CommitConflict(WarehouseError):
+    """A conditional commit lost to a concurrent one that changed what it read: rerun it on fresh data."""
+
+
+# Delta's own commit retries: a commit that finds its version taken re-checks the winning
+# commits and lands on the next version unless they conflict with what it read.
+COMMIT_RETRIES = 100
+# A conditional commit (replace, delete, insert_new) that truly conflicted is rerun on a
+# fresh snapshot this many times; each rerun re-reads, so it cannot overwrite newer rows.
+CONFLICT_RERUNS = 20
+
+_commits = 0
+
+
+def _committed() -> None:
+    """Count this process's commits; ``VA_KILL_AFTER_COMMITS=N`` SIGKILLs it right after the Nth.
+
+    A test seam for crash safety: tests kill a real ``va`` process at every commit point and
+    check what readers see. Unset (always, outside those tests) it costs one lookup.
+    """
+    global _commits
+    _commits += 1
+    limit = os.environ.get("VA_KILL_AFTER_COMMITS")
+    if limit and _commits >= int(limit):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _commit_properties():
+    from deltalake import CommitProperties
+
+    return CommitProperties(max_commit_retries=COMMIT_RETRIES)
+
+
+def rerun_on_conflict(fn, what: str, reruns: int = CONFLICT_RERUNS):
+    """Run a conditional commit, rerunning it when a concurrent commit conflicted with it.
+
+    ``fn`` must read what it depends on afresh each time (a rerun with stale rows could undo
+    the winner's write). Only delta-rs' conflict error is rerun; every other error is raised.
+    """
     from deltalake.exceptions import CommitFailedError
 
     delay = 0.01
-    for attempt in range(attempts):
+    for attempt in range(reruns):
         try:
             return fn()
-        except CommitFailedError as exc:  # another writer committed the same version
-            if attempt == attempts - 1:
-                raise WarehouseError(f"{what}: gave up after {attempts} commit conflicts: {exc}") from exc
+        except CommitFailedError as exc:
+            if attempt == reruns - 1:
+                raise CommitConflict(f"{what}: still conflicting after {reruns} reruns: {exc}") from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 1.6, 0.5)
-        except Exception as exc:  # delta-rs reports some races as generic errors
-            text = str(exc).lower()
-            if "version" in text and ("exists" in text or "conflict" in text) and attempt < attempts - 1:
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 1.6, 0.5)
-                continue
-            raise
 
 
 class Warehouse:
@@ -352,65 +418,113 @@ class Warehouse:
             raise WarehouseError(f"{table}: rows do not fit the schema: {exc}") from exc
 
     def append(self, table: str, data) -> int:
-        """Append rows; returns the new table version. Retries on commit conflicts."""
-        from deltalake import CommitProperties, write_deltalake
+        """Append rows; returns the new table version.
+
+        A blind append: delta-rs' own commit retries land it on the next free version. The one
+        conflict left is a metadata commit racing it (the table being created by another
+        writer at the same moment); the append is then rerun, which is safe as it read nothing.
+        """
+        from deltalake import write_deltalake
 
         rows = self._conform(table, data)
         current = self.create(table)
         if len(rows) == 0:
             return current
         spec = self.spec(table)
-
-        def write():
-            write_deltalake(
-                self.table_uri(table), rows, mode="append",
-                partition_by=list(spec.partition_by) or None,
-                storage_options=self._options(),
-                commit_properties=CommitProperties(max_commit_retries=100),
-            )
-
-        _retrying(write, f"append to {table}")
+        rerun_on_conflict(lambda: write_deltalake(
+            self.table_uri(table), rows, mode="append", partition_by=list(spec.partition_by) or None,
+            storage_options=self._options(), commit_properties=_commit_properties(),
+        ), f"append to {table}")
+        _committed()
         return self.version(table)
 
     def replace(self, table: str, where: Mapping[str, Any], data) -> int:
         """Atomically replace the rows matching ``where`` (one video, one label) with ``data``.
 
-        Readers see either the old rows or the new ones, never a mix.
+        Readers see either the old rows or the new ones, never a mix. A concurrent commit that
+        added rows matching ``where`` makes Delta refuse this one; it is then rerun, so two
+        writers replacing the same rows leave one copy, never both. ``data`` may be a function
+        of no arguments returning the rows: it is called again for each rerun, for rows that
+        depend on what was read.
         """
-        from deltalake import CommitProperties, write_deltalake
+        from deltalake import write_deltalake
 
-        rows = self._conform(table, data)
         pred = predicate(where)
-        for column, value in where.items():  # delta-rs refuses such rows only after reading the table
-            if not len(rows):
-                continue
-            col = rows.column(column)
-            if isinstance(value, (list, tuple, set, frozenset)):
-                outside = pc.invert(pc.is_in(col, value_set=pa.array(list(value), col.type)))
-            else:
-                outside = pc.not_equal(col, pa.scalar(value, col.type))
-            if pc.any(pc.fill_null(outside, True)).as_py():
-                raise WarehouseError(f"{table}: rows to replace {pred} include other {column} values")
         self.create(table)
         spec = self.spec(table)
 
         def write():
+            rows = self._conform(table, data() if callable(data) else data)
+            self._check_inside(table, where, rows, pred)
             write_deltalake(
                 self.table_uri(table), rows, mode="overwrite", predicate=pred,
                 partition_by=list(spec.partition_by) or None,
-                storage_options=self._options(),
-                commit_properties=CommitProperties(max_commit_retries=100),
+                storage_options=self._options(), commit_properties=_commit_properties(),
             )
 
-        _retrying(write, f"replace {pred} in {table}")
+        rerun_on_conflict(write, f"replace {pred} in {table}")
+        _committed()
         return self.version(table)
+
+    def _check_inside(self, table: str, where: Mapping[str, Any], rows: pa.Table, pred: str) -> None:
+        """delta-rs refuses rows outside the predicate only after reading the table: refuse them first."""
+        if not len(rows):
+            return
+        for column, value in where.items():
+            col = rows.column(column)
+            if isinstance(value, (list, tuple, set, frozenset)):
+                outside = pc.invert(pc.is_in(col, value_set=pa.array(list(value), col.type)))
+            elif isinstance(value, Compare):
+                outside = pc.invert(value.apply(col))
+            else:
+                outside = pc.not_equal(col, pa.scalar(value, col.type))
+            if pc.any(pc.fill_null(outside, True)).as_py():
+                raise WarehouseError(f"{table}: rows to replace {pred} include other {column} values")
 
     def delete(self, table: str, where: Mapping[str, Any]) -> int | None:
         if not self.exists(table):
             return None
         pred = predicate(where)
-        _retrying(lambda: self._open(table).delete(pred), f"delete {pred} from {table}")
-        return self.version(table)
+        before = self.version(table)
+        rerun_on_conflict(lambda: self._open(table).delete(pred, commit_properties=_commit_properties()),
+                          f"delete {pred} from {table}")
+        after = self.version(table)
+        if after != before:
+            _committed()
+        return after
+
+    def insert_new(self, table: str, data, on: Iterable[str]) -> int:
+        """Insert the rows whose ``on`` columns match no row of the table; returns how many were inserted.
+
+        One MERGE commit. Two writers inserting the same key at once cannot both succeed: Delta
+        finds that the loser's read is stale and refuses its commit (``CommitConflict``, not
+        rerun here: the caller decides, e.g. by choosing the next version number).
+        """
+        from deltalake.exceptions import CommitFailedError
+
+        rows = self._conform(table, data)
+        self.create(table)
+        on = list(on)
+        if not len(rows):
+            return 0
+        spec = self.spec(table)
+        terms = [f"t.{c} = s.{c}" for c in on]
+        # the partition value as a literal lets the merge read (and conflict on) that partition only
+        for column in spec.partition_by:
+            values = pc.unique(rows.column(column)).to_pylist()
+            if len(values) == 1 and values[0] is not None:
+                terms.append(f"t.{column} = {sql_literal(values[0])}")
+        try:
+            metrics = (self._open(table)
+                       .merge(rows, predicate=" AND ".join(terms), source_alias="s", target_alias="t",
+                              commit_properties=_commit_properties())
+                       .when_not_matched_insert_all().execute())
+        except CommitFailedError as exc:
+            raise CommitConflict(f"insert into {table}: a concurrent commit wrote the same keys ({exc})") from exc
+        inserted = int(metrics.get("num_target_rows_inserted", 0))
+        if inserted:
+            _committed()
+        return inserted
 
     # -- reading -----------------------------------------------------------
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
