@@ -526,6 +526,54 @@ class Warehouse:
             _committed()
         return inserted
 
+    # -- one row per key ---------------------------------------------------
+    _ORDER = ("ingested_at", "trained_at", "changed_at", "created_at", "updated_at")
+
+    def _scope(self, table: str) -> str:
+        """The column a repair rewrites by: the partition, else the video, else the key's first column."""
+        spec = self.spec(table)
+        if spec.partition_by:
+            return spec.partition_by[0]
+        return "video_id" if "video_id" in spec.schema.names else spec.key[0]
+
+    def duplicate_keys(self, table: str) -> pl.DataFrame:
+        """The keys of ``table`` held by more than one row, with their count ``n`` and scope column."""
+        spec = self.spec(table)
+        if not spec.key:
+            return pl.DataFrame()
+        scope = self._scope(table)
+        columns = list(dict.fromkeys([*spec.key, scope]))
+        keys = self.read(table, columns=columns)
+        extra = [] if scope in spec.key else [pl.col(scope).first()]
+        return keys.group_by(list(spec.key)).agg(pl.len().alias("n"), *extra).filter(pl.col("n") > 1)
+
+    def dedupe(self, table: str) -> int:
+        """Leave one row per key in ``table`` (the newest by its time column, if it has one).
+
+        Only the rows in the scope (video, label) of a duplicated key are rewritten, in one
+        conditional commit. Returns how many rows were removed.
+        """
+        dups = self.duplicate_keys(table)
+        if dups.height == 0:
+            return 0
+        spec = self.spec(table)
+        scope = self._scope(table)
+        values = sorted(set(dups[scope].to_list()))
+        order = next((c for c in self._ORDER if c in spec.schema.names), None)
+        removed = 0
+
+        def rows() -> pa.Table:
+            nonlocal removed
+            frame = self.read(table, where={scope: values})
+            if order is not None:
+                frame = frame.sort(order, descending=True, nulls_last=True, maintain_order=True)
+            kept = frame.unique(subset=list(spec.key), keep="first", maintain_order=True)
+            removed = frame.height - kept.height
+            return kept.to_arrow()
+
+        self.replace(table, {scope: values}, rows)
+        return removed
+
     # -- reading -----------------------------------------------------------
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:
         """A lazy polars frame over the table (filters and projections are pushed down)."""
