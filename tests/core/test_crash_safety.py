@@ -6,6 +6,7 @@ one complete. The next run completes the picture.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from loop_corpus import make_home, sample_rows, truth_events
 from va_core import registry, train
+from va_core.doctor import doctor
 from va_core.feeds import FEEDS, all_feeds
 from va_core.labels import record_events
 
@@ -75,6 +77,14 @@ def test_train_killed_after_each_commit(home):
     # versions are numbered once each: claims of killed runs are never reused
     claimed = wh.read("model_stage_events", where={"label": "topic1", "stage": "candidate"})["model_version"]
     assert claimed.n_unique() == claimed.len()
+    # what the killed runs left (claims, evaluations of versions never committed) is found and removed
+    proc = run_va(settings.home, "doctor", "--grace", "0", "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1 and {p["check"] for p in report["problems"]} == {"no orphans"}
+    assert len(report["problems"]) == 5  # the runs killed after commits 1 to 5
+    proc = run_va(settings.home, "doctor", "--repair", "--grace", "0", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["healthy"], proc.stdout
+    assert_readers_see_whole_versions(settings, wh)
 
 
 def test_approve_killed_after_its_event_commit_is_recorded_with_who(home):
@@ -89,6 +99,8 @@ def test_approve_killed_after_its_event_commit_is_recorded_with_who(home):
     assert [(m.label, m.model_version) for m in served] == [("topic1", version)]
     approval = [e for e in registry.model_history(wh, "topic1") if e["stage"] == "approved"]
     assert [(e["model_version"], e["changed_by"]) for e in approval] == [(version, "carol")]
-    # the next stage change brings the copy up to date
-    assert registry.sync_stage_copy(wh, "topic1")
+    # va doctor finds the stale copy and rewrites it from the history
+    report = doctor(settings)
+    assert [p["check"] for p in report["problems"]] == ["stage consistent"]
+    assert doctor(settings, repair=True)["healthy"]
     assert wh.read("models", where={"label": "topic1", "model_version": version})["stage"][0] == "approved"
