@@ -292,7 +292,8 @@ def feeds(context: dg.AssetExecutionContext, va: VAResource) -> dg.MaterializeRe
     from va_core.train import build_feeds, write_feeds
 
     label, wh, row, version, ls, corpus = _latest(context, va)
-    stored = wh.read("clip_scores", columns=["clip_key", "score", "model_version"], where={"label": label})
+    stored = wh.read("clip_scores", columns=["clip_key", "score", "model_version"],
+                     where={"label": label, "model_version": version})
     if stored.height == 0 or int(stored["model_version"][0]) != version:
         raise dg.Failure(f"clip_scores of {label} are not those of v{version}: materialise clip_scores first")
     by_key = dict(zip(stored["clip_key"].to_list(), stored["score"].to_list()))
