@@ -18,13 +18,14 @@ Each va home has its own store (``$VA_HOME/bentoml/models``, see
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock
 
 KIND = "va-linear-classifier"
 ARTIFACT = "artifact.json"
@@ -145,12 +146,8 @@ def _set_stage(model, stage: str) -> None:
 def _sync_lock(store_path: Path) -> Iterator[None]:
     """One sync at a time per store: the server's watcher and a Dagster run may both sync."""
     store_path.mkdir(parents=True, exist_ok=True)
-    with open(store_path / ".va-sync.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(store_path / ".va-sync.lock"):
+        yield
 
 
 def sync_models(settings, *, into=None) -> list[dict]:
