@@ -26,7 +26,7 @@ from va_core.labels import LabelSet, label_set, login_name, validate_label, ware
 from va_core.learn import (MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score, evaluate, fit,
                            ordered)
 from va_core.registry import CANDIDATE, label_lock, latest_model, stage_event
-from va_core.warehouse import CommitConflict, Compare, Warehouse
+from va_core.warehouse import AnyOf, CommitConflict, Compare, Warehouse
 
 
 @dataclass
@@ -167,10 +167,19 @@ def _lineage(ls: LabelSet, corpus: Corpus, version: int) -> dict:
             "encoder_id": corpus.encoder_id}
 
 
-def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray) -> int:
+def _version_rows(label: str, version: int, drop_before: int | None) -> dict:
+    """The rows a version's write replaces: its own, and those of versions before ``drop_before``."""
+    if drop_before is None:
+        return {"label": label, "model_version": int(version)}
+    return {"label": label, "model_version": AnyOf(int(version), Compare("<", int(drop_before)))}
+
+
+def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray,
+                 drop_before: int | None = None) -> int:
+    """The version's scores over the corpus; ``drop_before``: also drop older versions' rows in the same commit."""
     n = len(corpus)
     lin = _lineage(ls, corpus, version)
-    return wh.replace("clip_scores", {"label": ls.label, "model_version": version}, pa.table({
+    return wh.replace("clip_scores", _version_rows(ls.label, version, drop_before), pa.table({
         "label": pa.array([ls.label] * n, pa.string()),
         "model_version": pa.array(np.full(n, version), pa.int64()),
         "clip_key": pa.array(corpus.keys.tolist(), pa.string()),
@@ -181,12 +190,13 @@ def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scor
     }))
 
 
-def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame) -> int:
+def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame,
+                drop_before: int | None = None) -> int:
     lin = _lineage(ls, corpus, version)
     rows = feeds.with_columns(pl.lit(ls.label).alias("label"), pl.lit(version, pl.Int64).alias("model_version"),
                               pl.lit(lin["label_events_version"], pl.Int64).alias("label_events_version"),
                               pl.lit(corpus.encoder_id).alias("encoder_id"))
-    return wh.replace("feeds", {"label": ls.label, "model_version": version}, rows)
+    return wh.replace("feeds", _version_rows(ls.label, version, drop_before), rows)
 
 
 def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, evaluation: Evaluation,
@@ -221,8 +231,9 @@ def write_model(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, model
 def prune_older_versions(wh: Warehouse, label: str, version: int) -> None:
     """Drop ``clip_scores`` and ``feeds`` rows of versions before ``version`` (committed or not).
 
-    Run after ``version`` committed; if a crash skips it, the next version's run does it.
-    Versions after ``version`` are left alone: another writer may be completing one.
+    ``version`` must be committed. Versions after it are left alone: another writer may be
+    completing one. (``commit_version`` does the same within its own writes; ``va doctor``
+    calls this.)
     """
     for table in ("clip_scores", "feeds"):
         wh.delete(table, {"label": label, "model_version": Compare("<", int(version))})
@@ -236,16 +247,20 @@ def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearMod
     The write sequence: claim a number (the candidate stage event), write every row tagged
     with it, then the ``models`` row, which makes the version visible: readers read a label's
     other tables at the version ``models`` names. Killed before that, the rows are orphans
-    nobody reads; the next version's prune, or ``va doctor --repair``, removes them.
+    nobody reads. The scores and feeds commits also drop the rows of versions older than
+    the latest committed one (superseded, or orphans of a killed run); the latest committed
+    version's rows stay until the new one is visible. ``va doctor --repair`` removes any
+    other orphan.
     """
+    committed = wh.read("models", columns=["model_version"], where={"label": ls.label})["model_version"].max()
     version = claim_model_version(wh, ls.label, trained_by, reason)
+    drop_before = int(committed) if committed is not None else None
     feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
     wh.replace("label_sets", {"label": ls.label}, ls.rows())
-    write_scores(wh, ls, corpus, version, scores)
-    write_feeds(wh, ls, corpus, version, feeds)
+    write_scores(wh, ls, corpus, version, scores, drop_before=drop_before)
+    write_feeds(wh, ls, corpus, version, feeds, drop_before=drop_before)
     write_evaluation(wh, ls, corpus, version, evaluation, diversity)
     write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by)
-    prune_older_versions(wh, ls.label, version)
     return version
 
 

@@ -21,6 +21,7 @@ def home(tmp_path):
     train.train_label(settings, "t1")
     record_events(settings, truth_events(corpus, "t1", 1, sample_rows(corpus, 1, 3, 3, seed=5)))
     train.train_label(settings, "t1")
+    train.train_label(settings, "t1", force=True)  # v3: v2 keeps its scores and feeds until v4
     return settings, wh
 
 
@@ -38,12 +39,12 @@ def test_every_derivable_breakage_is_found_and_repaired(home):
     settings, wh = home
     wh.append("clips", wh.arrow("clips").slice(0, 4))  # duplicates
     wh.append("label_events", wh.arrow("label_events").slice(0, 2))
-    registry.record_stages(wh, "t1", [registry.stage_event("t1", 2, "approved", "candidate", "ann", "ok")])
+    registry.record_stages(wh, "t1", [registry.stage_event("t1", 3, "approved", "candidate", "ann", "ok")])
     wh.replace("models", {"label": "t1"},  # a stale stage copy
                wh.read("models", where={"label": "t1"}).with_columns(pl.lit("candidate").alias("stage")))
     wh.delete("model_stage_events", {"label": "t1", "model_version": 1})  # a version without stage event
-    scores = wh.read("clip_scores", where={"label": "t1"})  # an interrupted v3, and unpruned v1 rows
-    wh.append("clip_scores", scores.with_columns(pl.lit(3, pl.Int64).alias("model_version")))
+    scores = wh.read("clip_scores", where={"label": "t1", "model_version": 3})  # an interrupted v4, unpruned v1
+    wh.append("clip_scores", scores.with_columns(pl.lit(4, pl.Int64).alias("model_version")))
     wh.append("clip_scores", scores.with_columns(pl.lit(1, pl.Int64).alias("model_version")))
     wh.append("clip_clusters", wh.read("clip_clusters").with_columns(pl.lit("gone:enc").alias("encoder_id")))
     assert checks_of(settings) == [
@@ -53,8 +54,8 @@ def test_every_derivable_breakage_is_found_and_repaired(home):
     report = doctor(settings, repair=True)
     assert report["healthy"], report["problems"]
     assert len(report["repaired"]) == 7
-    assert wh.read("models", where={"label": "t1", "model_version": 2})["stage"][0] == "approved"
-    assert set(wh.read("clip_scores", where={"label": "t1"})["model_version"]) == {2}
+    assert wh.read("models", where={"label": "t1", "model_version": 3})["stage"][0] == "approved"
+    assert set(wh.read("clip_scores", where={"label": "t1"})["model_version"]) == {2, 3}
     assert [e["changed_by"] for e in registry.model_history(wh, "t1") if e["model_version"] == 1] == ["va doctor"]
 
 
@@ -62,13 +63,13 @@ def test_a_claim_still_training_is_left_alone_within_the_grace(home):
     settings, wh = home
     train.claim_model_version(wh, "t1", "someone", "training elsewhere")
     findings, notes = check(settings)
-    assert findings == [] and "t1 v3 is being trained" in notes[0]
+    assert findings == [] and "t1 v4 is being trained" in notes[0]
     assert checks_of(settings, grace_s=0) == [("no orphans", "model_stage_events")]
 
 
 def test_what_is_not_derivable_stays_a_problem(home):
     settings, wh = home
-    wh.delete("evaluations", {"label": "t1", "model_version": 2})
+    wh.delete("evaluations", {"label": "t1", "model_version": 3})
     wh.delete("feeds", {"label": "t1", "model_version": Compare(">=", 0)})
     report = doctor(settings, repair=True)
     assert not report["healthy"]
