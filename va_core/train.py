@@ -167,19 +167,33 @@ def _lineage(ls: LabelSet, corpus: Corpus, version: int) -> dict:
             "encoder_id": corpus.encoder_id}
 
 
-def _version_rows(label: str, version: int, drop_before: int | None) -> dict:
-    """The rows a version's write replaces: its own, and those of versions before ``drop_before``."""
+LATEST = "latest"  # drop_before: the label's latest committed version, read from models
+
+
+def latest_committed(wh: Warehouse, label: str) -> int | None:
+    v = wh.read("models", columns=["model_version"], where={"label": label})["model_version"].max()
+    return None if v is None else int(v)
+
+
+def _version_rows(wh: Warehouse, label: str, version: int, drop_before: int | str | None) -> dict:
+    """The rows a version's write replaces: its own, and those of versions before ``drop_before``.
+
+    Versions before the latest committed one are never read again (readers follow the
+    latest), whichever order the version's rows are written in.
+    """
+    if drop_before == LATEST:
+        drop_before = latest_committed(wh, label)
     if drop_before is None:
         return {"label": label, "model_version": int(version)}
     return {"label": label, "model_version": AnyOf(int(version), Compare("<", int(drop_before)))}
 
 
 def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray,
-                 drop_before: int | None = None) -> int:
+                 drop_before: int | str | None = LATEST) -> int:
     """The version's scores over the corpus; ``drop_before``: also drop older versions' rows in the same commit."""
     n = len(corpus)
     lin = _lineage(ls, corpus, version)
-    return wh.replace("clip_scores", _version_rows(ls.label, version, drop_before), pa.table({
+    return wh.replace("clip_scores", _version_rows(wh, ls.label, version, drop_before), pa.table({
         "label": pa.array([ls.label] * n, pa.string()),
         "model_version": pa.array(np.full(n, version), pa.int64()),
         "clip_key": pa.array(corpus.keys.tolist(), pa.string()),
@@ -191,12 +205,12 @@ def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scor
 
 
 def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame,
-                drop_before: int | None = None) -> int:
+                drop_before: int | str | None = LATEST) -> int:
     lin = _lineage(ls, corpus, version)
     rows = feeds.with_columns(pl.lit(ls.label).alias("label"), pl.lit(version, pl.Int64).alias("model_version"),
                               pl.lit(lin["label_events_version"], pl.Int64).alias("label_events_version"),
                               pl.lit(corpus.encoder_id).alias("encoder_id"))
-    return wh.replace("feeds", _version_rows(ls.label, version, drop_before), rows)
+    return wh.replace("feeds", _version_rows(wh, ls.label, version, drop_before), rows)
 
 
 def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, evaluation: Evaluation,
@@ -252,9 +266,8 @@ def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearMod
     version's rows stay until the new one is visible. ``va doctor --repair`` removes any
     other orphan.
     """
-    committed = wh.read("models", columns=["model_version"], where={"label": ls.label})["model_version"].max()
+    drop_before = latest_committed(wh, ls.label)
     version = claim_model_version(wh, ls.label, trained_by, reason)
-    drop_before = int(committed) if committed is not None else None
     feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
     wh.replace("label_sets", {"label": ls.label}, ls.rows())
     write_scores(wh, ls, corpus, version, scores, drop_before=drop_before)
