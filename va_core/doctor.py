@@ -107,9 +107,6 @@ def _versions(wh: Warehouse, tables: set[str], findings: list[Finding], notes: l
                                     f"record a '{row['stage']}' event by 'va doctor' from models.stage",
                                     lambda e=event, lab=label: wh.append("model_stage_events", [e])))
     for label, v in sorted(latest.items()):
-        mine_committed = sorted(k[1] for k in committed if k[0] == label)
-        # the version latest before this one keeps its rows until the next version commits
-        keep_from = mine_committed[-2] if len(mine_committed) > 1 else v
         for table in ("clip_scores", "feeds"):
             mine = counts[table].filter((pl.col("label") == label) & (pl.col("model_version") == v))
             if mine.height == 0:
@@ -117,13 +114,13 @@ def _versions(wh: Warehouse, tables: set[str], findings: list[Finding], notes: l
                                         f"{label} v{v} (the latest) has no {table}: train it again "
                                         f"(`va train {label} --force`)"))
             older = sorted({int(o) for o in counts[table].filter(
-                (pl.col("label") == label) & (pl.col("model_version") < keep_from))["model_version"].to_list()
+                (pl.col("label") == label) & (pl.col("model_version") < v))["model_version"].to_list()
                 if (label, int(o)) in committed})
             if older:
                 findings.append(Finding("versions complete", table,
                                         f"{label}: rows of superseded versions {older} were not pruned",
-                                        f"prune versions before v{keep_from}",
-                                        lambda lab=label, ver=keep_from: prune_older_versions(wh, lab, ver)))
+                                        f"prune versions before v{v}",
+                                        lambda lab=label, ver=v: prune_older_versions(wh, lab, ver)))
 
     # orphans: versions some table names but models does not
     claims = {(r["label"], int(r["model_version"])): r for r in

@@ -26,7 +26,7 @@ from va_core.labels import LabelSet, label_set, login_name, validate_label, ware
 from va_core.learn import (MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score, evaluate, fit,
                            ordered)
 from va_core.registry import CANDIDATE, label_lock, latest_model, stage_event
-from va_core.warehouse import AnyOf, CommitConflict, Compare, Warehouse
+from va_core.warehouse import CommitConflict, Compare, Warehouse
 
 
 @dataclass
@@ -175,25 +175,27 @@ def latest_committed(wh: Warehouse, label: str) -> int | None:
     return None if v is None else int(v)
 
 
-def _version_rows(wh: Warehouse, label: str, version: int, drop_before: int | str | None) -> dict:
-    """The rows a version's write replaces: its own, and those of versions before ``drop_before``.
+def _replace_version(wh: Warehouse, table: str, label: str, version: int, rows, drop_before: int | str | None) -> int:
+    """Replace one version's rows; then drop those of versions before ``drop_before``.
 
-    Versions before the latest committed one are never read again (readers follow the
-    latest), whichever order the version's rows are written in.
+    Two commits, both cheap: the replace's predicate names one version (other versions'
+    files are skipped by their statistics), and a delete removes whole files without
+    rewriting them. (One overwrite of ``version OR older`` would read every older row.)
     """
+    written = wh.replace(table, {"label": label, "model_version": int(version)}, rows)
     if drop_before == LATEST:
         drop_before = latest_committed(wh, label)
-    if drop_before is None:
-        return {"label": label, "model_version": int(version)}
-    return {"label": label, "model_version": AnyOf(int(version), Compare("<", int(drop_before)))}
+    if drop_before is not None:
+        written = wh.delete(table, {"label": label, "model_version": Compare("<", int(drop_before))})
+    return written
 
 
 def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray,
                  drop_before: int | str | None = LATEST) -> int:
-    """The version's scores over the corpus; ``drop_before``: also drop older versions' rows in the same commit."""
+    """The version's scores over the corpus; then drop older versions' rows (see ``_replace_version``)."""
     n = len(corpus)
     lin = _lineage(ls, corpus, version)
-    return wh.replace("clip_scores", _version_rows(wh, ls.label, version, drop_before), pa.table({
+    return _replace_version(wh, "clip_scores", ls.label, version, pa.table({
         "label": pa.array([ls.label] * n, pa.string()),
         "model_version": pa.array(np.full(n, version), pa.int64()),
         "clip_key": pa.array(corpus.keys.tolist(), pa.string()),
@@ -201,7 +203,7 @@ def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scor
         "label_events_version": pa.array(np.full(n, lin["label_events_version"] if lin["label_events_version"]
                                                  is not None else -1), pa.int64()),
         "encoder_id": pa.array([corpus.encoder_id] * n, pa.string()),
-    }))
+    }), drop_before)
 
 
 def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame,
@@ -210,7 +212,7 @@ def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds
     rows = feeds.with_columns(pl.lit(ls.label).alias("label"), pl.lit(version, pl.Int64).alias("model_version"),
                               pl.lit(lin["label_events_version"], pl.Int64).alias("label_events_version"),
                               pl.lit(corpus.encoder_id).alias("encoder_id"))
-    return wh.replace("feeds", _version_rows(wh, ls.label, version, drop_before), rows)
+    return _replace_version(wh, "feeds", ls.label, version, rows, drop_before)
 
 
 def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, evaluation: Evaluation,
@@ -246,8 +248,7 @@ def prune_older_versions(wh: Warehouse, label: str, version: int) -> None:
     """Drop ``clip_scores`` and ``feeds`` rows of versions before ``version`` (committed or not).
 
     ``version`` must be committed. Versions after it are left alone: another writer may be
-    completing one. (``commit_version`` does the same within its own writes; ``va doctor``
-    calls this.)
+    completing one.
     """
     for table in ("clip_scores", "feeds"):
         wh.delete(table, {"label": label, "model_version": Compare("<", int(version))})
@@ -261,19 +262,17 @@ def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearMod
     The write sequence: claim a number (the candidate stage event), write every row tagged
     with it, then the ``models`` row, which makes the version visible: readers read a label's
     other tables at the version ``models`` names. Killed before that, the rows are orphans
-    nobody reads. The scores and feeds commits also drop the rows of versions older than
-    the latest committed one (superseded, or orphans of a killed run); the latest committed
-    version's rows stay until the new one is visible. ``va doctor --repair`` removes any
-    other orphan.
+    nobody reads. Then the scores and feeds of older versions (superseded, or orphans of a
+    killed run) are pruned; a later run or ``va doctor --repair`` does what a kill skipped.
     """
-    drop_before = latest_committed(wh, ls.label)
     version = claim_model_version(wh, ls.label, trained_by, reason)
     feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
     wh.replace("label_sets", {"label": ls.label}, ls.rows())
-    write_scores(wh, ls, corpus, version, scores, drop_before=drop_before)
-    write_feeds(wh, ls, corpus, version, feeds, drop_before=drop_before)
+    write_scores(wh, ls, corpus, version, scores, drop_before=None)
+    write_feeds(wh, ls, corpus, version, feeds, drop_before=None)
     write_evaluation(wh, ls, corpus, version, evaluation, diversity)
     write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by)
+    prune_older_versions(wh, ls.label, version)
     return version
 
 

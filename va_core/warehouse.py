@@ -224,33 +224,13 @@ class Compare:
         return getattr(pc, name)(operand, self.value)
 
 
-class AnyOf:
-    """A predicate term that holds when any of its terms does: ``AnyOf(7, Compare("<", 5))``."""
-
-    def __init__(self, *terms):
-        if not terms or any(isinstance(t, (AnyOf, list, tuple, set, frozenset)) for t in terms):
-            raise WarehouseError("AnyOf takes one or more values or comparisons")
-        self.terms = terms
-
-    def sql(self, column: str) -> str:
-        return "(" + " OR ".join(f"{column} {t.op} {sql_literal(t.value)}" if isinstance(t, Compare)
-                                 else f"{column} = {sql_literal(t)}" for t in self.terms) + ")"
-
-    def apply(self, operand):
-        expr = None
-        for t in self.terms:
-            term = t.apply(operand) if isinstance(t, Compare) else pc.equal(operand, t)
-            expr = term if expr is None else pc.or_(expr, term)
-        return expr
-
-
 def _filter(where: Mapping[str, Any] | None):
     """``where`` as a pyarrow dataset expression (None: no filter)."""
     expr = None
     for column, value in (where or {}).items():
         if isinstance(value, (list, tuple, set, frozenset)):
             term = pc.field(column).isin(list(value))
-        elif isinstance(value, (Compare, AnyOf)):
+        elif isinstance(value, Compare):
             term = value.apply(pc.field(column))
         else:
             term = pc.field(column) == value
@@ -274,8 +254,6 @@ def predicate(where: Mapping[str, Any]) -> str:
             parts.append(f"{column} IN ({', '.join(sql_literal(v) for v in values)})")
         elif isinstance(value, Compare):
             parts.append(f"{column} {value.op} {sql_literal(value.value)}")
-        elif isinstance(value, AnyOf):
-            parts.append(value.sql(column))
         else:
             parts.append(f"{column} = {sql_literal(value)}")
     return " AND ".join(parts)
@@ -523,7 +501,7 @@ class Warehouse:
             col = rows.column(column)
             if isinstance(value, (list, tuple, set, frozenset)):
                 outside = pc.invert(pc.is_in(col, value_set=pa.array(list(value), col.type)))
-            elif isinstance(value, (Compare, AnyOf)):
+            elif isinstance(value, Compare):
                 outside = pc.invert(value.apply(col))
             else:
                 outside = pc.not_equal(col, pa.scalar(value, col.type))

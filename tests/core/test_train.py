@@ -91,10 +91,9 @@ def test_new_labels_make_a_new_version_that_replaces_scores_and_feeds(trained):
     assert wh.read("models", where={"label": "topic2"})["model_version"].sort().to_list() == [1, 2]
     forced = train.train_label(settings, "topic2", force=True)
     assert forced.created and forced.model_version == 3
-    # a version's write drops the rows of versions before the one that was latest (v1 here);
-    # the latest's stay until the new one is visible
+    # once a version is visible, the scores and feeds of older versions are pruned
     for table in ("clip_scores", "feeds"):
-        assert set(wh.read(table, where={"label": "topic2"})["model_version"]) == {2, 3}
+        assert set(wh.read(table, where={"label": "topic2"})["model_version"]) == {3}
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
