@@ -105,7 +105,7 @@ def _versions(wh: Warehouse, tables: set[str], findings: list[Finding], notes: l
             findings.append(Finding("versions complete", "model_stage_events",
                                     f"{label} v{v} ({row['stage']}) has no stage event",
                                     f"record a '{row['stage']}' event by 'va doctor' from models.stage",
-                                    lambda e=event, lab=label: wh.append("model_stage_events", [e])))
+                                    lambda e=event: wh.append("model_stage_events", [e])))
     for label, v in sorted(latest.items()):
         for table in ("clip_scores", "feeds"):
             mine = counts[table].filter((pl.col("label") == label) & (pl.col("model_version") == v))
