@@ -26,6 +26,7 @@ HANDLERS: dict[str, str] = {
     "feeds": "va_core.feeds:cli_feeds",
     "approve": "va_core.registry:cli_approve",
     "status": "va_core.status:cli_status",
+    "doctor": "va_core.doctor:cli_doctor",
     "ui": "va_core.servers:cli_ui",
     "dagster": "va_core.servers:cli_dagster",
     "serve": "va_core.servers:cli_serve",
@@ -147,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("status", "tables, versions, labels with counts, AP and stage")
 
+    p = add("doctor", "check the home's invariants (exit status 1 if a problem remains)")
+    p.add_argument("--repair", action="store_true", help="repair what can be derived, then check again")
+    p.add_argument("--grace", type=float, default=15.0, metavar="MINUTES",
+                   help="a version claimed less than this ago may still be training: left alone (default 15)")
+
     p = add("ui", "serve the Gradio labelling app")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=PORT, default=7860)
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(home=args.home, encoder=getattr(args, "encoder", None)
                                      if getattr(args, "encoder", None) not in (None, "auto") else None)
-        data, text = _handler(args.command)(args, settings)
+        data, text, *status = _handler(args.command)(args, settings)  # a handler may add an exit status
     except VAError as exc:
         if args.json:
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(data, default=str))
     elif text:
         print(text)
-    return 0
+    return status[0] if status else 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import sys
 import threading
 from dataclasses import dataclass
@@ -141,35 +140,57 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _reachable(host: str, port: int, timeout: float) -> str | None:
-    """None if a TCP connection to host:port opens within ``timeout``, else the reason.
+def _answers(url: str, proxy: str | None, timeout: float) -> str | None:
+    """None if the server at ``url`` answers an HTTP request within ``timeout``, else the reason.
 
-    Name resolution cannot be given a timeout, so the attempt runs in a daemon thread.
+    An answer, not just a connection: a hub (or proxy) that accepts connections and never
+    replies would otherwise pass, and huggingface_hub would then wait and retry for minutes.
+    Any status counts as an answer. Name resolution cannot be given a timeout, so the
+    attempt runs in a daemon thread that is abandoned at the deadline.
     """
+    import http.client
+    import ssl
+
+    target = urlparse(url)
+    host = target.hostname or "huggingface.co"
+    port = target.port or (443 if target.scheme == "https" else 80)
+    where = f"{host}:{port}"
     outcome: list[str | None] = []
 
     def attempt():
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
+            if proxy:
+                via = urlparse(proxy)
+                cls = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+                kwargs = {"context": ssl.create_default_context()} if target.scheme == "https" else {}
+                conn = cls(via.hostname, via.port or 80, timeout=timeout, **kwargs)
+                conn.set_tunnel(host, port)
+            elif target.scheme == "https":
+                conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            try:
+                conn.request("HEAD", "/")
+                conn.getresponse()
+            finally:
+                conn.close()
             outcome.append(None)
-        except OSError as exc:
-            outcome.append(f"{host}:{port}: {exc}")
+        except (OSError, http.client.HTTPException) as exc:
+            outcome.append(f"{where}: {type(exc).__name__}: {exc}" if str(exc) else f"{where}: {type(exc).__name__}")
 
     worker = threading.Thread(target=attempt, daemon=True)
     worker.start()
-    worker.join(timeout + 0.5)
-    return outcome[0] if outcome else f"{host}:{port}: no answer within {timeout:.0f} s"
+    worker.join(timeout)
+    return outcome[0] if outcome else f"{where}: no answer within {timeout:.0f} s"
 
 
 def hub_unreachable_reason(timeout: float = HUB_TIMEOUT_S) -> str | None:
-    """Why the model hub cannot be reached (None if it can), in at most ``timeout`` seconds."""
+    """Why the model hub cannot be reached (None if it answers), in at most ``timeout`` seconds."""
     if _truthy("HF_HUB_OFFLINE") or _truthy("TRANSFORMERS_OFFLINE"):
         return "HF_HUB_OFFLINE is set"
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    target = urlparse(proxy) if proxy else endpoint
-    port = target.port or (443 if target.scheme == "https" else 80)
-    return _reachable(target.hostname or "huggingface.co", port, timeout)
+    return _answers(endpoint, proxy, timeout)
 
 
 def _hub_file(spec: EncoderSpec) -> tuple[str, list[str]] | None:

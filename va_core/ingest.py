@@ -16,6 +16,11 @@ Decoding runs in a producer thread and overlaps encoding in the calling thread. 
 written in batches (``flush_videos`` / ``flush_seconds``): clips and embeddings first, the
 ``videos`` row last, so a video whose ``videos`` row exists is complete; after a crash the
 others are redone and replace their partial rows.
+
+Every write replaces the rows of its videos (a conditional commit, never a blind append),
+so two ingests of one folder at once, on one machine or several, leave one row per key:
+the loser's commit is refused by Delta and rerun. Duplicates left by older versions are
+removed at the start of every ingest (:func:`repair_duplicates`).
 """
 from __future__ import annotations
 
@@ -65,6 +70,7 @@ class IngestReport:
     seconds: float = 0.0
     encode_seconds: float = 0.0
     warning: str | None = None
+    repaired: dict = field(default_factory=dict)  # table -> duplicate rows removed before ingesting
 
     def count(self, action: str) -> int:
         return sum(v.action == action for v in self.videos)
@@ -93,6 +99,7 @@ class IngestReport:
             "seconds": round(self.seconds, 3), "frames_per_s": round(self.frames_per_s, 2),
             "versions_before": self.versions_before, "versions_after": self.versions_after,
             "videos": [asdict(v) for v in self.videos], "problems": self.problems, "warning": self.warning,
+            "repaired": self.repaired,
         }
 
     def summary(self) -> str:
@@ -110,6 +117,9 @@ class IngestReport:
         if self.problems:
             lines.append("skipped:")
             lines += [f"  {p}" for p in self.problems]
+        if self.repaired:
+            lines.append("repaired: removed duplicate rows (" +
+                         ", ".join(f"{t}: {n}" for t, n in self.repaired.items()) + ")")
         if self.warning:
             lines.append(f"note: {self.warning}")
         return "\n".join(lines)
@@ -149,6 +159,13 @@ def _known(wh: Warehouse, encoder_id: str, video_ids: list[str]) -> tuple[dict[s
         "videos", columns=["video_id", "status", "error", "size_bytes", "mtime_ns", "content_hash"],
         where=where).to_dicts()}
     return videos, _ids_in(wh, "clip_embeddings", video_ids, {"encoder_id": encoder_id})
+
+
+def repair_duplicates(wh: Warehouse) -> dict[str, int]:
+    """One row per key in the corpus tables: duplicates (from an older version's concurrent
+    ingests, say) are removed before anything is planned. Returns table -> rows removed."""
+    removed = {t: wh.dedupe(t) for t in TABLES if wh.exists(t)}
+    return {t: n for t, n in removed.items() if n}
 
 
 def _digest(path: Path) -> str | None:
@@ -278,14 +295,16 @@ class _Writer:
             self.flush()
 
     def _put(self, table: str, rows: pa.Table, ids: list[str], known: set[str], where_extra: dict | None = None):
-        """Append when none of ``ids`` has rows yet (cheap), else replace their rows atomically."""
-        if not ids:
+        """Replace the rows of ``ids`` atomically, never a blind append.
+
+        A replace is a conditional commit: if another ingest (another process or machine)
+        wrote rows of these videos since this one read the table, Delta refuses the commit
+        and it is rerun, replacing them. So concurrent ingests of one folder leave one row
+        per key. When none of ``ids`` had rows and none were added, nothing is committed.
+        """
+        if not ids or (not rows.num_rows and known.isdisjoint(ids)):
             return
-        if known.isdisjoint(ids):
-            if rows.num_rows:
-                self.wh.append(table, rows)
-        else:
-            self.wh.replace(table, {"video_id": sorted(set(ids)), **(where_extra or {})}, rows)
+        self.wh.replace(table, {"video_id": sorted(set(ids)), **(where_extra or {})}, rows)
 
     def flush(self) -> None:
         batch, self.pending, self.last = self.pending, [], time.monotonic()
@@ -340,10 +359,7 @@ class _Writer:
                                                 "encoder_id": self.encoder_id}, only_emb)
         if video_rows:  # last: a videos row says its clips and embeddings are complete
             rows = pa.Table.from_pylist(video_rows, schema=self.wh.spec("videos").schema)
-            if all(v.job.kind == ADDED for v in batch):
-                self.wh.append("videos", rows)
-            else:
-                self.wh.replace("videos", {"video_id": sorted({r["video_id"] for r in video_rows})}, rows)
+            self.wh.replace("videos", {"video_id": sorted({r["video_id"] for r in video_rows})}, rows)
         self.with_clips.update(rebuilt)
         self.embedded_any.update(emb_vids)
 
@@ -452,6 +468,7 @@ def ingest(settings, paths, progress: bool = True, flush_videos: int = 50, flush
     if not files and problems:
         raise InputError("nothing to ingest: " + "; ".join(problems))
     report = IngestReport(spec.encoder_id, problems=problems, versions_before=wh.versions(TABLES))
+    report.repaired = repair_duplicates(wh)
     jobs, unchanged = plan(wh, files, spec.encoder_id)
     report.videos.extend(unchanged)
     if jobs:

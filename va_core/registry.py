@@ -1,13 +1,16 @@
 """Model versions and their stages: candidate -> approved -> retired.
 
-``models.stage`` is the current stage; ``model_stage_events`` is the append-only history.
-At most one version per label is approved: approving one retires the one approved before.
-Serving loads :func:`approved_models`.
+``model_stage_events`` (append-only, who changed what and why) is the truth of a version's
+stage: its latest event there. ``models.stage`` is a copy of it kept for readers of the raw
+table; :func:`models_frame` (what every reader here uses) derives the stage from the events,
+so a crash between an event and the copy never shows a stage nobody recorded. An approval
+and the retirements it implies are one commit of events. At most one version per label is
+approved: approving one retires the one approved before; two approvals racing on separate
+machines resolve to the later one. Serving loads :func:`approved_models`.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import polars as pl
+from filelock import FileLock
 
 from va_core.errors import InputError, NotFound, VAError
 from va_core.labels import login_name, validate_label, validate_person, warehouse_of
@@ -31,25 +35,54 @@ class ApprovalRefused(VAError):
 
 @contextlib.contextmanager
 def label_lock(settings, label: str) -> Iterator[None]:
-    """Serialise writers of one label's model rows on this machine (train, approve, retire).
+    """Serialise writers of one label's models on this machine (train, approve, retire).
 
-    Delta resolves concurrent appends, but a stage change rewrites the label's ``models``
-    rows, which must not race a new version being added.
+    Only an optimisation: correctness across machines comes from Delta's conflict detection
+    (version numbers are claimed by a conditional insert). Here it saves a second trainer
+    the work of training a label set the first one is about to store.
     """
     locks = Path(settings.home) / "locks"
     locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"label-{validate_label(label)}.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(locks / f"label-{validate_label(label)}.lock"):
+        yield
 
 
-def models_frame(settings_or_wh, label: str | None = None) -> pl.DataFrame:
+def stages_from_history(events: pl.DataFrame) -> pl.DataFrame:
+    """label, model_version, stage: each version's latest stage event; one approved version per label.
+
+    When approvals raced (two machines, neither saw the other), the later approval wins and
+    the other version counts as retired.
+    """
+    if events.height == 0:
+        return pl.DataFrame(schema={"label": pl.String, "model_version": pl.Int64, "stage": pl.String})
+    latest = (events.sort("changed_at", maintain_order=True)
+              .group_by(["label", "model_version"], maintain_order=True)
+              .agg(pl.col("stage").last(), pl.col("changed_at").last()))
+    winner = (latest.filter(pl.col("stage") == APPROVED).sort("changed_at")
+              .group_by("label", maintain_order=True).agg(pl.col("model_version").last().alias("_winner")))
+    return (latest.join(winner, on="label", how="left")
+            .with_columns(pl.when((pl.col("stage") == APPROVED) & (pl.col("model_version") != pl.col("_winner")))
+                          .then(pl.lit(RETIRED)).otherwise(pl.col("stage")).alias("stage"))
+            .select("label", "model_version", "stage"))
+
+
+def stage_events(settings_or_wh, label: str | None = None) -> pl.DataFrame:
     wh = warehouse_of(settings_or_wh)
     where = {"label": validate_label(label)} if label is not None else None
-    return wh.read("models", where=where).sort(["label", "model_version"])
+    return wh.read("model_stage_events", where=where)
+
+
+def models_frame(settings_or_wh, label: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
+    """The ``models`` rows (every committed version), their ``stage`` derived from the stage history."""
+    wh = warehouse_of(settings_or_wh)
+    where = {"label": validate_label(label)} if label is not None else None
+    if columns is not None:
+        columns = list(dict.fromkeys(["label", "model_version", "stage", *columns]))
+    frame = wh.read("models", columns=columns, where=where)
+    derived = stages_from_history(stage_events(wh, label)).rename({"stage": "_derived"})
+    return (frame.join(derived, on=["label", "model_version"], how="left")
+            .with_columns(pl.coalesce("_derived", "stage").alias("stage")).drop("_derived")
+            .sort(["label", "model_version"]))
 
 
 def latest_model(settings_or_wh, label: str) -> dict | None:
@@ -74,26 +107,45 @@ def load_model(settings_or_wh, label: str, version: int | None = None) -> Linear
     return LinearModel.from_artifact(get_model(settings_or_wh, label, version)["artifact"])
 
 
+def stage_event(label: str, version: int, stage: str, previous: str | None, by: str, reason: str) -> dict:
+    return {"label": label, "model_version": int(version), "stage": stage, "previous_stage": previous,
+            "changed_by": by, "reason": reason, "changed_at": datetime.now(timezone.utc)}
+
+
 def record_stage(wh: Warehouse, label: str, version: int, stage: str, previous: str | None, by: str,
                  reason: str) -> None:
-    wh.append("model_stage_events", [{
-        "label": label, "model_version": int(version), "stage": stage, "previous_stage": previous,
-        "changed_by": by, "reason": reason, "changed_at": datetime.now(timezone.utc),
-    }])
+    record_stages(wh, label, [stage_event(label, version, stage, previous, by, reason)])
+
+
+def record_stages(wh: Warehouse, label: str, events: list[dict]) -> None:
+    """Stage events in one commit (the truth), then the ``models.stage`` copy brought up to date."""
+    wh.append("model_stage_events", events)
+    sync_stage_copy(wh, label)
+
+
+def sync_stage_copy(wh: Warehouse, label: str) -> bool:
+    """Rewrite the label's ``models.stage`` from the history where it differs; True if it did.
+
+    The rows are re-read on every rerun, so a version committed meanwhile is kept.
+    """
+    def current() -> tuple[pl.DataFrame, bool]:
+        stored = wh.read("models", where={"label": label})
+        derived = stages_from_history(stage_events(wh, label)).rename({"stage": "_derived"})
+        merged = stored.join(derived, on=["label", "model_version"], how="left")
+        stale = merged.filter(pl.col("_derived").is_not_null() & (pl.col("_derived") != pl.col("stage"))).height
+        return merged.with_columns(pl.coalesce("_derived", "stage").alias("stage")).drop("_derived"), stale > 0
+
+    _, stale = current()
+    if not stale:
+        return False
+    wh.replace("models", {"label": label}, lambda: current()[0])
+    return True
 
 
 def failed_checks(row: dict) -> list[dict]:
     from va_core.checks import parse_report
 
     return [c.as_dict() for c in parse_report(row.get("checks_report")) if c.blocking and not c.passed]
-
-
-def _set_stages(wh: Warehouse, label: str, changes: dict[int, str]) -> None:
-    frame = models_frame(wh, label)
-    frame = frame.with_columns(
-        pl.col("model_version").replace_strict(changes, default=None, return_dtype=pl.String)
-        .fill_null(pl.col("stage")).alias("stage"))
-    wh.replace("models", {"label": label}, frame)
 
 
 def clearly_worse(row: dict, served: dict | None) -> str | None:
@@ -143,11 +195,9 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
                                   f"--override \"REASON\"")
         if worse:
             reason = f"override: {override.strip()} ({worse})"
-        retired = current["model_version"].to_list()
-        _set_stages(wh, label, {v: APPROVED, **{int(r): RETIRED for r in retired}})
-        for r in retired:
-            record_stage(wh, label, r, RETIRED, APPROVED, who, f"replaced by v{v}")
-        record_stage(wh, label, v, APPROVED, row["stage"], who, reason or "approved")
+        retired = [int(r) for r in current["model_version"].to_list()]
+        record_stages(wh, label, [*(stage_event(label, r, RETIRED, APPROVED, who, f"replaced by v{v}") for r in retired),
+                                  stage_event(label, v, APPROVED, row["stage"], who, reason or "approved")])
     return {"label": label, "model_version": v, "stage": APPROVED, "retired": retired, "changed": True,
             "ap": row["ap"], "ap_low": row.get("ap_low"), "ap_high": row.get("ap_high"),
             "n_audit": row.get("n_audit"), "ap_method": row.get("ap_method"), "encoder_id": row["encoder_id"],
@@ -162,7 +212,6 @@ def retire(settings, label: str, version: int, by: str | None = None, reason: st
         row = get_model(wh, label, version)
         if row["stage"] == RETIRED:
             return {"label": label, "model_version": int(version), "stage": RETIRED, "changed": False}
-        _set_stages(wh, label, {int(version): RETIRED})
         record_stage(wh, label, int(version), RETIRED, row["stage"], who, reason or "retired")
     return {"label": label, "model_version": int(version), "stage": RETIRED, "changed": True}
 
@@ -198,9 +247,15 @@ def approved_models(settings_or_wh) -> list[ApprovedModel]:
 
 
 def model_history(settings_or_wh, label: str) -> list[dict]:
-    """Every stage change of the label's versions, oldest first."""
+    """Every stage change of the label's committed versions, oldest first.
+
+    A version whose training was interrupted has a claim (its candidate event) but no
+    ``models`` row: it never existed for readers, so it is not listed.
+    """
     wh = warehouse_of(settings_or_wh)
-    frame = wh.read("model_stage_events", where={"label": validate_label(label)})
+    frame = stage_events(wh, label)
+    committed = wh.read("models", columns=["model_version"], where={"label": label})
+    frame = frame.filter(pl.col("model_version").is_in(committed["model_version"].implode()))
     return frame.sort(["changed_at", "model_version"]).to_dicts()
 
 

@@ -21,13 +21,13 @@ import pyarrow as pa
 from va_core import checks as model_checks
 from va_core import quality
 from va_core.embeddings import Corpus, load_corpus
-from va_core.errors import InputError
+from va_core.errors import InputError, VAError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
 from va_core.labels import LabelSet, label_set, login_name, validate_label, warehouse_of
 from va_core.learn import (MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score, evaluate, fit,
                            ordered)
-from va_core.registry import CANDIDATE, label_lock, latest_model, record_stage
-from va_core.warehouse import Warehouse
+from va_core.registry import CANDIDATE, label_lock, latest_model, stage_event
+from va_core.warehouse import CommitConflict, Compare, Warehouse
 
 
 @dataclass
@@ -220,9 +220,38 @@ def run_checks(ls: LabelSet, data: TrainingData, model: LinearModel, evaluation:
 
 # -- writing a version ---------------------------------------------------------------
 
+VERSION_CLAIMS = 50  # claims lost to concurrent trainers before giving up
+
+
+class VersionClaimFailed(VAError):
+    """No version number could be had, or the one claimed was already stored."""
+
+
 def next_model_version(wh: Warehouse, label: str) -> int:
-    latest = latest_model(wh, label)
-    return 1 if latest is None else int(latest["model_version"]) + 1
+    """One more than any version of the label committed (``models``) or claimed (its stage events)."""
+    taken = [wh.read(t, columns=["model_version"], where={"label": label})["model_version"].max()
+             for t in ("models", "model_stage_events")]
+    taken = [int(v) for v in taken if v is not None]
+    return max(taken, default=0) + 1
+
+
+def claim_model_version(wh: Warehouse, label: str, trained_by: str, reason: str) -> int:
+    """Take the next version number of ``label`` for this run: its candidate stage event.
+
+    A conditional insert on (label, model_version): when another writer (another process
+    or machine) commits the same number first, Delta refuses ours and the next number is
+    tried. The claim is invisible to readers until the ``models`` row of the version commits.
+    """
+    for _ in range(VERSION_CLAIMS):
+        version = next_model_version(wh, label)
+        try:
+            if wh.insert_new("model_stage_events", [stage_event(label, version, CANDIDATE, None, trained_by, reason)],
+                             on=("label", "model_version")):
+                return version
+        except CommitConflict:
+            continue
+    raise VersionClaimFailed(f"{label}: could not claim a model version after {VERSION_CLAIMS} attempts "
+                             "(other writers kept taking them)")
 
 
 def _lineage(ls: LabelSet, corpus: Corpus, version: int) -> dict:
@@ -230,10 +259,35 @@ def _lineage(ls: LabelSet, corpus: Corpus, version: int) -> dict:
             "encoder_id": corpus.encoder_id}
 
 
-def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray) -> int:
+LATEST = "latest"  # drop_before: the label's latest committed version, read from models
+
+
+def latest_committed(wh: Warehouse, label: str) -> int | None:
+    v = wh.read("models", columns=["model_version"], where={"label": label})["model_version"].max()
+    return None if v is None else int(v)
+
+
+def _replace_version(wh: Warehouse, table: str, label: str, version: int, rows, drop_before: int | str | None) -> int:
+    """Replace one version's rows; then drop those of versions before ``drop_before``.
+
+    Two commits, both cheap: the replace's predicate names one version (other versions'
+    files are skipped by their statistics), and a delete removes whole files without
+    rewriting them. (One overwrite of ``version OR older`` would read every older row.)
+    """
+    written = wh.replace(table, {"label": label, "model_version": int(version)}, rows)
+    if drop_before == LATEST:
+        drop_before = latest_committed(wh, label)
+    if drop_before is not None:
+        written = wh.delete(table, {"label": label, "model_version": Compare("<", int(drop_before))})
+    return written
+
+
+def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray,
+                 drop_before: int | str | None = LATEST) -> int:
+    """The version's scores over the corpus; then drop older versions' rows (see ``_replace_version``)."""
     n = len(corpus)
     lin = _lineage(ls, corpus, version)
-    return wh.replace("clip_scores", {"label": ls.label}, pa.table({
+    return _replace_version(wh, "clip_scores", ls.label, version, pa.table({
         "label": pa.array([ls.label] * n, pa.string()),
         "model_version": pa.array(np.full(n, version), pa.int64()),
         "clip_key": pa.array(corpus.keys.tolist(), pa.string()),
@@ -241,15 +295,16 @@ def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scor
         "label_events_version": pa.array(np.full(n, lin["label_events_version"] if lin["label_events_version"]
                                                  is not None else -1), pa.int64()),
         "encoder_id": pa.array([corpus.encoder_id] * n, pa.string()),
-    }))
+    }), drop_before)
 
 
-def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame) -> int:
+def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame,
+                drop_before: int | str | None = LATEST) -> int:
     lin = _lineage(ls, corpus, version)
     rows = feeds.with_columns(pl.lit(ls.label).alias("label"), pl.lit(version, pl.Int64).alias("model_version"),
                               pl.lit(lin["label_events_version"], pl.Int64).alias("label_events_version"),
                               pl.lit(corpus.encoder_id).alias("encoder_id"))
-    return wh.replace("feeds", {"label": ls.label}, rows)
+    return _replace_version(wh, "feeds", ls.label, version, rows, drop_before)
 
 
 def _estimate_columns(estimate: quality.QualityEstimate) -> dict:
@@ -282,10 +337,11 @@ def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, 
 def write_model(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, model: LinearModel, data: TrainingData,
                 evaluation: Evaluation, results: list[model_checks.CheckResult], trained_by: str,
                 estimate: quality.QualityEstimate | None = None) -> int:
-    """The ``models`` row: written last, so a version exists only once all its rows do.
+    """The ``models`` row: written last, so a version exists for readers only once all its rows do.
 
-    ``ap`` is the corpus estimate (computed here when not given) and the stored baseline
-    check is the one made against it, whoever computed the other checks.
+    A conditional insert: a second row for one (label, model_version) is refused. ``ap`` is
+    the corpus estimate (computed here when not given) and the stored baseline check is the
+    one made against it, whoever computed the other checks.
     """
     estimate = estimate if estimate is not None else estimate_quality(wh, ls, corpus, model, data)
     baseline = model_checks.beats_baseline(evaluation.ap.mean, evaluation.baseline.mean, evaluation.method,
@@ -296,13 +352,49 @@ def write_model(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, model
     artifact = model.to_artifact(**{k: v for k, v in lin.items() if k != "model_version"},
                                  model_version=version, training_clips=data.keys,
                                  operating_curve=evaluation.curve.as_dict() if evaluation.curve else None)
-    return wh.append("models", [{
+    row = {
         **lin, "stage": CANDIDATE, "trained_at": datetime.now(timezone.utc), "n_pos": ls.n_pos, "n_neg": ls.n_neg,
         "ap": estimate.ap, "ap_low": estimate.ap_low, "ap_high": estimate.ap_high, "n_audit": estimate.n_audit,
         "ap_method": estimate.method, "labelled_ap": evaluation.ap.mean,
         "artifact": artifact, "trainer": model.trainer, "checks_passed": passed,
         "checks_report": report, "label_set_digest": ls.digest(),
-    }])
+    }
+    if not wh.insert_new("models", [row], on=("label", "model_version")):
+        raise VersionClaimFailed(f"{ls.label} v{version} is already in models: nothing written")
+    return wh.version("models")
+
+
+def prune_older_versions(wh: Warehouse, label: str, version: int) -> None:
+    """Drop ``clip_scores`` and ``feeds`` rows of versions before ``version`` (committed or not).
+
+    ``version`` must be committed. Versions after it are left alone: another writer may be
+    completing one.
+    """
+    for table in ("clip_scores", "feeds"):
+        wh.delete(table, {"label": label, "model_version": Compare("<", int(version))})
+
+
+def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
+                   evaluation: Evaluation, diversity: float | None, scores: np.ndarray,
+                   results: list[model_checks.CheckResult], trained_by: str, reason: str,
+                   estimate: quality.QualityEstimate | None = None) -> int:
+    """Store a trained model as a new version of its label; returns the version number.
+
+    The write sequence: claim a number (the candidate stage event), write every row tagged
+    with it, then the ``models`` row, which makes the version visible: readers read a label's
+    other tables at the version ``models`` names. Killed before that, the rows are orphans
+    nobody reads. Then the scores and feeds of older versions (superseded, or orphans of a
+    killed run) are pruned; a later run or ``va doctor --repair`` does what a kill skipped.
+    """
+    version = claim_model_version(wh, ls.label, trained_by, reason)
+    feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
+    wh.replace("label_sets", {"label": ls.label}, ls.rows())
+    write_scores(wh, ls, corpus, version, scores, drop_before=None)
+    write_feeds(wh, ls, corpus, version, feeds, drop_before=None)
+    write_evaluation(wh, ls, corpus, version, evaluation, diversity, estimate)
+    write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by, estimate)
+    prune_older_versions(wh, ls.label, version)
+    return version
 
 
 def _existing(row: dict | None, ls: LabelSet, encoder_id: str, trainer: str) -> bool:
@@ -371,17 +463,10 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         lap("diversity")
         scores = score_corpus(model, corpus)
         lap("score")
-        version = next_model_version(wh, label)
-        feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
-        lap("feeds")
         results = run_checks(ls, data, model, evaluation, corpus, wanted_encoder, estimate)
-        wh.replace("label_sets", {"label": label}, ls.rows())
-        write_scores(wh, ls, corpus, version, scores)
-        write_feeds(wh, ls, corpus, version, feeds)
-        write_evaluation(wh, ls, corpus, version, evaluation, diversity, estimate)
-        trained_by = trained_by or login_name()
-        write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by, estimate)
-        record_stage(wh, label, version, CANDIDATE, None, trained_by, note or f"trained ({trainer})")
+        lap("checks")
+        version = commit_version(wh, ls, corpus, model, data, evaluation, diversity, scores, results,
+                                 trained_by or login_name(), note or f"trained ({trainer})", estimate)
         lap("write")
     passed = all(r.passed for r in results if r.blocking)
     return TrainResult(

@@ -8,8 +8,11 @@ their dimension is checked on write and recovered on read by :func:`embedding_ma
 """
 from __future__ import annotations
 
+import os
 import random
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
@@ -30,6 +33,8 @@ class TableSpec:
     description: str = ""
     # Change data feed lets sensors read only what was appended since a version.
     change_feed: bool = False
+    # Columns that identify a row: at most one row per key (``va doctor`` checks it). Empty: a log.
+    key: tuple[str, ...] = ()
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
@@ -49,6 +54,7 @@ TABLES: dict[str, TableSpec] = {
                 ("n_clips", pa.int32()), ("ingested_at", TS),
             ),
             description="One row per video file seen by ingestion, failed ones included.",
+            key=("video_id",),
         ),
         TableSpec(
             "clips",
@@ -58,6 +64,7 @@ TABLES: dict[str, TableSpec] = {
                 ("n_sampled", pa.int32()),
             ),
             description="Shots: the span between two consecutive cuts. Key = {video_id}|{frame_in}.",
+            key=("clip_key",),
         ),
         TableSpec(
             "clip_embeddings",
@@ -66,12 +73,14 @@ TABLES: dict[str, TableSpec] = {
                 ("embedding", pa.list_(pa.float32())),
             ),
             description="Mean-pooled, L2-normalised CLIP image embedding of each clip.",
+            key=("clip_key", "encoder_id"),
         ),
         TableSpec(
             "clip_clusters",
             _schema(("clip_key", pa.string()), ("encoder_id", pa.string()), ("cluster_index", pa.int32()),
                     ("embeddings_version", pa.int64())),
             description="k-means cluster (K=10) of each clip, for the data diversity score.",
+            key=("clip_key", "encoder_id"),
         ),
         TableSpec(
             "label_events",
@@ -86,6 +95,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             description="Append-only log of every label anyone gave, with how its clip was chosen. "
                         "The only table people write.",
+            key=("event_id",),
             change_feed=True,
         ),
         TableSpec(
@@ -105,6 +115,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Events aggregated per (label, clip): each annotator's latest vote, majority wins.",
+            key=("label", "clip_key"),
         ),
         TableSpec(
             "models",
@@ -120,6 +131,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Model versions per label and their current stage.",
+            key=("label", "model_version"),
         ),
         TableSpec(
             "model_stage_events",
@@ -149,6 +161,7 @@ TABLES: dict[str, TableSpec] = {
             partition_by=("label",),
             description="Quality of each model version: the corpus estimate of AP, precision and recall with "
                         "90% intervals, the labelled-set AP and its spread, the random baseline, diversity.",
+            key=("label", "model_version"),
         ),
         TableSpec(
             "clip_scores",
@@ -158,6 +171,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Scores of the latest model version of each label over the whole corpus.",
+            key=("label", "model_version", "clip_key"),
         ),
         TableSpec(
             "feeds",
@@ -171,6 +185,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="The active-learning feeds of the latest model version of each label.",
+            key=("label", "model_version", "feed", "rank"),
         ),
         TableSpec(
             "policy_state",
@@ -180,6 +195,7 @@ TABLES: dict[str, TableSpec] = {
             ),
             partition_by=("label",),
             description="Per-label state of the bandit that chooses where the next clips come from.",
+            key=("label",),
         ),
     ]
 }
@@ -210,12 +226,31 @@ def sql_literal(value: Any) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+@dataclass(frozen=True)
+class Compare:
+    """A predicate term other than equality: ``{"model_version": Compare("<", 7)}``."""
+
+    op: str
+    value: Any
+
+    def __post_init__(self):
+        if self.op not in ("<", "<=", ">", ">=", "<>"):
+            raise WarehouseError(f"unsupported comparison {self.op!r}")
+
+    def apply(self, operand):
+        """The comparison on a pyarrow column or dataset field."""
+        name = {"<": "less", "<=": "less_equal", ">": "greater", ">=": "greater_equal", "<>": "not_equal"}[self.op]
+        return getattr(pc, name)(operand, self.value)
+
+
 def _filter(where: Mapping[str, Any] | None):
     """``where`` as a pyarrow dataset expression (None: no filter)."""
     expr = None
     for column, value in (where or {}).items():
         if isinstance(value, (list, tuple, set, frozenset)):
             term = pc.field(column).isin(list(value))
+        elif isinstance(value, Compare):
+            term = value.apply(pc.field(column))
         else:
             term = pc.field(column) == value
         expr = term if expr is None else expr & term
@@ -236,31 +271,89 @@ def predicate(where: Mapping[str, Any]) -> str:
             if not values:
                 raise WarehouseError(f"empty IN list for column {column!r}")
             parts.append(f"{column} IN ({', '.join(sql_literal(v) for v in values)})")
+        elif isinstance(value, Compare):
+            parts.append(f"{column} {value.op} {sql_literal(value.value)}")
         else:
             parts.append(f"{column} = {sql_literal(value)}")
     return " AND ".join(parts)
 
 
-def _retrying(fn, what: str, attempts: int = 60):
-    """Retry a commit that lost a race: concurrent writers to one table are normal here."""
+def _key_rows(rows: pa.Table, on: list[str]) -> list[tuple]:
+    return sorted(set(zip(*(rows.column(c).to_pylist() for c in on))), key=str)
+
+
+def _keys_predicate(rows: pa.Table, on: list[str]) -> str:
+    """Exactly the keys of ``rows``: ``(a = 1 AND b = 'x') OR (...)``."""
+    for column in on:
+        if not re.match(r"^[a-z_][a-z0-9_]*$", column):
+            raise WarehouseError(f"bad column name in predicate: {column!r}")
+    return " OR ".join("(" + " AND ".join(f"{c} = {sql_literal(v)}" for c, v in zip(on, key)) + ")"
+                       for key in _key_rows(rows, on))
+
+
+def _keys_filter(rows: pa.Table, on: list[str]):
+    expr = None
+    for key in _key_rows(rows, on):
+        term = None
+        for c, v in zip(on, key):
+            t = pc.field(c) == v
+            term = t if term is None else term & t
+        expr = term if expr is None else expr | term
+    return expr
+
+
+class CommitConflict(WarehouseError):
+    """A conditional commit lost to a concurrent one that changed what it read: rerun it on fresh data."""
+
+
+# Delta's own commit retries: a commit that finds its version taken re-checks the winning
+# commits and lands on the next version unless they conflict with what it read.
+COMMIT_RETRIES = 100
+# A conditional commit (replace, delete, insert_new) that truly conflicted is rerun on a
+# fresh snapshot this many times; each rerun re-reads, so it cannot overwrite newer rows.
+CONFLICT_RERUNS = 20
+
+_commits = 0
+_commits_lock = threading.Lock()
+
+
+def _committed() -> None:
+    """Count this process's commits; ``VA_KILL_AFTER_COMMITS=N`` SIGKILLs it right after the Nth.
+
+    A test seam for crash safety: tests kill a real ``va`` process at every commit point and
+    check what readers see. Unset (always, outside those tests) it costs one lookup.
+    """
+    global _commits
+    with _commits_lock:
+        _commits += 1
+        limit = os.environ.get("VA_KILL_AFTER_COMMITS")
+        if limit and _commits >= int(limit):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _commit_properties():
+    from deltalake import CommitProperties
+
+    return CommitProperties(max_commit_retries=COMMIT_RETRIES)
+
+
+def rerun_on_conflict(fn, what: str, reruns: int = CONFLICT_RERUNS):
+    """Run a conditional commit, rerunning it when a concurrent commit conflicted with it.
+
+    ``fn`` must read what it depends on afresh each time (a rerun with stale rows could undo
+    the winner's write). Only delta-rs' conflict error is rerun; every other error is raised.
+    """
     from deltalake.exceptions import CommitFailedError
 
     delay = 0.01
-    for attempt in range(attempts):
+    for attempt in range(reruns):
         try:
             return fn()
-        except CommitFailedError as exc:  # another writer committed the same version
-            if attempt == attempts - 1:
-                raise WarehouseError(f"{what}: gave up after {attempts} commit conflicts: {exc}") from exc
+        except CommitFailedError as exc:
+            if attempt == reruns - 1:
+                raise CommitConflict(f"{what}: still conflicting after {reruns} reruns: {exc}") from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 1.6, 0.5)
-        except Exception as exc:  # delta-rs reports some races as generic errors
-            text = str(exc).lower()
-            if "version" in text and ("exists" in text or "conflict" in text) and attempt < attempts - 1:
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 1.6, 0.5)
-                continue
-            raise
 
 
 class Warehouse:
@@ -297,15 +390,15 @@ class Warehouse:
 
         return DeltaTable(self.table_uri(table), version=version, storage_options=self._options())
 
-    def _dataset(self, table: str, version: int | None = None):
-        """The table's files at ``version`` as a pyarrow dataset.
+    def _dataset(self, table: str, version: int | None = None, delta=None):
+        """The table's files at ``version`` (or of the snapshot ``delta``) as a pyarrow dataset.
 
         Local tables are read through pyarrow's own file system: deltalake's default one calls
         back into Python from pyarrow's I/O threads, and a process that exits while those
         threads wind down aborts ("terminate called without an active exception") about
         one time in three.
         """
-        delta = self._open(table, version)
+        delta = delta if delta is not None else self._open(table, version)
         if not self.is_local:
             return delta.to_pyarrow_dataset()
         import pyarrow.fs as pafs
@@ -371,65 +464,165 @@ class Warehouse:
             raise WarehouseError(f"{table}: rows do not fit the schema: {exc}") from exc
 
     def append(self, table: str, data) -> int:
-        """Append rows; returns the new table version. Retries on commit conflicts."""
-        from deltalake import CommitProperties, write_deltalake
+        """Append rows; returns the new table version.
+
+        A blind append: delta-rs' own commit retries land it on the next free version. The one
+        conflict left is a metadata commit racing it (the table being created by another
+        writer at the same moment); the append is then rerun, which is safe as it read nothing.
+        """
+        from deltalake import write_deltalake
 
         rows = self._conform(table, data)
         current = self.create(table)
         if len(rows) == 0:
             return current
         spec = self.spec(table)
-
-        def write():
-            write_deltalake(
-                self.table_uri(table), rows, mode="append",
-                partition_by=list(spec.partition_by) or None, schema_mode="merge",
-                storage_options=self._options(),
-                commit_properties=CommitProperties(max_commit_retries=100),
-            )
-
-        _retrying(write, f"append to {table}")
+        rerun_on_conflict(lambda: write_deltalake(
+            self.table_uri(table), rows, mode="append", partition_by=list(spec.partition_by) or None,
+            schema_mode="merge", storage_options=self._options(), commit_properties=_commit_properties(),
+        ), f"append to {table}")
+        _committed()
         return self.version(table)
 
     def replace(self, table: str, where: Mapping[str, Any], data) -> int:
         """Atomically replace the rows matching ``where`` (one video, one label) with ``data``.
 
-        Readers see either the old rows or the new ones, never a mix.
+        Readers see either the old rows or the new ones, never a mix. A concurrent commit that
+        added rows matching ``where`` makes Delta refuse this one; it is then rerun, so two
+        writers replacing the same rows leave one copy, never both. ``data`` may be a function
+        of no arguments returning the rows: it is called again for each rerun, for rows that
+        depend on what was read.
         """
-        from deltalake import CommitProperties, write_deltalake
+        from deltalake import write_deltalake
 
-        rows = self._conform(table, data)
         pred = predicate(where)
-        for column, value in where.items():  # delta-rs refuses such rows only after reading the table
-            if not len(rows):
-                continue
-            col = rows.column(column)
-            if isinstance(value, (list, tuple, set, frozenset)):
-                outside = pc.invert(pc.is_in(col, value_set=pa.array(list(value), col.type)))
-            else:
-                outside = pc.not_equal(col, pa.scalar(value, col.type))
-            if pc.any(pc.fill_null(outside, True)).as_py():
-                raise WarehouseError(f"{table}: rows to replace {pred} include other {column} values")
         self.create(table)
         spec = self.spec(table)
 
         def write():
+            rows = self._conform(table, data() if callable(data) else data)
+            self._check_inside(table, where, rows, pred)
             write_deltalake(
                 self.table_uri(table), rows, mode="overwrite", predicate=pred,
                 partition_by=list(spec.partition_by) or None, schema_mode="merge",
-                storage_options=self._options(),
-                commit_properties=CommitProperties(max_commit_retries=100),
+                storage_options=self._options(), commit_properties=_commit_properties(),
             )
 
-        _retrying(write, f"replace {pred} in {table}")
+        rerun_on_conflict(write, f"replace {pred} in {table}")
+        _committed()
         return self.version(table)
+
+    def _check_inside(self, table: str, where: Mapping[str, Any], rows: pa.Table, pred: str) -> None:
+        """delta-rs refuses rows outside the predicate only after reading the table: refuse them first."""
+        if not len(rows):
+            return
+        for column, value in where.items():
+            col = rows.column(column)
+            if isinstance(value, (list, tuple, set, frozenset)):
+                outside = pc.invert(pc.is_in(col, value_set=pa.array(list(value), col.type)))
+            elif isinstance(value, Compare):
+                outside = pc.invert(value.apply(col))
+            else:
+                outside = pc.not_equal(col, pa.scalar(value, col.type))
+            if pc.any(pc.fill_null(outside, True)).as_py():
+                raise WarehouseError(f"{table}: rows to replace {pred} include other {column} values")
 
     def delete(self, table: str, where: Mapping[str, Any]) -> int | None:
         if not self.exists(table):
             return None
         pred = predicate(where)
-        _retrying(lambda: self._open(table).delete(pred), f"delete {pred} from {table}")
-        return self.version(table)
+        before = self.version(table)
+        rerun_on_conflict(lambda: self._open(table).delete(pred, commit_properties=_commit_properties()),
+                          f"delete {pred} from {table}")
+        after = self.version(table)
+        if after != before:
+            _committed()
+        return after
+
+    def insert_new(self, table: str, data, on: Iterable[str]) -> int:
+        """Insert the rows whose ``on`` columns match no row of the table; returns how many were inserted.
+
+        One conditional commit: at the snapshot where the keys were found absent, an overwrite
+        whose predicate is exactly those keys (so it removes nothing). Two writers inserting
+        one key at once cannot both succeed: Delta finds rows matching the loser's predicate
+        in the winner's commit and refuses it (``CommitConflict``, not rerun here: the caller
+        decides, e.g. by choosing the next version number). Same guarantee as a MERGE with
+        only ``when_not_matched_insert``, at about half its cost.
+        """
+        from deltalake import write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
+        rows = self._conform(table, data)
+        self.create(table)
+        on = list(on)
+        if not len(rows):
+            return 0
+        snapshot = self._open(table)
+        present = pl.from_arrow(self._dataset(table, delta=snapshot).to_table(
+            columns=on, filter=_keys_filter(rows, on)))
+        if present.height:
+            fresh = pl.from_arrow(rows).join(present, on=on, how="anti")
+            rows = self._conform(table, fresh)
+            if not len(rows):
+                return 0
+        spec = self.spec(table)
+        try:
+            write_deltalake(snapshot, rows, mode="overwrite", predicate=_keys_predicate(rows, on),
+                            partition_by=list(spec.partition_by) or None, schema_mode="merge",
+                            storage_options=self._options(),
+                            commit_properties=_commit_properties())
+        except CommitFailedError as exc:
+            raise CommitConflict(f"insert into {table}: a concurrent commit wrote the same keys ({exc})") from exc
+        _committed()
+        return len(rows)
+
+    # -- one row per key ---------------------------------------------------
+    _ORDER = ("ingested_at", "trained_at", "changed_at", "created_at", "updated_at")
+
+    def _scope(self, table: str) -> str:
+        """The column a repair rewrites by: the partition, else the video, else the key's first column."""
+        spec = self.spec(table)
+        if spec.partition_by:
+            return spec.partition_by[0]
+        return "video_id" if "video_id" in spec.schema.names else spec.key[0]
+
+    def duplicate_keys(self, table: str) -> pl.DataFrame:
+        """The keys of ``table`` held by more than one row, with their count ``n`` and scope column."""
+        spec = self.spec(table)
+        if not spec.key:
+            return pl.DataFrame()
+        scope = self._scope(table)
+        columns = list(dict.fromkeys([*spec.key, scope]))
+        keys = self.read(table, columns=columns)
+        extra = [] if scope in spec.key else [pl.col(scope).first()]
+        return keys.group_by(list(spec.key)).agg(pl.len().alias("n"), *extra).filter(pl.col("n") > 1)
+
+    def dedupe(self, table: str) -> int:
+        """Leave one row per key in ``table`` (the newest by its time column, if it has one).
+
+        Only the rows in the scope (video, label) of a duplicated key are rewritten, in one
+        conditional commit. Returns how many rows were removed.
+        """
+        dups = self.duplicate_keys(table)
+        if dups.height == 0:
+            return 0
+        spec = self.spec(table)
+        scope = self._scope(table)
+        values = sorted(set(dups[scope].to_list()))
+        order = next((c for c in self._ORDER if c in spec.schema.names), None)
+        removed = 0
+
+        def rows() -> pa.Table:
+            nonlocal removed
+            frame = self.read(table, where={scope: values})
+            if order is not None:
+                frame = frame.sort(order, descending=True, nulls_last=True, maintain_order=True)
+            kept = frame.unique(subset=list(spec.key), keep="first", maintain_order=True)
+            removed = frame.height - kept.height
+            return kept.to_arrow()
+
+        self.replace(table, {scope: values}, rows)
+        return removed
 
     # -- reading -----------------------------------------------------------
     def scan(self, table: str, version: int | None = None) -> pl.LazyFrame:

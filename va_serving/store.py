@@ -23,7 +23,6 @@ has no public way to change an entry's labels, and its files are not ours to edi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +30,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock
 
 KIND = "va-linear-classifier"
 ARTIFACT = "artifact.json"
@@ -160,12 +161,8 @@ def _metadata(row: dict, digest: str) -> dict:
 def _sync_lock(store_path: Path) -> Iterator[None]:
     """One sync at a time per store: the server's watcher and a Dagster run may both sync."""
     store_path.mkdir(parents=True, exist_ok=True)
-    with open(store_path / ".va-sync.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(store_path / ".va-sync.lock"):
+        yield
 
 
 def _create(tag: str, row: dict, digest: str) -> None:

@@ -12,6 +12,7 @@ import polars as pl
 from va_core import labels as labels_mod
 from va_core.errors import InputError, VAError
 from va_core.playback import clip_infos
+from va_core.registry import models_frame
 from va_core.warehouse import Warehouse
 
 SEARCH_K = 12
@@ -199,7 +200,7 @@ def model_history(settings, label: str) -> pl.DataFrame:
     labels_mod.validate_label(label)
     wh = _wh(settings)
     # not the artifacts: they hold each version's training clips and grow with every build
-    models = wh.read("models", columns=MODEL_COLUMNS, where={"label": label})
+    models = models_frame(wh, label, columns=MODEL_COLUMNS)  # stage derived from the stage history
     if models.height == 0:
         return pl.DataFrame()
     evals = wh.read("evaluations", where={"label": label})

@@ -46,3 +46,20 @@ def test_concurrent_appends_lose_nothing_and_duplicate_nothing(tmp_path):
     assert set(events["source"].to_list()) == expected
     # every batch was one commit, none was split or repeated
     assert wh.version("label_events") == N_PROCESSES * EVENTS // BATCH  # created at version 0
+
+
+def test_two_machines_training_one_label_never_share_a_version_number(tmp_path, monkeypatch):
+    """Separate homes, so separate lock folders: only Delta's conflict detection keeps them apart."""
+    from loop_corpus import assert_versions_unique_and_complete, race_trainers, truth_events
+    from va_core.train import train_label
+    from va_core.labels import record_events
+
+    uri = f"file://{tmp_path / 'shared-warehouse'}"
+    monkeypatch.setenv("VA_WAREHOUSE_URI", uri)
+    settings, wh, corpus = make_home(tmp_path / "setup", n=200)
+    record_events(settings, truth_events(corpus, "race", 2, range(0, 200, 4)))
+    train_label(settings, "race")  # v1 and the clusters
+    per_process = race_trainers(tmp_path, {"VA_WAREHOUSE_URI": uri}, "race")
+    claimed = sorted(v for vs in per_process for v in vs)
+    assert claimed == list(range(2, 8)), per_process
+    assert assert_versions_unique_and_complete(wh, "race", 200) == list(range(1, 8))

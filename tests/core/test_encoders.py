@@ -5,6 +5,8 @@ import json
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -121,6 +123,45 @@ def test_real_spec_fails_fast_without_the_hub_naming_the_alternatives(no_hub):
     message = str(err.value)
     assert "tiny" in message and "open_clip:ViT-B-32:/path/to/checkpoint" in message
     assert "127.0.0.1" in message
+
+
+@pytest.fixture
+def silent_hub(no_hub, monkeypatch):
+    """A hub on this machine that accepts every connection and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])  # held open, never written to
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    yield accepted
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_a_hub_that_accepts_and_never_answers_fails_within_seconds(silent_hub):
+    started = time.monotonic()
+    with pytest.raises(EncoderUnavailable) as err:
+        load_encoder(DEFAULT_ENCODER)
+    assert time.monotonic() - started < encoders.HUB_TIMEOUT_S + 2
+    assert silent_hub, "the probe never connected"
+    message = str(err.value)  # the unreachable hub's message, naming the alternatives
+    assert "cannot be reached" in message and "no answer within" in message and "127.0.0.1" in message
+    assert "tiny" in message and "open_clip:ViT-B-32:/path/to/checkpoint" in message
 
 
 def test_hub_offline_variable_is_respected(no_hub, monkeypatch):

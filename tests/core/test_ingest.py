@@ -178,3 +178,62 @@ def test_cli_ingest_json_and_progress(settings, sample_corpus_dir, capsys):
     assert data["counts"]["added"] == 1 and data["n_clips"] > 0
     assert data["versions_after"]["clips"] == 1
     assert "ingesting" in captured.err  # the progress bar is on stderr
+
+
+CORPUS_KEYS = {"videos": ["video_id"], "clips": ["clip_key"], "clip_embeddings": ["clip_key", "encoder_id"]}
+
+INGESTER = """
+import sys, time
+from pathlib import Path
+from va_core.config import Settings
+from va_core.encoders import load_encoder, parse_spec
+from va_core.ingest import ingest
+go, folder = Path(sys.argv[1]), sys.argv[2]
+settings = Settings.from_env(encoder="tiny")
+load_encoder(parse_spec("tiny"))  # torch imported before the start line
+while not go.exists():
+    time.sleep(0.01)
+print(ingest(settings, [folder], progress=False, flush_videos=4).count("added"))
+"""
+
+
+def _one_row_per_key(wh):
+    for table, key in CORPUS_KEYS.items():
+        frame = wh.read(table, columns=key)
+        assert frame.height == frame.unique().height, f"{table} has duplicate keys"
+
+
+def test_two_ingests_of_one_folder_at_once_keep_one_row_per_key(sample_corpus_dir, ingested_home, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    home, go = tmp_path / "racing-home", tmp_path / "go"
+    env = dict(os.environ, VA_HOME=str(home), VA_ENCODER="tiny")
+    env.pop("VA_WAREHOUSE_URI", None)
+    procs = [subprocess.Popen([sys.executable, "-c", INGESTER, str(go), str(sample_corpus_dir)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(4)
+    go.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=540)
+        assert proc.returncode == 0, err
+    wh, reference = Warehouse(str(home / "warehouse")), Warehouse.from_settings(ingested_home)
+    _one_row_per_key(wh)
+    for table in CORPUS_KEYS:  # the same rows one ingest alone writes
+        assert wh.count(table) == reference.count(table), table
+
+
+def test_ingest_repairs_a_home_with_duplicate_rows(ingested_home, sample_corpus_dir):
+    wh = Warehouse.from_settings(ingested_home)
+    counts = {t: wh.count(t) for t in CORPUS_KEYS}
+    for table in CORPUS_KEYS:  # what two racing ingests of an older version left behind
+        wh.append(table, wh.arrow(table))
+    report = ingest(ingested_home, [sample_corpus_dir], progress=False)
+    assert report.repaired == counts and report.count("unchanged") == len(report.videos)
+    _one_row_per_key(wh)
+    assert {t: wh.count(t) for t in CORPUS_KEYS} == counts
+    assert "repaired" in report.summary()
+    again = ingest(ingested_home, [sample_corpus_dir], progress=False)
+    assert again.repaired == {} and not again.wrote

@@ -113,3 +113,25 @@ def test_ingest_and_search_with_the_warehouse_on_s3(s3_settings, sample_corpus_d
     assert results.height == 3 and results["uri"].null_count() == 0
     again = ingest(s3_settings, paths, progress=False)
     assert again.count("unchanged") == 2 and not again.wrote
+
+
+def test_two_machines_training_one_label_on_s3_never_share_a_version_number(s3_endpoint, tmp_path, monkeypatch,
+                                                                               request):
+    """Two processes, separate homes and lock folders, one bucket. Safe concurrent commits on S3
+    need conditional puts (S3's If-None-Match), never AWS_S3_ALLOW_UNSAFE_RENAME."""
+    from loop_corpus import assert_versions_unique_and_complete, make_home, race_trainers, truth_events
+    from va_core.labels import record_events
+    from va_core.train import train_label
+
+    url, _ = s3_endpoint
+    options = json.dumps({"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                          "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true", "conditional_put": "etag"})
+    env = {"VA_WAREHOUSE_URI": f"s3://{BUCKET}/{request.node.name}", "VA_STORAGE_OPTIONS": options}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings, wh, corpus = make_home(tmp_path / "setup", n=120)
+    record_events(settings, truth_events(corpus, "race", 2, range(0, 120, 3)))
+    train_label(settings, "race")
+    per_process = race_trainers(tmp_path, env, "race", n_each=2)
+    assert sorted(v for vs in per_process for v in vs) == [2, 3, 4, 5], per_process
+    assert assert_versions_unique_and_complete(wh, "race", 120) == [1, 2, 3, 4, 5]

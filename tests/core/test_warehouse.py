@@ -201,3 +201,22 @@ def test_a_process_that_read_a_table_exits_cleanly(tmp_path):
     codes = [subprocess.run([sys.executable, "-c", script, wh.uri], capture_output=True).returncode
              for _ in range(8)]
     assert codes == [0] * 8
+
+
+def test_insert_new_inserts_absent_keys_only_and_refuses_a_concurrent_same_key(wh, monkeypatch):
+    from va_core.warehouse import CommitConflict
+
+    row = lambda v, by: {"label": "a", "model_version": v, "stage": "candidate", "changed_by": by}  # noqa: E731
+    on = ("label", "model_version")
+    assert wh.insert_new("model_stage_events", [row(1, "x")], on) == 1
+    assert wh.insert_new("model_stage_events", [row(1, "y"), row(2, "y")], on) == 1  # only v2 was absent
+    stale = wh._open("model_stage_events")  # what a second machine read before the first wrote v3
+    assert wh.insert_new("model_stage_events", [row(3, "first")], on) == 1
+    monkeypatch.setattr(wh, "_open", lambda table, version=None: stale)
+    with pytest.raises(CommitConflict):
+        wh.insert_new("model_stage_events", [row(3, "second")], on)
+    # from the same stale snapshot, a key the concurrent commit did not write goes in
+    assert wh.insert_new("model_stage_events", [row(4, "second")], on) == 1
+    monkeypatch.undo()
+    events = wh.read("model_stage_events").sort("model_version")
+    assert events.select("model_version", "changed_by").rows() == [(1, "x"), (2, "y"), (3, "first"), (4, "second")]

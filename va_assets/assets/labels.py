@@ -175,8 +175,8 @@ def model_metadata(wh, row: dict, ev: dict | None, checks: list, scores, feeds, 
 def stored_version(wh, label: str, version: int, latest: bool = True):
     """The rows one model version wrote: (models row, evaluations row, clip_scores, feeds).
 
-    ``clip_scores`` and ``feeds`` hold the label's latest version only: a table holding
-    another version gives None for that part, and ``latest=False`` does not read them.
+    ``clip_scores`` and ``feeds`` keep the label's latest committed version only: once a newer
+    version pruned them this gives None for those parts; ``latest=False`` does not read them.
     """
     from va_core.registry import get_model
 
@@ -184,15 +184,12 @@ def stored_version(wh, label: str, version: int, latest: bool = True):
     ev = wh.read("evaluations", where={"label": label, "model_version": version})
     if not latest:
         return row, (ev.row(0, named=True) if ev.height else None), None, None
-    scores = wh.read("clip_scores", columns=["clip_key", "score", "model_version"], where={"label": label})
-    feeds = wh.read("feeds", where={"label": label})
-
-    def of_version(frame):
-        return frame if frame.height and set(frame["model_version"].to_list()) == {version} else None
-
-    scores = of_version(scores)
-    # no unlabelled clip left gives an empty feeds table, which belongs to the scored version
-    feeds = of_version(feeds) if feeds.height or scores is None else feeds
+    scores = wh.read("clip_scores", columns=["clip_key", "score", "model_version"],
+                     where={"label": label, "model_version": version})
+    feeds = wh.read("feeds", where={"label": label, "model_version": version})
+    # a newer version prunes this one's scores and feeds; no unlabelled clip left gives no feed rows
+    scores = scores if scores.height else None
+    feeds = feeds if scores is not None else None
     return row, (ev.row(0, named=True) if ev.height else None), scores, feeds
 
 
