@@ -37,7 +37,7 @@ from va_core.video import (Shot, canonical_uri, content_hash, find_videos, probe
                            video_id_for)
 from va_core.warehouse import Warehouse, embedding_column
 
-TABLES = ("videos", "clips", "clip_embeddings")
+TABLES = ("videos", "clips", "transitions", "clip_embeddings")
 
 ADDED, REPLACED, EMBEDDED, UNCHANGED, FAILED = "added", "replaced", "embedded", "unchanged", "failed"
 
@@ -199,7 +199,7 @@ _END = object()
 
 def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Event) -> None:
     """Decode every job's shots into ``out``: ("begin", job, info), ("shot", job, ShotFrames),
-    ("end", job, n_decoded) or ("fail", job, message); then _END."""
+    ("end", job, (n_decoded, transitions)) or ("fail", job, message); then _END."""
 
     def put(item) -> bool:
         while not stop.is_set():
@@ -222,7 +222,7 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
                     for item in sample_frames(job.path, job.known_shots, size):
                         if not put(("shot", job, item)):
                             return
-                    put(("end", job, 0))
+                    put(("end", job, (0, [])))
                 else:
                     result = scan(job.path, size)
                     if not put(("begin", job, result.info)):
@@ -230,7 +230,7 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
                     for item in result.shots:
                         if not put(("shot", job, item)):
                             return
-                    put(("end", job, result.n_decoded))
+                    put(("end", job, (result.n_decoded, result.transitions)))
             except InputError as exc:
                 put(("fail", job, str(exc).removeprefix(f"{job.path}: ")))
             except Exception as exc:  # one bad file never stops the batch; the error is kept
@@ -252,6 +252,7 @@ class _Video:
     shots: list = field(default_factory=list)  # [Shot, n_sampled, embedding or None]
     ended: bool = False
     n_decoded: int = 0
+    transitions: list = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -270,6 +271,7 @@ class _Writer:
         self.last = time.monotonic()
         # Video ids that already have rows: their rows are replaced, the others appended.
         self.with_clips = _ids_in(wh, "clips", video_ids)
+        self.with_transitions = _ids_in(wh, "transitions", video_ids)
         self.embedded_any = _ids_in(wh, "clip_embeddings", video_ids)
 
     def add(self, video: _Video) -> None:
@@ -292,7 +294,7 @@ class _Writer:
         if not batch:
             return
         now = _now()
-        clip_rows, emb_keys, emb_vids, emb_mats = [], [], [], []
+        clip_rows, transition_rows, emb_keys, emb_vids, emb_mats = [], [], [], [], []
         rebuilt, embedded_only, video_rows = [], [], []
         for v in batch:
             job = v.job
@@ -301,6 +303,10 @@ class _Writer:
                 rebuilt.append(job.video_id)
             else:
                 embedded_only.append(job.video_id)
+            if ok and job.kind != EMBEDDED:
+                transition_rows += [{"video_id": job.video_id, "kind": tr.kind, "frame_start": tr.frame_start,
+                                     "frame_end": tr.frame_end, "start_s": tr.start_s, "end_s": tr.end_s,
+                                     "boundary_frame": tr.boundary} for tr in v.transitions]
             if ok:
                 for shot, n_sampled, emb in v.shots:
                     key = f"{job.video_id}|{shot.frame_in}"
@@ -330,6 +336,8 @@ class _Writer:
         })
         clips = pa.Table.from_pylist(clip_rows, schema=self.wh.spec("clips").schema)
         self._put("clips", clips, rebuilt, self.with_clips)
+        transitions = pa.Table.from_pylist(transition_rows, schema=self.wh.spec("transitions").schema)
+        self._put("transitions", transitions, rebuilt, self.with_transitions)
         # Rebuilt videos lose the embeddings of every encoder (they described the old shots);
         # embedding-only videos replace just this encoder's rows.
         rebuilt_emb = embeddings.filter(pc.is_in(embeddings["video_id"], pa.array(rebuilt, pa.string())))
@@ -345,6 +353,7 @@ class _Writer:
             else:
                 self.wh.replace("videos", {"video_id": sorted({r["video_id"] for r in video_rows})}, rows)
         self.with_clips.update(rebuilt)
+        self.with_transitions.update(rebuilt)
         self.embedded_any.update(emb_vids)
 
 
@@ -416,7 +425,7 @@ def _run(jobs: list[_Job], encoder, writer: _Writer, report: IngestReport, progr
                     encode()
             elif kind == "end":
                 videos[job.video_id].ended = True
-                videos[job.video_id].n_decoded = payload
+                videos[job.video_id].n_decoded, videos[job.video_id].transitions = payload
             else:  # fail
                 if job.video_id not in videos:
                     videos[job.video_id] = _Video(job)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -185,6 +186,154 @@ class CutDetector:
         return cut
 
 
+@dataclass(frozen=True)
+class Transition:
+    """A boundary between two shots: a hard cut (``frame_start == frame_end``, the new shot's first
+    frame) or a gradual one (dissolve, fade through black or white) spanning its frames, inclusive."""
+
+    kind: str  # cut | dissolve | fade_black | fade_white
+    frame_start: int
+    frame_end: int
+    start_s: float
+    end_s: float
+
+    @property
+    def boundary(self) -> int:
+        """The first frame of the shot after it: a cut's own frame, a gradual transition's middle."""
+        return self.frame_start if self.kind == "cut" else (self.frame_start + self.frame_end + 1) // 2
+
+
+_PLANE_WEIGHTS = np.array([1.0, 2.0, 2.0], dtype=np.float32) / 5.0  # the cut score's weighting
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).mean(axis=(1, 2)) @ _PLANE_WEIGHTS)
+
+
+@dataclass
+class TransitionDetector:
+    """Gradual transitions from the same thumbnails as the cuts, decided a few frames late.
+
+    Inside a dissolve or a fade every frame is a blend of its neighbours: frame ``c`` is close to
+    the mean of frames ``c - k`` and ``c + k`` although those two differ. Camera and object
+    motion do not blend (a moving edge is not the average of two shifted edges), and a hard cut
+    is as far from that mean as half the cut. A run of such blend frames (a flat black or white
+    frame counts as one) is then checked as a whole: its ends must differ like two shots do,
+    and each frame must fit the straight line between the frames before and after it (for a
+    fade, each half between a shot and the flat frame), its position along the line growing.
+
+    ``blend``: largest residual, as a share of the change from ``c - k`` to ``c + k``.
+    ``min_change``: smallest such change (below it the residual is noise). ``min_total``: the
+    smallest difference between the shots on either side. ``max_frames``: longer runs are motion.
+    """
+
+    k: int = 2
+    blend: float = 0.3
+    min_change: float = 2.0
+    min_total: float = 10.0
+    fit: float = 0.3
+    max_frames: int = 40
+    gap: int = 1
+    _ring: dict = field(default_factory=dict, repr=False)  # frame index -> (time, thumbnail)
+    _run: list | None = field(default=None, repr=False)  # [first, last] blend frame of the open run
+    _last: int = field(default=-1, repr=False)
+
+    def reset(self) -> None:
+        self._ring, self._run, self._last = {}, None, -1
+
+    @staticmethod
+    def flat(thumb: np.ndarray) -> bool:
+        return bool(thumb[0].std() < 2.5 and thumb[1].std() < 2.0 and thumb[2].std() < 2.0)
+
+    def _is_blend(self, c: int) -> bool:
+        k, ring = self.k, self._ring
+        if c - k not in ring or c + k not in ring:
+            return False
+        before, here, after = ring[c - k][1], ring[c][1], ring[c + k][1]
+        if self.flat(here):
+            return True
+        change = _distance(after, before)
+        return change > self.min_change and _distance(here, (after + before) * 0.5) < self.blend * change
+
+    @property
+    def open_from(self) -> int | None:
+        """First frame of the run under consideration (frames before it are settled)."""
+        return self._run[0] if self._run else None
+
+    def push(self, index: int, t: float, thumb: np.ndarray) -> Transition | None:
+        """Feed frame ``index``; returns a transition when one has just been confirmed."""
+        self._ring[index] = (t, thumb.astype(np.float32))
+        self._last = index
+        c = index - self.k
+        found = None
+        if self._is_blend(c):
+            if self._run is None:
+                self._run = [c, c]
+            else:
+                self._run[1] = c
+            if self._run[1] - self._run[0] + 1 > self.max_frames:
+                self._run = None  # too long for a transition: sustained motion
+        elif self._run is not None and c - self._run[1] > self.gap:
+            found = self._judge(*self._run)
+            self._run = None
+        keep = min(index - 2 * self.k - self.gap - 2, self._run[0] - 2) if self._run else index - 2 * self.k - 2
+        for i in [i for i in self._ring if i < keep]:
+            del self._ring[i]
+        return found
+
+    def finish(self) -> Transition | None:
+        """The end of the video: a run still open there is judged with what is known."""
+        run, self._run = self._run, None
+        if run is None or run[1] + 1 not in self._ring:
+            return None
+        return self._judge(*run)
+
+    @property
+    def settled(self) -> int:
+        """Frames up to this index will never join a transition that is not yet reported."""
+        # A run can still start at the next centre, and a cut up to k frames before a run joins it.
+        horizon = self._last - 2 * self.k - self.gap - 1
+        return min(horizon, self._run[0] - self.k - 1) if self._run else horizon
+
+    def _judge(self, s: int, e: int) -> Transition | None:
+        ring = self._ring
+        if e - s < 1 or s - 1 not in ring or e + 1 not in ring:
+            return None
+        frames = [ring[i][1] for i in range(s, e + 1)]
+        flats = [i for i, f in zip(range(s, e + 1), frames) if self.flat(f)]
+        before, after = ring[s - 1][1], ring[e + 1][1]
+        if _distance(before, after) < self.min_total:
+            return None
+        if flats:  # a fade: out of one shot to the flat colour, then in from it
+            flat = ring[flats[len(flats) // 2]][1]
+            if not (self._fits(before, flat, range(s, flats[0])) and self._fits(flat, after, range(flats[-1] + 1, e + 1))):
+                return None
+            kind = "fade_black" if flat[0].mean() < 128 else "fade_white"
+        elif self._fits(before, after, range(s, e + 1)):
+            kind = "dissolve"
+        else:
+            return None
+        return Transition(kind, s, e, ring[s][0], ring[e][0])
+
+    def _fits(self, a: np.ndarray, b: np.ndarray, span: range) -> bool:
+        """Frames of ``span`` lie on the line from ``a`` to ``b``, moving along it."""
+        if len(span) == 0:
+            return True
+        d = (b - a).ravel()
+        norm = float(d @ d)
+        total = _distance(a, b)
+        if norm <= 0 or total < self.min_total / 2:
+            return False
+        alphas, misfit = [], 0.0
+        for i in span:
+            f = self._ring[i][1]
+            alpha = float((f - a).ravel() @ d) / norm
+            alphas.append(alpha)
+            misfit = max(misfit, _distance(f, a + alpha * (b - a)))
+        steps = np.diff([0.0, *alphas, 1.0])
+        return misfit < self.fit * total and bool((steps > -0.05).all()) and -0.1 < alphas[0] and alphas[-1] < 1.1
+
+
 def sample_offsets(duration_s: float, max_frames: int = MAX_FRAMES) -> np.ndarray:
     """Seconds into a shot of the frames to sample (the rule in the module docstring)."""
     grid = np.arange(FIRST_SAMPLE_S, duration_s, SAMPLE_EVERY_S)
@@ -239,10 +388,16 @@ class _ShotSampler:
         self.frame_in, self.t0 = frame_in, t0
         self.kept: list[tuple[float, np.ndarray]] = []
         self.early: list = []  # decoded frames before the first sample time (for very short shots)
+        self.skipped: list = []  # transition frames, the last resort of a shot that has nothing else
         self.next_offset, self.step = FIRST_SAMPLE_S, SAMPLE_EVERY_S
 
-    def offer(self, frame, t: float) -> None:
+    def offer(self, frame, t: float, skip: bool = False) -> None:
+        """The next decoded frame of the shot; ``skip``: a transition frame, never sampled."""
         offset = t - self.t0
+        if skip:
+            if not self.kept and not self.early and len(self.skipped) < 64:
+                self.skipped.append((t, frame))
+            return
         if offset + 1e-6 < self.next_offset:
             if not self.kept:
                 self.early.append((t, frame))
@@ -263,7 +418,8 @@ class _ShotSampler:
             chosen = [self.kept[i] for i in _spread(len(self.kept), self.max_frames)]
         else:  # shorter than the first sample time: its middle frame, as sample_offsets says
             middle = self.t0 + float(sample_offsets(end_s - self.t0, self.max_frames)[0])
-            t, frame = next((e for e in self.early if e[0] >= middle - 1e-6), self.early[-1])
+            pool = self.early or self.skipped  # a shot made only of transition frames still gets one
+            t, frame = next((e for e in pool if e[0] >= middle - 1e-6), pool[-1])
             chosen = [(t, to_rgb(frame, self.size, self.reformatter))]
         return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen])
 
@@ -275,10 +431,11 @@ class Scan:
     info: VideoInfo
     shots: Iterator[ShotFrames]
     n_decoded: int = 0
+    transitions: list[Transition] = field(default_factory=list)  # complete once ``shots`` is exhausted
 
 
 def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | None = None,
-         decode_threads: int = 0) -> Scan:
+         decode_threads: int = 0, transitions: TransitionDetector | None = None) -> Scan:
     """Open a video and return its info and a generator of its shots with sampled frames.
 
     One decoding pass; shots are yielded as soon as the next cut is seen. Decoding errors
@@ -295,6 +452,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         raise
     detector = detector or CutDetector()
     detector.reset()
+    gradual = transitions or TransitionDetector()
     result = Scan(info, iter(()))
 
     def shots() -> Iterator[ShotFrames]:
@@ -303,19 +461,57 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         stream.codec_context.thread_count = decode_threads
         fps = info.fps or 25.0
         sampler = _ShotSampler(size, max_frames)
-        index, last_t, step = -1, 0.0, 1.0 / fps
+        gradual.reset()
+        boundaries: dict[int, Transition] = {}  # first frame of a shot -> the transition before it
+        skip: set[int] = set()  # frames inside gradual transitions
+        held: deque = deque()  # decoded frames waiting for the transitions around them to be decided
+        index, last_t, step, last_cut = -1, 0.0, 1.0 / fps, 0
+
+        def confirm(found: Transition) -> None:
+            # A cut inside a fade or dissolve is part of it; a short one's first frame can look like a
+            # cut (it is a blend of the shot and the next frame), so a cut just before it starts it.
+            inside = [i for i in boundaries if found.frame_start - gradual.k <= i <= found.frame_end + 1]
+            for i in inside:
+                del boundaries[i]
+            if inside and min(inside) < found.frame_start:
+                found = replace(found, frame_start=min(inside), start_s=float(held_time(min(inside))))
+            boundaries[found.boundary] = found
+            skip.update(range(found.frame_start, found.frame_end + 1))
+
+        def held_time(i: int) -> float:
+            return next(t for j, t, _ in held if j == i)
+
+        def release(upto: int) -> Iterator[ShotFrames]:
+            while held and held[0][0] <= upto:
+                i, t, frame = held.popleft()
+                if i == 0:
+                    sampler.start(0, t)
+                elif i in boundaries:
+                    result.transitions.append(boundaries.pop(i))
+                    yield sampler.close(i - 1, t)
+                    sampler.start(i, t)
+                sampler.offer(frame, t, skip=i in skip)
+                skip.discard(i)
+
         try:
             for frame in container.decode(stream):
                 index += 1
                 t = float(frame.time) if frame.time is not None else index / fps
-                if index == 0:
-                    sampler.start(0, t)
-                if detector.is_cut(detector.thumbnail(frame), index - sampler.frame_in, fps):
-                    yield sampler.close(index - 1, t)
-                    sampler.start(index, t)
-                sampler.offer(frame, t)
+                thumb = detector.thumbnail(frame)
+                if detector.is_cut(thumb, index - last_cut, fps):
+                    boundaries[index] = Transition("cut", index, index, t, t)
+                    last_cut = index
+                found = gradual.push(index, t, thumb)
+                if found is not None:
+                    confirm(found)
+                held.append((index, t, frame))
+                yield from release(gradual.settled)
                 last_t = t
                 result.n_decoded = index + 1
+            found = gradual.finish()
+            if found is not None:
+                confirm(found)
+            yield from release(index)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed after frame {index}: {exc}") from exc
         finally:
@@ -326,6 +522,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         if declared and index + 1 < 0.98 * declared - 2:
             # FFmpeg stops quietly at the end of a cut-off file; the container's index knows better.
             raise InputError(f"{path}: truncated: decoded {index + 1} of the {declared} frames its container lists")
+        result.transitions.sort(key=lambda tr: tr.frame_start)
         yield sampler.close(index, last_t + step)
 
     result.shots = shots()
@@ -335,6 +532,14 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
 def detect_shots(path) -> list[Shot]:
     """Shot boundaries of a video (one decoding pass)."""
     return [s.shot for s in scan(path, size=8).shots]
+
+
+def detect_transitions(path) -> list[Transition]:
+    """Every cut and gradual transition of a video, in order (one decoding pass)."""
+    result = scan(path, size=8)
+    for _ in result.shots:
+        pass
+    return result.transitions
 
 
 def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAMES,

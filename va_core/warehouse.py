@@ -60,6 +60,15 @@ TABLES: dict[str, TableSpec] = {
             description="Shots: the span between two consecutive cuts. Key = {video_id}|{frame_in}.",
         ),
         TableSpec(
+            "transitions",
+            _schema(
+                ("video_id", pa.string()), ("kind", pa.string()), ("frame_start", pa.int64()),
+                ("frame_end", pa.int64()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+                ("boundary_frame", pa.int64()),
+            ),
+            description="Cuts, dissolves and fades between shots; boundary_frame starts the next clip.",
+        ),
+        TableSpec(
             "clip_embeddings",
             _schema(
                 ("clip_key", pa.string()), ("video_id", pa.string()), ("encoder_id", pa.string()),
