@@ -11,7 +11,10 @@ H.264 at 25 fps, with the frame span of every join. Scored:
   not at a hard cut) that match one;
 - cuts: hard cuts found by a boundary within +/- 2 frames (``va``: of kind ``cut``), and false
   boundaries (matching no join at all);
-- seconds: one detection pass over the set (va: ``detect_transitions``, decoding included).
+- seconds: one detection pass over the set (va: ``detect_transitions``, decoding included);
+- ingest cost: ``va ingest`` of the set (tiny encoder, a fresh home each time) with cuts only
+  (as before gradual transitions), with gradual transitions, and with camera motion too
+  (the default): p50 of 3 interleaved rounds (1 with --quick).
 
     .venv/bin/python -m benchmarks.transitions           # 24 videos, 5 joins each
     .venv/bin/python -m benchmarks.transitions --quick   # 6 videos
@@ -42,7 +45,7 @@ def _scenedetect(detector_name: str):
     def run(path) -> list[tuple[str, int, int]]:
         detector = getattr(scenedetect, detector_name)()
         scenes = scenedetect.detect(str(path), detector)
-        return [("boundary", s.get_frames(), s.get_frames()) for s, _ in scenes[1:]]
+        return [("boundary", s.frame_num, s.frame_num) for s, _ in scenes[1:]]
 
     return run
 
@@ -101,6 +104,34 @@ def score(truth: list[dict], found: dict[str, list[tuple[str, int, int]]]) -> di
             "false_boundaries": false_boundaries, "misses": misses, "extras": extras}
 
 
+COSTS = {"cuts only (before)": {"gradual": False, "motion": False},
+         "+ gradual transitions": {"gradual": True, "motion": False},
+         "+ transitions + camera motion (default)": {"gradual": True, "motion": True}}
+
+
+def ingest_cost(videos: list[Path], rounds: int) -> dict[str, float]:
+    """p50 seconds of ``va ingest`` (tiny encoder, fresh home) of the videos per scan setting, rounds interleaved."""
+    from va_core.config import Settings
+    from va_core.ingest import ingest
+
+    from ._results import p50
+
+    seconds: dict[str, list[float]] = {name: [] for name in COSTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        def fresh(name: str) -> Settings:
+            home = Path(tmp) / name
+            return Settings(home=home, warehouse_uri=str(home / "warehouse"), encoder="tiny")
+
+        ingest(fresh("warm"), videos[:1], progress=False)  # imports and the model, untimed
+        for r in range(rounds):
+            for i, (name, options) in enumerate(COSTS.items()):
+                settings = fresh(f"h{r}{i}")
+                t0 = time.perf_counter()
+                ingest(settings, videos, progress=False, scan_options=options)
+                seconds[name].append(time.perf_counter() - t0)
+    return {name: p50(v) for name, v in seconds.items()}
+
+
 def main() -> None:
     parser = arguments(__doc__, "6 videos instead of 24")
     parser.add_argument("--data", help="folder for the generated set (default: a temporary one)")
@@ -117,6 +148,7 @@ def main() -> None:
             found = {v.name: method(v) for v in ts.videos}
             seconds = time.perf_counter() - t0
             results[name] = {**score(ts.truth, found), "seconds": round(seconds, 3)}
+        cost = ingest_cost(ts.videos, 1 if args.quick else 3)
     rows = []
     for name, r in results.items():
         prec = "-" if r["gradual_precision"] is None else f"{r['gradual_precision']:.2f}"
@@ -128,7 +160,10 @@ def main() -> None:
     frames = sum(r["frame_end"] - r["frame_start"] + 1 for r in ts.truth)
     table = (f"{n} videos, {sum(r['kind'] != 'cut' for r in ts.truth)} gradual transitions "
              f"({frames} transition frames), {sum(r['kind'] == 'cut' for r in ts.truth)} cuts\n\n" + table)
-    path = save("transitions", args.quick, {"videos": n, "results": results}, started)
+    base = cost["cuts only (before)"]
+    table += "\n\n" + markdown(["va ingest (tiny encoder) of the set", "seconds (p50)", "growth"],
+                                [[name, f"{s:.2f}", f"{100 * (s / base - 1):+.1f}%"] for name, s in cost.items()], "lrr")
+    path = save("transitions", args.quick, {"videos": n, "results": results, "ingest_seconds": cost}, started)
     report(table, path)
 
 

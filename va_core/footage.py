@@ -225,12 +225,12 @@ def motion_set(folder, per_kind: int = 8, seed: int = 0, width: int = 192, heigh
 
     Each clip is cut from a real shot upscaled 2x so that a window of the output size can move
     inside it: pan (horizontal, either way), tilt (vertical), zoom (in or out), each at speeds
-    from 0.5 to 3 output pixels (or 0.4-1.6 % of scale) per frame; ``static``: the window stands
-    still over a still frame; ``object``: the window stands still over the moving real footage,
-    with a patch of another shot crossing the frame.
+    from 0.5 to 3 output pixels (or 0.25-1.5 % of scale) per frame, over one still frame of
+    the shot; ``static``: the window stands still over it; ``object``: the same, with a patch
+    of another shot (playing) crossing the frame.
     """
     folder = Path(folder)
-    meta = {"set": "motion", "version": 1, "per_kind": per_kind, "seed": seed, "width": width,
+    meta = {"set": "motion", "version": 2, "per_kind": per_kind, "seed": seed, "width": width,
             "height": height, "n_frames": n_frames}
     kinds = MOTION_LABELS + NEGATIVE_KINDS
     names = [f"{k}_{i:02d}.mp4" for k in kinds for i in range(per_kind)]
@@ -249,12 +249,13 @@ def motion_set(folder, per_kind: int = 8, seed: int = 0, width: int = 192, heigh
         H, W = src.shape[1:3]
         speed = float(rng.choice([0.5, 1.0, 2.0, 3.0]))
         sign = 1 if rng.integers(2) else -1
-        ph, pw = height // 3, width // 4
-        other = shots[(k + 1 + int(rng.integers(len(shots) - 1))) % len(shots)][0]
-        patch = _window(other, other.shape[1] / 2, other.shape[0] / 2, 1.0, pw, ph)
+        ph, pw = height // 2, width // 3
+        other = shots[(k + 1 + int(rng.integers(len(shots) - 1))) % len(shots)]
         frames = []
         for i in range(n_frames):
-            frame = src[min(t0 + i, len(src) - 1)]
+            # The scene stands still (real footage has camera moves of its own): the only camera
+            # motion is the synthetic one, the only other motion the crossing object.
+            frame = src[t0]
             cx, cy, scale = W / 2, H / 2, 1.4
             if kind == "pan":
                 cx += sign * speed * (i - n_frames / 2)
@@ -262,12 +263,11 @@ def motion_set(folder, per_kind: int = 8, seed: int = 0, width: int = 192, heigh
                 cy += sign * speed * 0.6 * (i - n_frames / 2)
             elif kind == "zoom":
                 scale = 1.4 * (1 + sign * speed * 0.005) ** (i - n_frames / 2)
-            elif kind == "static":
-                frame = src[t0]
             crop = _window(frame, cx, cy, scale, width, height)
-            if kind == "object":
+            if kind == "object":  # a patch of another real shot, playing, crosses the still frame
+                patch = _window(other[i % len(other)], other.shape[2] / 2, other.shape[1] / 2, 1.0, pw, ph)
                 x = int((i / n_frames) * (width + pw)) - pw if sign > 0 else int(width - (i / n_frames) * (width + pw))
-                y = height // 3
+                y = height // 4
                 x0, x1 = max(0, x), min(width, x + pw)
                 if x1 > x0:
                     crop = crop.copy()

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from va_core.encoders import parse_spec
 from va_core.errors import InputError
+from va_core.motion import ENCODER_ID as MOTION_ENCODER_ID
 from va_core.video import (Shot, canonical_uri, content_hash, find_videos, probe, sample_frames, scan,
                            video_id_for)
 from va_core.warehouse import Warehouse, embedding_column
@@ -197,7 +198,7 @@ def plan(wh: Warehouse, files: list[Path], encoder_id: str) -> tuple[list[_Job],
 _END = object()
 
 
-def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Event) -> None:
+def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Event, scan_options: dict) -> None:
     """Decode every job's shots into ``out``: ("begin", job, info), ("shot", job, ShotFrames),
     ("end", job, (n_decoded, transitions)) or ("fail", job, message); then _END."""
 
@@ -224,7 +225,7 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
                             return
                     put(("end", job, (0, [])))
                 else:
-                    result = scan(job.path, size)
+                    result = scan(job.path, size, **scan_options)
                     if not put(("begin", job, result.info)):
                         return
                     for item in result.shots:
@@ -249,7 +250,7 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
 class _Video:
     job: _Job
     info: object = None
-    shots: list = field(default_factory=list)  # [Shot, n_sampled, embedding or None]
+    shots: list = field(default_factory=list)  # [Shot, n_sampled, embedding or None, motion descriptor or None]
     ended: bool = False
     n_decoded: int = 0
     transitions: list = field(default_factory=list)
@@ -294,7 +295,8 @@ class _Writer:
         if not batch:
             return
         now = _now()
-        clip_rows, transition_rows, emb_keys, emb_vids, emb_mats = [], [], [], [], []
+        clip_rows, transition_rows, emb_keys, emb_vids, emb_mats, motion_keys = [], [], [], [], [], []
+        motion_mats = []
         rebuilt, embedded_only, video_rows = [], [], []
         for v in batch:
             job = v.job
@@ -308,8 +310,11 @@ class _Writer:
                                      "frame_end": tr.frame_end, "start_s": tr.start_s, "end_s": tr.end_s,
                                      "boundary_frame": tr.boundary} for tr in v.transitions]
             if ok:
-                for shot, n_sampled, emb in v.shots:
+                for shot, n_sampled, emb, motion in v.shots:
                     key = f"{job.video_id}|{shot.frame_in}"
+                    if motion is not None:
+                        motion_keys.append((key, job.video_id))
+                        motion_mats.append(motion)
                     if job.kind != EMBEDDED:
                         clip_rows.append({"clip_key": key, "video_id": job.video_id, "frame_in": shot.frame_in,
                                           "frame_out": shot.frame_out, "start_s": shot.start_s,
@@ -341,6 +346,13 @@ class _Writer:
         # Rebuilt videos lose the embeddings of every encoder (they described the old shots);
         # embedding-only videos replace just this encoder's rows.
         rebuilt_emb = embeddings.filter(pc.is_in(embeddings["video_id"], pa.array(rebuilt, pa.string())))
+        if motion_keys:  # the camera-motion descriptor is an embedding of its own, beside the encoder's
+            rebuilt_emb = pa.concat_tables([rebuilt_emb, pa.table({
+                "clip_key": pa.array([k for k, _ in motion_keys], pa.string()),
+                "video_id": pa.array([vid for _, vid in motion_keys], pa.string()),
+                "encoder_id": pa.array([MOTION_ENCODER_ID] * len(motion_keys), pa.string()),
+                "embedding": embedding_column(np.stack(motion_mats)),
+            })])
         self._put("clip_embeddings", rebuilt_emb, rebuilt, self.embedded_any)
         only_emb = embeddings.filter(pc.is_in(embeddings["video_id"], pa.array(embedded_only, pa.string())))
         if embedded_only and only_emb.num_rows:
@@ -358,12 +370,12 @@ class _Writer:
 
 
 def _run(jobs: list[_Job], encoder, writer: _Writer, report: IngestReport, progress: bool,
-         batch_frames: int) -> None:
+         batch_frames: int, scan_options: dict) -> None:
     from tqdm import tqdm
 
     q: queue.Queue = queue.Queue(maxsize=max(8, 4 * batch_frames))
     stop = threading.Event()
-    producer = threading.Thread(target=_produce, args=(jobs, encoder.image_size, q, stop),
+    producer = threading.Thread(target=_produce, args=(jobs, encoder.image_size, q, stop, scan_options),
                                 name="va-decode", daemon=True)
     videos: dict[str, _Video] = {}
     order: list[str] = []
@@ -418,7 +430,7 @@ def _run(jobs: list[_Job], encoder, writer: _Writer, report: IngestReport, progr
                 bar.set_description(f"ingesting {job.path.name[:30]}", refresh=False)
             elif kind == "shot":
                 v = videos[job.video_id]
-                v.shots.append([payload.shot, len(payload.frames), None])
+                v.shots.append([payload.shot, len(payload.frames), None, payload.motion])
                 waiting.append((v, len(v.shots) - 1, payload.frames))
                 n_waiting += len(payload.frames)
                 if n_waiting >= batch_frames:
@@ -444,12 +456,14 @@ def _run(jobs: list[_Job], encoder, writer: _Writer, report: IngestReport, progr
 
 
 def ingest(settings, paths, progress: bool = True, flush_videos: int = 50, flush_seconds: float = 30.0,
-           batch_frames: int | None = None) -> IngestReport:
+           batch_frames: int | None = None, scan_options: dict | None = None) -> IngestReport:
     """Ingest video files and folders (searched recursively for video suffixes).
 
     Returns an :class:`IngestReport`. Raises InputError only when no path names anything;
     unreadable files are reported (and stored) as failed. The encoder is loaded only when
     there is something to encode, so an up-to-date corpus is checked without torch.
+    ``scan_options``: keywords of :func:`va_core.video.scan` (default: gradual transitions and
+    camera motion on; the benchmarks turn them off to measure what they cost).
     """
     started = time.perf_counter()
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -470,7 +484,8 @@ def ingest(settings, paths, progress: bool = True, flush_videos: int = 50, flush
         report.warning = encoder.warning
         writer = _Writer(wh, spec.encoder_id, [j.video_id for j in jobs], flush_videos, flush_seconds)
         try:
-            _run(jobs, encoder, writer, report, progress, batch_frames or (64 if encoder.image_size <= 128 else 32))
+            _run(jobs, encoder, writer, report, progress, batch_frames or (64 if encoder.image_size <= 128 else 32),
+                 {"gradual": True, "motion": True, **(scan_options or {})})
         finally:
             writer.flush()  # what finished before an interruption is kept
         settings.remember_encoder(spec.spec)

@@ -277,7 +277,11 @@ def describe_result(r: TrainResult) -> str:
 
 
 def cli_train(args, settings):
-    result = train_label(settings, args.label, trainer=args.trainer, force=args.force)
+    from va_core.embeddings import label_encoder_id
+
+    validate_label(args.label)
+    encoder_id = label_encoder_id(warehouse_of(settings), args.label, encoder_id_for(settings), args.features)
+    result = train_label(settings, args.label, trainer=args.trainer, force=args.force, encoder_id=encoder_id)
     if result.created:
         print(f"trained in {sum(result.timings.values()):.2f} s", file=sys.stderr)
     return result.as_dict(), describe_result(result)

@@ -374,13 +374,14 @@ class ShotFrames:
     shot: Shot
     frames: np.ndarray
     times: list[float]
+    motion: np.ndarray | None = None  # the camera-motion descriptor (va_core.motion), when asked for
 
 
 class _ShotSampler:
     """Keeps the sampled frames of the shot in progress with bounded memory."""
 
-    def __init__(self, size: int, max_frames: int):
-        self.size, self.max_frames = size, max_frames
+    def __init__(self, size: int, max_frames: int, motion: bool = False):
+        self.size, self.max_frames, self.with_motion = size, max_frames, motion
         self.reformatter = _reformatter()
         self.start(0, 0.0)
 
@@ -389,11 +390,18 @@ class _ShotSampler:
         self.kept: list[tuple[float, np.ndarray]] = []
         self.early: list = []  # decoded frames before the first sample time (for very short shots)
         self.skipped: list = []  # transition frames, the last resort of a shot that has nothing else
+        self.motion: list | None = [] if self.with_motion else None  # per-frame camera motion
         self.next_offset, self.step = FIRST_SAMPLE_S, SAMPLE_EVERY_S
 
     def offer(self, frame, t: float, skip: bool = False) -> None:
         """The next decoded frame of the shot; ``skip``: a transition frame, never sampled."""
         offset = t - self.t0
+        if self.motion is not None and not skip:
+            from va_core.motion import frame_motion
+
+            m = frame_motion(frame)
+            if m is not None:
+                self.motion.append(m)
         if skip:
             if not self.kept and not self.early and len(self.skipped) < 64:
                 self.skipped.append((t, frame))
@@ -421,7 +429,12 @@ class _ShotSampler:
             pool = self.early or self.skipped  # a shot made only of transition frames still gets one
             t, frame = next((e for e in pool if e[0] >= middle - 1e-6), pool[-1])
             chosen = [(t, to_rgb(frame, self.size, self.reformatter))]
-        return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen])
+        motion = None
+        if self.motion is not None:
+            from va_core.motion import descriptor
+
+            motion = descriptor(self.motion)
+        return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen], motion)
 
 
 @dataclass
@@ -435,12 +448,15 @@ class Scan:
 
 
 def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | None = None,
-         decode_threads: int = 0, transitions: TransitionDetector | None = None) -> Scan:
+         decode_threads: int = 0, transitions: TransitionDetector | None = None, gradual: bool = True,
+         motion: bool = False) -> Scan:
     """Open a video and return its info and a generator of its shots with sampled frames.
 
     One decoding pass; shots are yielded as soon as the next cut is seen. Decoding errors
     mid-file raise InputError naming the frame. ``decode_threads``: FFmpeg's decoding
-    threads (0: as many as it likes).
+    threads (0: as many as it likes). ``gradual``: also find dissolves and fades (else cuts
+    only). ``motion``: each shot carries its camera-motion descriptor (the decoder exports its
+    motion vectors).
     """
     import av
 
@@ -452,7 +468,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         raise
     detector = detector or CutDetector()
     detector.reset()
-    gradual = transitions or TransitionDetector()
+    tracker = (transitions or TransitionDetector()) if gradual else None
     result = Scan(info, iter(()))
 
     def shots() -> Iterator[ShotFrames]:
@@ -460,8 +476,13 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decode_threads
         fps = info.fps or 25.0
-        sampler = _ShotSampler(size, max_frames)
-        gradual.reset()
+        if motion:
+            from va_core.motion import DECODER_OPTIONS
+
+            stream.codec_context.options = {**stream.codec_context.options, **DECODER_OPTIONS}
+        sampler = _ShotSampler(size, max_frames, motion)
+        if tracker is not None:
+            tracker.reset()
         boundaries: dict[int, Transition] = {}  # first frame of a shot -> the transition before it
         skip: set[int] = set()  # frames inside gradual transitions
         held: deque = deque()  # decoded frames waiting for the transitions around them to be decided
@@ -470,7 +491,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         def confirm(found: Transition) -> None:
             # A cut inside a fade or dissolve is part of it; a short one's first frame can look like a
             # cut (it is a blend of the shot and the next frame), so a cut just before it starts it.
-            inside = [i for i in boundaries if found.frame_start - gradual.k <= i <= found.frame_end + 1]
+            inside = [i for i in boundaries if found.frame_start - tracker.k <= i <= found.frame_end + 1]
             for i in inside:
                 del boundaries[i]
             if inside and min(inside) < found.frame_start:
@@ -501,14 +522,15 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
                 if detector.is_cut(thumb, index - last_cut, fps):
                     boundaries[index] = Transition("cut", index, index, t, t)
                     last_cut = index
-                found = gradual.push(index, t, thumb)
-                if found is not None:
-                    confirm(found)
                 held.append((index, t, frame))
-                yield from release(gradual.settled)
+                if tracker is not None:
+                    found = tracker.push(index, t, thumb)
+                    if found is not None:
+                        confirm(found)
+                yield from release(tracker.settled if tracker is not None else index)
                 last_t = t
                 result.n_decoded = index + 1
-            found = gradual.finish()
+            found = tracker.finish() if tracker is not None else None
             if found is not None:
                 confirm(found)
             yield from release(index)

@@ -130,6 +130,9 @@ def build_app(settings) -> gr.Blocks:
             with gr.Tab("Model", id="model"):
                 with gr.Row():
                     build_m = gr.Button("Build model now", variant="primary", elem_id="va-build-model")
+                    features = gr.Dropdown(choices=[("as the last model", ""), ("CLIP", "clip"),
+                                                    ("camera motion", "motion"), ("both", "both")],
+                                           value="", label="Train on", elem_id="va-features")
                     approve_ask = gr.Button("Approve…", elem_id="va-approve")
                 quality = gr.Markdown("", elem_id="va-quality")
                 with gr.Group(visible=False) as confirm_box:
@@ -250,10 +253,10 @@ def build_app(settings) -> gr.Blocks:
         app.unload(_forget_session)
 
         @_ui
-        def on_build(chosen, sess, request: gr.Request):
+        def on_build(chosen, sess, feature_set, request: gr.Request):
             if not chosen:
                 raise gr.Error("pick a label first")
-            built = h.build(settings, chosen)
+            built = h.build(settings, chosen, features=feature_set or None)
             if sess.label == chosen:
                 with _session_lock(request):
                     sess = h.refill(settings, sess)
@@ -269,7 +272,7 @@ def build_app(settings) -> gr.Blocks:
 
         model_out = [quality, curve, previews, approve_ask]
         for button in (build_a, build_m):
-            button.click(on_build, [label, session], [status, *model_out, screen, progress, session])
+            button.click(on_build, [label, session, features], [status, *model_out, screen, progress, session])
 
         @_ui
         def on_model_tab(chosen):

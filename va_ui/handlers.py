@@ -279,14 +279,18 @@ def take_back(settings, session: Session) -> Session:
 
 # -- model ----------------------------------------------------------------------------
 
-def build(settings, label: str, encoder_id: str | None = None) -> dict:
+def build(settings, label: str, encoder_id: str | None = None, features: str | None = None) -> dict:
     """Retrain in-process with the same function the orchestrator runs; returns its summary.
 
-    ``encoder_id``: the embeddings to train on (default: the home's encoder).
+    ``encoder_id``: the embeddings to train on; else those of ``features`` (clip, motion or
+    both; default: the latest model's, else clip) with the home's encoder.
     """
+    from va_core.embeddings import label_encoder_id
+    from va_core.feeds import encoder_id_for
     from va_core.train import train_label
 
     labels_mod.validate_label(label)
+    encoder_id = encoder_id or label_encoder_id(_wh(settings), label, encoder_id_for(settings), features or None)
     t0 = time.perf_counter()
     result = train_label(settings, label, encoder_id=encoder_id)
     return {"result": result, "seconds": time.perf_counter() - t0}

@@ -131,6 +131,8 @@ def label_set(context: dg.AssetExecutionContext, va: VAResource) -> dg.Materiali
 def classifier(context: dg.AssetExecutionContext, va: VAResource):
     from va_core.learn import MIN_PER_CLASS
     from va_core.registry import CANDIDATE, get_model, label_lock, latest_model, record_stage
+    from va_core.embeddings import label_encoder_id
+    from va_core.feeds import encoder_id_for
     from va_core.train import (_existing, corpus_for, evaluate_classifier, fit_classifier, next_model_version,
                                run_checks, training_data, write_model)
 
@@ -143,7 +145,7 @@ def classifier(context: dg.AssetExecutionContext, va: VAResource):
         context.log.info(f"{label}: {ls.n_pos} positive and {ls.n_neg} negative labels; a model needs "
                          f"{MIN_PER_CLASS} of each. No new version.")
         return
-    corpus = corpus_for(settings)
+    corpus = corpus_for(settings, label_encoder_id(wh, label, encoder_id_for(settings)))  # the label's feature set
     with label_lock(settings, label):
         latest = latest_model(wh, label)
         if _existing(latest, ls, corpus.encoder_id, TRAINER):
