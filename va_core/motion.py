@@ -2,10 +2,10 @@
 
 H.264 and most other codecs already measure how every block moved since its reference frame;
 FFmpeg exports those vectors when asked (``flags2=+export_mvs``), so the camera's motion costs a
-least-squares fit per decoded frame and no extra image work. Per frame, the vectors are fitted
-by a global similarity-plus-shear model ``u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y`` (x, y and
-the vectors in frame widths, from the centre), refitted once without the worst-fitting blocks
-(moving objects): pan ``a0``, tilt ``b0``, zoom ``(a1 + b2) / 2``, rotation ``(b1 - a2) / 2``,
+least-squares fit per frame and no extra image work. Every other frame, the vectors are fitted
+by a global affine model ``u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y`` (x, y and the vectors
+in frame widths, from the centre; weighted by block area), refitted once without the blocks
+far from the first fit (moving objects): pan ``a0``, tilt ``b0``, zoom ``(a1 + b2) / 2``, rotation ``(b1 - a2) / 2``,
 what the model leaves unexplained (object motion) and the share of the frame that moves.
 
 Per clip those frame values become :data:`DIM` numbers (``motion-v1``): the signed means and
@@ -26,38 +26,112 @@ DECODER_OPTIONS = {"flags2": "+export_mvs"}
 FEATURES = ("pan", "tilt", "zoom", "rotation", "object", "moving")
 
 
-def frame_motion(frame) -> np.ndarray | None:
-    """(pan, tilt, zoom, rotation, object, moving) of one decoded frame, None if it has no vectors."""
+def frame_vectors(frame) -> np.ndarray | None:
+    """The motion vectors FFmpeg exported for a decoded frame (a structured array), None if none."""
     from av.sidedata.motionvectors import MotionVectors
 
     vectors = next((sd for sd in frame.side_data if isinstance(sd, MotionVectors)), None)
     if vectors is None or len(vectors) == 0:
         return None
-    mv = vectors.to_ndarray()
-    width, height = float(frame.width), float(frame.height)
-    scale = np.maximum(mv["motion_scale"].astype(np.float64), 1.0)
+    return vectors.to_ndarray()
+
+
+def fit_frames(vectors: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    """(n, 6) pan, tilt, zoom, rotation, object, moving of n frames' vectors, all fitted at once.
+
+    The per-frame weighted least squares are solved from their normal equations, summed per
+    frame with ``reduceat``: a few dozen array operations for any number of frames instead of
+    as many per frame (per-frame fits cost more than decoding small videos).
+    """
+    n = len(vectors)
+    counts = np.fromiter((len(v) for v in vectors), dtype=np.int64, count=n)
+    mv = np.concatenate(vectors)
+    fid = np.repeat(np.arange(n), counts)
+    scale = np.maximum(mv["motion_scale"].astype(np.float32), 1.0) * np.float32(width)
     # FFmpeg gives src = dst + motion / scale; a past reference's content moved by minus that.
-    sign = np.where(mv["source"] < 0, -1.0, 1.0)
-    u = sign * mv["motion_x"] / scale / width
-    v = sign * mv["motion_y"] / scale / width
-    x = (mv["dst_x"] - width / 2) / width
-    y = (mv["dst_y"] - height / 2) / width
-    w = mv["w"].astype(np.float64) * mv["h"]
-    design = np.column_stack([np.ones_like(x), x, y])
-    keep = np.ones(len(u), dtype=bool)
-    for _ in range(2):  # fit, then refit without the blocks that move on their own
-        sw = np.sqrt(w[keep])[:, None]
-        a = np.linalg.lstsq(design[keep] * sw, u[keep] * sw[:, 0], rcond=None)[0]
-        b = np.linalg.lstsq(design[keep] * sw, v[keep] * sw[:, 0], rcond=None)[0]
-        res = np.hypot(u - design @ a, v - design @ b)
-        cut = max(3 * float(np.median(res[keep])), 0.5 / width)
-        keep = res <= cut
-        if keep.sum() < 3:
-            keep = np.ones(len(u), dtype=bool)
-            break
-    moving = float(w[np.hypot(u, v) * width > 0.5].sum() / w.sum())
-    unexplained = float((res * w).sum() / w.sum())
-    return np.array([a[0], b[0], (a[1] + b[2]) / 2, (b[1] - a[2]) / 2, unexplained, moving])
+    sign = np.where(mv["source"] < 0, np.float32(-1), np.float32(1))
+    u = sign * mv["motion_x"] / scale
+    v = sign * mv["motion_y"] / scale
+    x = ((mv["dst_x"] - width / 2) / width).astype(np.float32)
+    y = ((mv["dst_y"] - height / 2) / width).astype(np.float32)
+    w = mv["w"].astype(np.float32) * mv["h"]
+
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    # The normal equations' terms of every block, once: a weighted solve is then one product
+    # and one reduceat (a frame's blocks are contiguous).
+    basis = np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y, u, u * x, u * y, v, v * x, v * y])
+
+    def solve(weight):
+        sums = np.add.reduceat(basis * weight[:, None], starts, axis=0)
+        s1, sx, sy, sxx, sxy, syy = (sums[:, i] for i in range(6))
+        normal = np.stack([np.stack([s1, sx, sy], -1), np.stack([sx, sxx, sxy], -1), np.stack([sy, sxy, syy], -1)], -2)
+        normal += np.eye(3) * 1e-9  # a frame whose blocks all sit on one line stays solvable
+        a = np.linalg.solve(normal, sums[:, 6:9, None])[..., 0]
+        b = np.linalg.solve(normal, sums[:, 9:12, None])[..., 0]
+        pu = (basis[:, :3] * a[fid]).sum(axis=1)
+        pv = (basis[:, :3] * b[fid]).sum(axis=1)
+        return a, b, np.hypot(u - pu, v - pv)
+
+    def total(values):
+        return np.add.reduceat(values, starts)
+
+    a, b, res = solve(w)
+    # Refit without the blocks that move on their own (objects): far from the first fit.
+    mean_res = total(w * res) / np.maximum(total(w), 1e-12)
+    keep = res <= np.maximum(2.5 * mean_res[fid], 0.5 / width)
+    a, b, res = solve(w * keep)
+    area = np.maximum(total(w), 1e-12)
+    moving = total(w * (np.hypot(u, v) * width > 0.5)) / area
+    unexplained = total(w * res) / area
+    return np.column_stack([a[:, 0], b[:, 0], (a[:, 1] + b[:, 2]) / 2, (b[:, 1] - a[:, 2]) / 2, unexplained, moving])
+
+
+class MotionTrack:
+    """The camera motion of one clip in progress: vectors kept for at most ``chunk`` frames, then fitted.
+
+    Every ``every``-th frame is fitted, on at most ``max_vectors`` of its vectors (evenly
+    spread): a global motion is over-determined by a few hundred blocks, and this keeps the
+    cost a small share of decoding at any frame size.
+    """
+
+    def __init__(self, chunk: int = 64, every: int = 2, max_vectors: int = 256):
+        self.chunk, self.every, self.max_vectors = chunk, every, max_vectors
+        self._pending: list[np.ndarray] = []
+        self._size = (0, 0)
+        self._fitted: list[np.ndarray] = []
+        self._seen = 0
+
+    def add(self, frame) -> None:
+        self._seen += 1
+        if (self._seen - 1) % self.every:
+            return
+        vectors = frame_vectors(frame)
+        if vectors is None:
+            return
+        if len(vectors) > self.max_vectors:
+            vectors = vectors[::-(-len(vectors) // self.max_vectors)]
+        size = (frame.width, frame.height)
+        if self._pending and size != self._size:
+            self._flush()
+        self._size = size
+        self._pending.append(vectors)
+        if len(self._pending) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._fitted.append(fit_frames(self._pending, *self._size))
+            self._pending = []
+
+    def descriptor(self) -> np.ndarray:
+        self._flush()
+        return descriptor(list(np.concatenate(self._fitted))) if self._fitted else descriptor([])
+
+
+def frame_motion(frame) -> np.ndarray | None:
+    """(pan, tilt, zoom, rotation, object, moving) of one decoded frame, None if it has no vectors."""
+    vectors = frame_vectors(frame)
+    return None if vectors is None else fit_frames([vectors], frame.width, frame.height)[0]
 
 
 def descriptor(frames: list[np.ndarray]) -> np.ndarray:

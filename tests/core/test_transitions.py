@@ -56,3 +56,24 @@ def test_ingestion_stores_the_transitions_of_each_video(joined, settings):
     want = video.detect_transitions(joined.videos[1])
     assert rows.select("kind", "frame_start", "frame_end").rows() == [(t.kind, t.frame_start, t.frame_end)
                                                                      for t in want]
+
+
+def test_the_player_marks_the_dissolves_and_fades_of_a_clip(joined, settings):
+    from va_core.playback import clip_infos
+    from va_ui.views import player
+
+    ingest(settings, [joined.videos[1]], progress=False)
+    wh = Warehouse.from_settings(settings)
+    clips = wh.read("clips").sort("frame_in")
+    gradual = wh.read("transitions").filter(wh.read("transitions")["kind"] != "cut").sort("frame_start")
+    infos = clip_infos(settings, clips["clip_key"].to_list())
+    first = gradual.row(0, named=True)
+    before = [c for c in clips.iter_rows(named=True) if c["frame_out"] + 1 == first["boundary_frame"]][0]
+    info = infos[before["clip_key"]]
+    kind, a, b = info.transitions[-1]  # the clip ends in it: the mark runs from its start to the clip's end
+    assert kind == first["kind"] and a == pytest.approx(first["start_s"] - before["start_s"], abs=1e-3)
+    assert b == pytest.approx(before["end_s"] - before["start_s"], abs=1e-3)
+    html = player({**info.as_dict(), "clip_key": info.clip_key}, "")
+    assert f'class="va-mark va-{kind}"' in html and kind.replace("_", " ") in html
+    untouched = [k for k, i in infos.items() if not i.transitions]
+    assert all("va-mark" not in player({**infos[k].as_dict()}, "") for k in untouched)
