@@ -14,7 +14,8 @@ H.264 at 25 fps, with the frame span of every join. Scored:
 - seconds: one detection pass over the set (va: ``detect_transitions``, decoding included);
 - ingest cost: ``va ingest`` of the set (tiny encoder, a fresh home each time) with cuts only
   (as before gradual transitions), with gradual transitions, and with camera motion too
-  (the default): p50 wall and CPU seconds of 3 interleaved rounds (2 with --quick), with
+  (the default): p50 wall and CPU seconds of 3 interleaved rounds, the order rotated so each
+  setting goes first once (2 rounds with --quick), with
   ``tiny`` (decoding dominates: the worst case) and ``open_clip:ViT-B-32:random`` (the
   default encoder's architecture and cost, random weights; not with --quick).
 
@@ -129,8 +130,10 @@ def ingest_cost(videos: list[Path], rounds: int, encoder: str) -> dict[str, dict
             return Settings(home=home, warehouse_uri=str(home / "warehouse"), encoder=encoder)
 
         ingest(fresh("warm"), videos[:1], progress=False)  # imports and the model, untimed
+        names = list(COSTS)
         for r in range(rounds):
-            for i, (name, options) in enumerate(COSTS.items()):
+            for i, name in enumerate(names[r % len(names):] + names[:r % len(names)]):  # each goes first once
+                options = COSTS[name]
                 settings = fresh(f"h{r}{i}")
                 t0, c0 = time.perf_counter(), time.process_time()
                 ingest(settings, videos, progress=False, scan_options=options)

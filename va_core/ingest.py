@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from va_core.encoders import parse_spec
 from va_core.errors import InputError
 from va_core.motion import ENCODER_ID as MOTION_ENCODER_ID
-from va_core.video import (Shot, canonical_uri, content_hash, find_videos, probe, sample_frames, scan,
+from va_core.video import (Shot, Transition, canonical_uri, content_hash, find_videos, probe, sample_frames, scan,
                            video_id_for)
 from va_core.warehouse import Warehouse, embedding_column
 
@@ -126,6 +126,7 @@ class _Job:
     mtime_ns: int
     digest: str | None
     known_shots: list[Shot] | None = None  # EMBEDDED: shots from the clips table
+    known_transitions: list[Transition] | None = None  # EMBEDDED: from the transitions table
 
 
 def _now() -> datetime:
@@ -186,8 +187,14 @@ def plan(wh: Warehouse, files: list[Path], encoder_id: str) -> tuple[list[_Job],
         by_video: dict[str, list[Shot]] = {}
         for r in clips.to_dicts():
             by_video.setdefault(r["video_id"], []).append(Shot(r["frame_in"], r["frame_out"], r["start_s"], r["end_s"]))
+        gradual: dict[str, list[Transition]] = {}
+        if wh.exists("transitions"):
+            for r in wh.read("transitions", where={"video_id": need_shots}).to_dicts():
+                gradual.setdefault(r["video_id"], []).append(
+                    Transition(r["kind"], r["frame_start"], r["frame_end"], r["start_s"], r["end_s"]))
         for j in jobs:
             if j.kind == EMBEDDED:
+                j.known_transitions = gradual.get(j.video_id, [])
                 j.known_shots = by_video.get(j.video_id)
                 if not j.known_shots:  # an ok video without clips: rebuild it entirely
                     j.kind = REPLACED
@@ -220,7 +227,7 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
                     info = probe(job.path)
                     if not put(("begin", job, info)):
                         return
-                    for item in sample_frames(job.path, job.known_shots, size):
+                    for item in sample_frames(job.path, job.known_shots, size, transitions=job.known_transitions):
                         if not put(("shot", job, item)):
                             return
                     put(("end", job, (0, [])))

@@ -4,6 +4,9 @@ Shots are found by a content detector in the spirit of PySceneDetect's: every de
 frame is shrunk to 64x36 YUV, and a frame starts a new shot when its mean absolute
 difference to the previous frame is both large in absolute terms and several times the
 recent average (so fast camera motion, which raises every difference, does not cut).
+Dissolves and fades through black or white are found from the same thumbnails
+(:class:`TransitionDetector`); two shots joined by one meet at its middle frame, and its
+frames are never sampled.
 
 :func:`scan` does everything ingestion needs in one decoding pass: it detects the cuts
 and keeps the sampled frames of the shot in progress, yielding each shot with its frames
@@ -11,8 +14,9 @@ as soon as the next cut (or the end) closes it. :func:`sample_frames` takes know
 and seeks to the frames it needs, for re-encoding a video whose shots are already known.
 
 Frame sampling rule (both paths): frames at 0.5 s, 1.5 s, 2.5 s ... into the shot
-(1 per second); a shot shorter than half a second gets its middle frame; a shot with
-more than ``max_frames`` such frames keeps ``max_frames`` of them, evenly spread.
+(1 per second; while scanning, the first frame at or after each time that is not inside a
+transition); a shot shorter than half a second gets its middle frame; a shot with more
+than ``max_frames`` such frames keeps ``max_frames`` of them, evenly spread.
 """
 from __future__ import annotations
 
@@ -241,7 +245,8 @@ class TransitionDetector:
     fit: float = 0.3
     max_frames: int = 40
     gap: int = 1
-    _ring: dict = field(default_factory=dict, repr=False)  # frame index -> (time, thumbnail)
+    # frame index -> (time, weighted thumbnail, brightness if flat else None, distance to the previous)
+    _ring: dict = field(default_factory=dict, repr=False)
     _run: list | None = field(default=None, repr=False)  # [first, last] blend frame of the open run
     _last: int = field(default=-1, repr=False)
 
@@ -267,11 +272,6 @@ class TransitionDetector:
         before, here, after = ring[c - k][1], ring[c][1], ring[c + k][1]
         change = _distance(after, before)
         return change > self.min_change and _distance(here, (after + before) * 0.5) < self.blend * change
-
-    @property
-    def open_from(self) -> int | None:
-        """First frame of the run under consideration (frames before it are settled)."""
-        return self._run[0] if self._run else None
 
     def push(self, index: int, t: float, thumb: np.ndarray, step: float | None = None) -> Transition | None:
         """Feed frame ``index`` (``step``: its distance to the previous frame, if known); returns a
@@ -581,13 +581,15 @@ def detect_transitions(path) -> list[Transition]:
 
 
 def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAMES,
-                  seek_gap_s: float = 5.0, stats: dict | None = None) -> Iterator[ShotFrames]:
+                  seek_gap_s: float = 5.0, stats: dict | None = None,
+                  transitions: list[Transition] | None = None) -> Iterator[ShotFrames]:
     """Sampled frames of known shots, seeking over gaps longer than ``seek_gap_s``.
 
     For shots already in the warehouse (a new encoder over an ingested corpus) this decodes
     a few frames per needed second instead of the whole video. ``stats`` (a dict) receives
-    ``decoded`` and ``seeks`` counts.
+    ``decoded`` and ``seeks`` counts. ``transitions``: the video's, whose frames are not sampled.
     """
+    gradual = [g for g in transitions or () if g.kind != "cut"]
     import av
 
     container = _open(path)
@@ -621,9 +623,18 @@ def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAM
         for shot in shots:
             times, frames = [], []
             for off in sample_offsets(shot.end_s - shot.start_s, max_frames):
-                t, frame = frame_at(shot.start_s + float(off))
+                target = shot.start_s + float(off)
+                inside = next((g for g in gradual if g.start_s - 1e-6 <= target <= g.end_s + 1e-6), None)
+                if inside is not None:  # as the scan does: the first frame after the transition
+                    target = inside.end_s + 1e-3
+                    if target >= shot.end_s - 1e-6 or (times and target <= times[-1] + 1e-6):
+                        continue
+                t, frame = frame_at(target)
                 times.append(t)
                 frames.append(to_rgb(frame, size, reformatter))
+            if not frames:  # only transition frames: the middle one, as the scan does
+                t, frame = frame_at(shot.start_s + float(sample_offsets(shot.end_s - shot.start_s, 1)[0]))
+                times, frames = [t], [to_rgb(frame, size, reformatter)]
             yield ShotFrames(shot, np.stack(frames), times)
     except av.error.FFmpegError as exc:
         raise InputError(f"{path}: decoding failed: {exc}") from exc

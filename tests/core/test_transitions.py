@@ -1,6 +1,7 @@
 """Cuts, dissolves and fades on real footage re-joined with known transitions."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from va_core import footage, video
@@ -77,3 +78,14 @@ def test_the_player_marks_the_dissolves_and_fades_of_a_clip(joined, settings):
     assert f'class="va-mark va-{kind}"' in html and kind.replace("_", " ") in html
     untouched = [k for k, i in infos.items() if not i.transitions]
     assert all("va-mark" not in player({**infos[k].as_dict()}, "") for k in untouched)
+
+
+def test_seeking_to_known_shots_skips_the_transitions_as_the_scan_does(joined):
+    path = joined.videos[2]
+    result = video.scan(path, 32)
+    scanned = list(result.shots)
+    assert any(t.kind != "cut" for t in result.transitions)
+    sought = list(video.sample_frames(path, [s.shot for s in scanned], 32, transitions=result.transitions))
+    for a, b in zip(scanned, sought):
+        assert a.times == pytest.approx(b.times), a.shot
+        np.testing.assert_array_equal(a.frames, b.frames)
