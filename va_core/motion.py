@@ -1,20 +1,22 @@
 """Camera motion of a clip from the decoder's motion vectors: a small descriptor stored as an embedding.
 
 H.264 and most other codecs already measure how every block moved since its reference frame;
-FFmpeg exports those vectors when asked (``flags2=+export_mvs``), so the camera's motion costs a
-least-squares fit per frame and no extra image work. Every other frame, the vectors are fitted
-by a global affine model ``u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y`` (x, y and the vectors
-in frame widths, from the centre; weighted by block area), refitted once without the blocks
-far from the first fit (moving objects): pan ``a0``, tilt ``b0``, zoom ``(a1 + b2) / 2``, rotation ``(b1 - a2) / 2``,
-what the model leaves unexplained (object motion) and the share of the frame that moves.
+FFmpeg exports those vectors when asked (``flags2=+export_mvs``), so the camera's motion costs
+a least-squares fit and no extra image work. Every other frame, its vectors (at most 256)
+are fitted by a global affine model ``u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y`` (x, y and
+the vectors in frame widths, from the centre; weighted by block area), refitted once without
+the blocks far from the first fit (moving objects): pan ``a0``, tilt ``b0``, zoom
+``(a1 + b2) / 2``, rotation ``(b1 - a2) / 2``, what the model leaves unexplained (object
+motion) and the share of the frame that moves.
 
 Per clip those frame values become :data:`DIM` numbers (``motion-v1``): the signed means and
 their sizes for pan, tilt, zoom and rotation, the mean size per frame, shake (the frame-to-frame
 jitter of pan and tilt), object motion and moving share, each ``sign * log1p(|1000 x|)`` so
 that slow and fast moves stay on one scale; then the share of all motion that each of pan,
-tilt, zoom and rotation explains (the move that dominates, whatever its speed). A clip whose frames carry no vectors (all intra
-frames, a one-frame clip) gets zeros. Frames inside gradual transitions are left out, like
-for the CLIP embedding. The descriptor is not L2-normalised: its size is the motion's speed.
+tilt, zoom and rotation explains (the move that dominates, whatever its speed). A clip whose
+frames carry no vectors (all intra frames, a one-frame clip) gets zeros. Frames inside
+gradual transitions are left out, like for the CLIP embedding. The descriptor is not
+L2-normalised: its size is the motion's speed.
 """
 from __future__ import annotations
 

@@ -325,7 +325,8 @@ class TransitionDetector:
         if flats:  # a fade: out of one shot to the flat colour, then in from it
             middle = ring[flats[len(flats) // 2]]
             flat = middle[1]
-            if not (self._fits(before, flat, range(s, flats[0])) and self._fits(flat, after, range(flats[-1] + 1, e + 1))):
+            fade_out, fade_in = range(s, flats[0]), range(flats[-1] + 1, e + 1)
+            if not (self._fits(before, flat, fade_out) and self._fits(flat, after, fade_in)):
                 return None
             kind = "fade_black" if middle[2] < 128 else "fade_white"
         elif self._fits(before, after, range(s, e + 1)):
