@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fast (interactive) or the paper's LogisticRegressionCV")
     p.add_argument("--force", action="store_true",
                    help="train even if the latest version was trained on the same labels")
+    p.add_argument("--features", choices=["clip", "motion", "both"],
+                   help="embeddings to train on: CLIP, camera motion or both (default: the latest model's, else clip)")
 
     p = add("feeds", "clips to label next for a label")
     p.add_argument("label", metavar="LABEL")

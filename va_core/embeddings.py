@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from va_core.errors import NotFound, VAError
+from va_core.errors import InputError, NotFound, VAError
 from va_core.warehouse import Warehouse, embedding_matrix
 
 
@@ -60,14 +60,72 @@ def encoder_ids(wh: Warehouse) -> list[str]:
     return sorted(v for v in pc.unique(col).to_pylist() if v is not None)
 
 
+# -- feature sets: what a label's classifier sees ----------------------------------------
+FEATURE_SETS = ("clip", "motion", "both")
+JOIN = "+"
+
+
+def features_encoder_id(clip_encoder_id: str, features: str) -> str:
+    """The embeddings of a feature set: the CLIP encoder's, camera motion's, or both side by side."""
+    from va_core.motion import ENCODER_ID as MOTION
+
+    if features == "clip":
+        return clip_encoder_id
+    if features == "motion":
+        return MOTION
+    if features == "both":
+        return f"{clip_encoder_id}{JOIN}{MOTION}"
+    raise InputError(f"unknown feature set {features!r}; feature sets are: {', '.join(FEATURE_SETS)}")
+
+
+def feature_set_of(encoder_id: str) -> str:
+    from va_core.motion import ENCODER_ID as MOTION
+
+    if encoder_id == MOTION:
+        return "motion"
+    return "both" if encoder_id.endswith(JOIN + MOTION) else "clip"
+
+
+def label_encoder_id(wh: Warehouse, label: str, clip_encoder_id: str, features: str | None = None) -> str:
+    """The embeddings a label trains on: ``features`` if given, else those of its latest model
+    (a choice once made sticks, whoever trains next), else CLIP's."""
+    if features is None:
+        from va_core.registry import latest_model
+
+        row = latest_model(wh, label)
+        features = feature_set_of(row["encoder_id"]) if row is not None and row["encoder_id"] else "clip"
+    return features_encoder_id(clip_encoder_id, features)
+
+
+def _joined(wh: Warehouse, encoder_id: str, version: int | None) -> Corpus:
+    """Several encoders' embeddings of the clips that have all of them, concatenated in the order named."""
+    parts = [load_corpus(wh, part) for part in encoder_id.split(JOIN)]
+    keys = parts[0].keys
+    for p in parts[1:]:
+        keys = keys[np.isin(keys, p.keys)]
+    if len(keys) == 0:
+        raise NotFound(f"no clip has embeddings of every one of {', '.join(p.encoder_id for p in parts)}")
+    matrix = np.ascontiguousarray(np.hstack([p.matrix[p.positions(keys.tolist())] for p in parts]), dtype=np.float32)
+    return Corpus(encoder_id, keys, matrix, version)
+
+
 def load_corpus(wh: Warehouse, encoder_id: str) -> Corpus:
-    """All clip embeddings of one encoder, sorted by clip key (cached per table version)."""
+    """All clip embeddings of one encoder, sorted by clip key (cached per table version).
+
+    ``a+b`` (see :func:`features_encoder_id`): the clips that have embeddings of both, each
+    row the two embeddings side by side.
+    """
     version = wh.version("clip_embeddings")
     cache_key = (wh.uri, encoder_id)
     with _lock:
         hit = _cache.get(cache_key)
         if hit is not None and hit.version == version:
             return hit
+    if JOIN in encoder_id:
+        corpus = _joined(wh, encoder_id, version)
+        with _lock:
+            _cache[cache_key] = corpus
+        return corpus
     # Read exactly the version the cache entry is labelled with, even if a writer commits meanwhile.
     where = {"encoder_id": encoder_id}
     key_column = wh.arrow("clip_embeddings", columns=["clip_key"], where=where, version=version).column("clip_key")

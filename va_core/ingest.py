@@ -38,11 +38,12 @@ import pyarrow.compute as pc
 
 from va_core.encoders import parse_spec
 from va_core.errors import InputError
-from va_core.video import (Shot, canonical_uri, content_hash, find_videos, probe, sample_frames, scan,
+from va_core.motion import ENCODER_ID as MOTION_ENCODER_ID
+from va_core.video import (Shot, Transition, canonical_uri, content_hash, find_videos, probe, sample_frames, scan,
                            video_id_for)
 from va_core.warehouse import Warehouse, embedding_column
 
-TABLES = ("videos", "clips", "clip_embeddings")
+TABLES = ("videos", "clips", "transitions", "clip_embeddings")
 
 ADDED, REPLACED, EMBEDDED, UNCHANGED, FAILED = "added", "replaced", "embedded", "unchanged", "failed"
 
@@ -135,6 +136,7 @@ class _Job:
     mtime_ns: int
     digest: str | None
     known_shots: list[Shot] | None = None  # EMBEDDED: shots from the clips table
+    known_transitions: list[Transition] | None = None  # EMBEDDED: from the transitions table
 
 
 def _now() -> datetime:
@@ -202,8 +204,14 @@ def plan(wh: Warehouse, files: list[Path], encoder_id: str) -> tuple[list[_Job],
         by_video: dict[str, list[Shot]] = {}
         for r in clips.to_dicts():
             by_video.setdefault(r["video_id"], []).append(Shot(r["frame_in"], r["frame_out"], r["start_s"], r["end_s"]))
+        gradual: dict[str, list[Transition]] = {}
+        if wh.exists("transitions"):
+            for r in wh.read("transitions", where={"video_id": need_shots}).to_dicts():
+                gradual.setdefault(r["video_id"], []).append(
+                    Transition(r["kind"], r["frame_start"], r["frame_end"], r["start_s"], r["end_s"]))
         for j in jobs:
             if j.kind == EMBEDDED:
+                j.known_transitions = gradual.get(j.video_id, [])
                 j.known_shots = by_video.get(j.video_id)
                 if not j.known_shots:  # an ok video without clips: rebuild it entirely
                     j.kind = REPLACED
@@ -214,9 +222,9 @@ def plan(wh: Warehouse, files: list[Path], encoder_id: str) -> tuple[list[_Job],
 _END = object()
 
 
-def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Event) -> None:
+def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Event, scan_options: dict) -> None:
     """Decode every job's shots into ``out``: ("begin", job, info), ("shot", job, ShotFrames),
-    ("end", job, n_decoded) or ("fail", job, message); then _END."""
+    ("end", job, (n_decoded, transitions)) or ("fail", job, message); then _END."""
 
     def put(item) -> bool:
         while not stop.is_set():
@@ -236,18 +244,18 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
                     info = probe(job.path)
                     if not put(("begin", job, info)):
                         return
-                    for item in sample_frames(job.path, job.known_shots, size):
+                    for item in sample_frames(job.path, job.known_shots, size, transitions=job.known_transitions):
                         if not put(("shot", job, item)):
                             return
-                    put(("end", job, 0))
+                    put(("end", job, (0, [])))
                 else:
-                    result = scan(job.path, size)
+                    result = scan(job.path, size, **scan_options)
                     if not put(("begin", job, result.info)):
                         return
                     for item in result.shots:
                         if not put(("shot", job, item)):
                             return
-                    put(("end", job, result.n_decoded))
+                    put(("end", job, (result.n_decoded, result.transitions)))
             except InputError as exc:
                 put(("fail", job, str(exc).removeprefix(f"{job.path}: ")))
             except Exception as exc:  # one bad file never stops the batch; the error is kept
@@ -266,9 +274,10 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
 class _Video:
     job: _Job
     info: object = None
-    shots: list = field(default_factory=list)  # [Shot, n_sampled, embedding or None]
+    shots: list = field(default_factory=list)  # [Shot, n_sampled, embedding or None, motion descriptor or None]
     ended: bool = False
     n_decoded: int = 0
+    transitions: list = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -287,6 +296,7 @@ class _Writer:
         self.last = time.monotonic()
         # Video ids that already have rows: their rows are replaced, the others appended.
         self.with_clips = _ids_in(wh, "clips", video_ids)
+        self.with_transitions = _ids_in(wh, "transitions", video_ids)
         self.embedded_any = _ids_in(wh, "clip_embeddings", video_ids)
 
     def add(self, video: _Video) -> None:
@@ -311,7 +321,8 @@ class _Writer:
         if not batch:
             return
         now = _now()
-        clip_rows, emb_keys, emb_vids, emb_mats = [], [], [], []
+        clip_rows, transition_rows, emb_keys, emb_vids, emb_mats, motion_keys = [], [], [], [], [], []
+        motion_mats = []
         rebuilt, embedded_only, video_rows = [], [], []
         for v in batch:
             job = v.job
@@ -320,9 +331,16 @@ class _Writer:
                 rebuilt.append(job.video_id)
             else:
                 embedded_only.append(job.video_id)
+            if ok and job.kind != EMBEDDED:
+                transition_rows += [{"video_id": job.video_id, "kind": tr.kind, "frame_start": tr.frame_start,
+                                     "frame_end": tr.frame_end, "start_s": tr.start_s, "end_s": tr.end_s,
+                                     "boundary_frame": tr.boundary} for tr in v.transitions]
             if ok:
-                for shot, n_sampled, emb in v.shots:
+                for shot, n_sampled, emb, motion in v.shots:
                     key = f"{job.video_id}|{shot.frame_in}"
+                    if motion is not None:
+                        motion_keys.append((key, job.video_id))
+                        motion_mats.append(motion)
                     if job.kind != EMBEDDED:
                         clip_rows.append({"clip_key": key, "video_id": job.video_id, "frame_in": shot.frame_in,
                                           "frame_out": shot.frame_out, "start_s": shot.start_s,
@@ -349,9 +367,18 @@ class _Writer:
         })
         clips = pa.Table.from_pylist(clip_rows, schema=self.wh.spec("clips").schema)
         self._put("clips", clips, rebuilt, self.with_clips)
+        transitions = pa.Table.from_pylist(transition_rows, schema=self.wh.spec("transitions").schema)
+        self._put("transitions", transitions, rebuilt, self.with_transitions)
         # Rebuilt videos lose the embeddings of every encoder (they described the old shots);
         # embedding-only videos replace just this encoder's rows.
         rebuilt_emb = embeddings.filter(pc.is_in(embeddings["video_id"], pa.array(rebuilt, pa.string())))
+        if motion_keys:  # the camera-motion descriptor is an embedding of its own, beside the encoder's
+            rebuilt_emb = pa.concat_tables([rebuilt_emb, pa.table({
+                "clip_key": pa.array([k for k, _ in motion_keys], pa.string()),
+                "video_id": pa.array([vid for _, vid in motion_keys], pa.string()),
+                "encoder_id": pa.array([MOTION_ENCODER_ID] * len(motion_keys), pa.string()),
+                "embedding": embedding_column(np.stack(motion_mats)),
+            })])
         self._put("clip_embeddings", rebuilt_emb, rebuilt, self.embedded_any)
         only_emb = embeddings.filter(pc.is_in(embeddings["video_id"], pa.array(embedded_only, pa.string())))
         if embedded_only and only_emb.num_rows:
@@ -361,16 +388,17 @@ class _Writer:
             rows = pa.Table.from_pylist(video_rows, schema=self.wh.spec("videos").schema)
             self.wh.replace("videos", {"video_id": sorted({r["video_id"] for r in video_rows})}, rows)
         self.with_clips.update(rebuilt)
+        self.with_transitions.update(rebuilt)
         self.embedded_any.update(emb_vids)
 
 
 def _run(jobs: list[_Job], encoder, writer: _Writer, report: IngestReport, progress: bool,
-         batch_frames: int) -> None:
+         batch_frames: int, scan_options: dict) -> None:
     from tqdm import tqdm
 
     q: queue.Queue = queue.Queue(maxsize=max(8, 4 * batch_frames))
     stop = threading.Event()
-    producer = threading.Thread(target=_produce, args=(jobs, encoder.image_size, q, stop),
+    producer = threading.Thread(target=_produce, args=(jobs, encoder.image_size, q, stop, scan_options),
                                 name="va-decode", daemon=True)
     videos: dict[str, _Video] = {}
     order: list[str] = []
@@ -425,14 +453,14 @@ def _run(jobs: list[_Job], encoder, writer: _Writer, report: IngestReport, progr
                 bar.set_description(f"ingesting {job.path.name[:30]}", refresh=False)
             elif kind == "shot":
                 v = videos[job.video_id]
-                v.shots.append([payload.shot, len(payload.frames), None])
+                v.shots.append([payload.shot, len(payload.frames), None, payload.motion])
                 waiting.append((v, len(v.shots) - 1, payload.frames))
                 n_waiting += len(payload.frames)
                 if n_waiting >= batch_frames:
                     encode()
             elif kind == "end":
                 videos[job.video_id].ended = True
-                videos[job.video_id].n_decoded = payload
+                videos[job.video_id].n_decoded, videos[job.video_id].transitions = payload
             else:  # fail
                 if job.video_id not in videos:
                     videos[job.video_id] = _Video(job)
@@ -451,12 +479,14 @@ def _run(jobs: list[_Job], encoder, writer: _Writer, report: IngestReport, progr
 
 
 def ingest(settings, paths, progress: bool = True, flush_videos: int = 50, flush_seconds: float = 30.0,
-           batch_frames: int | None = None) -> IngestReport:
+           batch_frames: int | None = None, scan_options: dict | None = None) -> IngestReport:
     """Ingest video files and folders (searched recursively for video suffixes).
 
     Returns an :class:`IngestReport`. Raises InputError only when no path names anything;
     unreadable files are reported (and stored) as failed. The encoder is loaded only when
     there is something to encode, so an up-to-date corpus is checked without torch.
+    ``scan_options``: keywords of :func:`va_core.video.scan` (default: gradual transitions and
+    camera motion on; the benchmarks turn them off to measure what they cost).
     """
     started = time.perf_counter()
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -478,7 +508,8 @@ def ingest(settings, paths, progress: bool = True, flush_videos: int = 50, flush
         report.warning = encoder.warning
         writer = _Writer(wh, spec.encoder_id, [j.video_id for j in jobs], flush_videos, flush_seconds)
         try:
-            _run(jobs, encoder, writer, report, progress, batch_frames or (64 if encoder.image_size <= 128 else 32))
+            _run(jobs, encoder, writer, report, progress, batch_frames or (64 if encoder.image_size <= 128 else 32),
+                 {"gradual": True, "motion": True, **(scan_options or {})})
         finally:
             writer.flush()  # what finished before an interruption is kept
         settings.remember_encoder(spec.spec)

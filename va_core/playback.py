@@ -37,6 +37,8 @@ class ClipInfo:
     uri: str | None
     playable: bool
     reason: str | None  # why there is no player, for people
+    # gradual transitions at the clip's ends: (kind, start, end) in seconds from the clip's start
+    transitions: tuple = ()
 
     @property
     def duration_s(self) -> float | None:
@@ -74,6 +76,12 @@ def clip_infos(settings, clip_keys: list[str]) -> dict[str, ClipInfo]:
     if video_ids:
         videos = {r["video_id"]: r for r in wh.arrow(
             "videos", columns=["video_id", "uri", "status"], where={"video_id": video_ids}).to_pylist()}
+    gradual: dict[str, list[dict]] = {}
+    if video_ids and wh.exists("transitions"):
+        for r in wh.arrow("transitions", columns=["video_id", "kind", "frame_start", "frame_end", "start_s", "end_s"],
+                          where={"video_id": video_ids}).to_pylist():
+            if r["kind"] != "cut":
+                gradual.setdefault(r["video_id"], []).append(r)
     embedded: set[str] = set()
     if len(clips) < len(keys):
         embedded = set(wh.arrow("clip_embeddings", columns=["clip_key"],
@@ -99,8 +107,13 @@ def clip_infos(settings, clip_keys: list[str]) -> dict[str, ClipInfo]:
             reason = f"video file is missing ({uri})"
         elif clip["start_s"] is None or clip["end_s"] is None:
             reason = "clip has no start and end times"
+        marks = tuple((t["kind"], round(max(t["start_s"], clip["start_s"]) - clip["start_s"], 3),
+                       round(min(t["end_s"], clip["end_s"]) - clip["start_s"], 3))
+                      for t in gradual.get(clip["video_id"], [])
+                      if clip["start_s"] is not None and t["frame_start"] <= clip["frame_out"]
+                      and t["frame_end"] >= clip["frame_in"])
         out[key] = ClipInfo(key, clip["video_id"], clip["start_s"], clip["end_s"], clip["frame_in"],
-                            clip["frame_out"], uri, reason is None, reason)
+                            clip["frame_out"], uri, reason is None, reason, marks)
     return out
 
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from va_core import checks as model_checks
 from va_core import quality
-from va_core.embeddings import Corpus, load_corpus
+from va_core.embeddings import Corpus, label_encoder_id, load_corpus
 from va_core.errors import InputError, VAError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
 from va_core.labels import LabelSet, label_set, login_name, validate_label, warehouse_of
@@ -422,14 +422,17 @@ def _result_from_row(wh: Warehouse, row: dict, ls: LabelSet) -> TrainResult:
 
 def train_label(settings, label: str, trainer: str = "fast", force: bool = False,
                 encoder_id: str | None = None, label_events_version: int | None = None,
-                trained_by: str | None = None, note: str | None = None) -> TrainResult:
+                trained_by: str | None = None, note: str | None = None,
+                features: str | None = None) -> TrainResult:
     """Train a new model version of ``label`` on its label set, and write everything it implies.
 
     The label set is read at ``label_events_version`` (time travel; default: the current
     version). Training a label set that the latest version was already trained on (same
     ``label_events`` version or same content, same encoder and trainer) writes nothing and
     returns that version, unless ``force``. ``trained_by`` and ``note`` go into the
-    candidate's stage event (default: the login name, "trained (TRAINER)").
+    candidate's stage event (default: the login name, "trained (TRAINER)"). ``features``
+    (clip, motion, both) chooses the embeddings when ``encoder_id`` is not given; without
+    either, the label keeps the feature set of its latest model.
     """
     validate_label(label)
     if trainer not in TRAINERS:
@@ -444,7 +447,8 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         timings[step] = round(now - clock, 4)
         clock = now
 
-    wanted_encoder = encoder_id_for(settings, encoder_id)
+    # the feature set (clip, motion, both): as asked, else the label's latest model's, else clip
+    wanted_encoder = encoder_id or label_encoder_id(wh, label, encoder_id_for(settings), features)
     with label_lock(settings, label):
         ls = build_label_set(wh, label, version=label_events_version, write=False)
         latest = latest_model(wh, label)
@@ -506,7 +510,7 @@ def describe_result(r: TrainResult) -> str:
 
 
 def cli_train(args, settings):
-    result = train_label(settings, args.label, trainer=args.trainer, force=args.force)
+    result = train_label(settings, args.label, trainer=args.trainer, force=args.force, features=args.features)
     if result.created:
         print(f"trained in {sum(result.timings.values()):.2f} s", file=sys.stderr)
     return result.as_dict(), describe_result(result)

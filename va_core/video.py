@@ -4,6 +4,9 @@ Shots are found by a content detector in the spirit of PySceneDetect's: every de
 frame is shrunk to 64x36 YUV, and a frame starts a new shot when its mean absolute
 difference to the previous frame is both large in absolute terms and several times the
 recent average (so fast camera motion, which raises every difference, does not cut).
+Dissolves and fades through black or white are found from the same thumbnails
+(:class:`TransitionDetector`); two shots joined by one meet at its middle frame, and its
+frames are never sampled.
 
 :func:`scan` does everything ingestion needs in one decoding pass: it detects the cuts
 and keeps the sampled frames of the shot in progress, yielding each shot with its frames
@@ -11,14 +14,16 @@ as soon as the next cut (or the end) closes it. :func:`sample_frames` takes know
 and seeks to the frames it needs, for re-encoding a video whose shots are already known.
 
 Frame sampling rule (both paths): frames at 0.5 s, 1.5 s, 2.5 s ... into the shot
-(1 per second); a shot shorter than half a second gets its middle frame; a shot with
-more than ``max_frames`` such frames keeps ``max_frames`` of them, evenly spread.
+(1 per second; while scanning, the first frame at or after each time that is not inside a
+transition); a shot shorter than half a second gets its middle frame; a shot with more
+than ``max_frames`` such frames keeps ``max_frames`` of them, evenly spread.
 """
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -150,6 +155,7 @@ class CutDetector:
     min_shot_s: float = 0.3
     _prev: np.ndarray | None = field(default=None, repr=False)
     _recent: list = field(default_factory=list, repr=False)
+    last_score: float = field(default=0.0, repr=False)
     _reformatter: object = field(default=None, repr=False)
 
     def reset(self) -> None:
@@ -169,8 +175,8 @@ class CutDetector:
         return float(diff[0].mean() + 2.0 * diff[1].mean() + 2.0 * diff[2].mean()) / 2.5
 
     def is_cut(self, thumb: np.ndarray, frames_since_cut: int, fps: float) -> bool:
-        """Feed the next frame's thumbnail; True if it starts a new shot."""
-        s = self.score(thumb)
+        """Feed the next frame's thumbnail; True if it starts a new shot (``last_score``: its score)."""
+        s = self.last_score = self.score(thumb)
         self._prev = thumb
         if not self._recent and frames_since_cut == 0:
             return False
@@ -183,6 +189,169 @@ class CutDetector:
             self._recent.append(s)
             del self._recent[:-self.window]
         return cut
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A boundary between two shots: a hard cut (``frame_start == frame_end``, the new shot's first
+    frame) or a gradual one (dissolve, fade through black or white) spanning its frames, inclusive."""
+
+    kind: str  # cut | dissolve | fade_black | fade_white
+    frame_start: int
+    frame_end: int
+    start_s: float
+    end_s: float
+
+    @property
+    def boundary(self) -> int:
+        """The first frame of the shot after it: a cut's own frame, a gradual transition's middle."""
+        return self.frame_start if self.kind == "cut" else (self.frame_start + self.frame_end + 1) // 2
+
+
+_PLANE_WEIGHTS = np.array([1.0, 2.0, 2.0], dtype=np.float32) / 5.0  # the cut score's weighting
+
+
+def _weighted(thumb: np.ndarray) -> np.ndarray:
+    """A thumbnail flattened and weighted so that :func:`_distance` is one subtraction and a sum."""
+    return (thumb.reshape(3, -1).astype(np.float32) * (_PLANE_WEIGHTS[:, None] / (thumb[0].size))).ravel()
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Half the cut score: plane-weighted mean absolute difference of two :func:`_weighted` thumbnails."""
+    return float(np.abs(a - b).sum())
+
+
+@dataclass
+class TransitionDetector:
+    """Gradual transitions from the same thumbnails as the cuts, decided a few frames late.
+
+    Inside a dissolve or a fade every frame is a blend of its neighbours: frame ``c`` is close to
+    the mean of frames ``c - k`` and ``c + k`` although those two differ. Camera and object
+    motion do not blend (a moving edge is not the average of two shifted edges), and a hard cut
+    is as far from that mean as half the cut. A run of such blend frames (a flat black or white
+    frame counts as one) is then checked as a whole: its ends must differ like two shots do,
+    and each frame must fit the straight line between the frames before and after it (for a
+    fade, each half between a shot and the flat frame), its position along the line growing.
+
+    ``blend``: largest residual, as a share of the change from ``c - k`` to ``c + k``.
+    ``min_change``: smallest such change (below it the residual is noise). ``min_total``: the
+    smallest difference between the shots on either side. ``max_frames``: longer runs are motion.
+    """
+
+    k: int = 2
+    blend: float = 0.3
+    min_change: float = 2.0
+    min_total: float = 10.0
+    fit: float = 0.3
+    max_frames: int = 40
+    gap: int = 1
+    # frame index -> (time, weighted thumbnail, brightness if flat else None, distance to the previous)
+    _ring: dict = field(default_factory=dict, repr=False)
+    _run: list | None = field(default=None, repr=False)  # [first, last] blend frame of the open run
+    _last: int = field(default=-1, repr=False)
+
+    def reset(self) -> None:
+        self._ring, self._run, self._last = {}, None, -1
+
+    @staticmethod
+    def flat(thumb: np.ndarray) -> bool:
+        # every other pixel of luma first: a quarter of the work decides for nearly every frame
+        return bool(thumb[0, ::2, ::2].std() < 2.5) and bool(thumb[0].std() < 2.5 and thumb[1].std() < 2.0
+                                                            and thumb[2].std() < 2.0)
+
+    def _is_blend(self, c: int) -> bool:
+        k, ring = self.k, self._ring
+        if c - k not in ring or c + k not in ring:
+            return False
+        if ring[c][2] is not None:
+            return True
+        # The distance is a norm, so the change from c-k to c+k is at most the sum of the steps
+        # between: still footage (most frames) is settled without touching the thumbnails.
+        if sum(ring[i][3] for i in range(c - k + 1, c + k + 1)) <= self.min_change:
+            return False
+        before, here, after = ring[c - k][1], ring[c][1], ring[c + k][1]
+        change = _distance(after, before)
+        return change > self.min_change and _distance(here, (after + before) * 0.5) < self.blend * change
+
+    def push(self, index: int, t: float, thumb: np.ndarray, step: float | None = None) -> Transition | None:
+        """Feed frame ``index`` (``step``: its distance to the previous frame, if known); returns a
+        transition when one has just been confirmed."""
+        flat = self.flat(thumb)
+        level = float(thumb[0].mean()) if flat else None  # a flat frame's brightness
+        thumb = _weighted(thumb)
+        if step is None:
+            step = _distance(thumb, self._ring[index - 1][1]) if index - 1 in self._ring else 0.0
+        self._ring[index] = (t, thumb, level, step)
+        self._last = index
+        c = index - self.k
+        found = None
+        if self._is_blend(c):
+            if self._run is None:
+                self._run = [c, c]
+            else:
+                self._run[1] = c
+            if self._run[1] - self._run[0] + 1 > self.max_frames:
+                self._run = None  # too long for a transition: sustained motion
+        elif self._run is not None and c - self._run[1] > self.gap:
+            found = self._judge(*self._run)
+            self._run = None
+        keep = min(index - 2 * self.k - self.gap - 2, self._run[0] - 2) if self._run else index - 2 * self.k - 2
+        for i in [i for i in self._ring if i < keep]:
+            del self._ring[i]
+        return found
+
+    def finish(self) -> Transition | None:
+        """The end of the video: a run still open there is judged with what is known."""
+        run, self._run = self._run, None
+        if run is None or run[1] + 1 not in self._ring:
+            return None
+        return self._judge(*run)
+
+    @property
+    def settled(self) -> int:
+        """Frames up to this index will never join a transition that is not yet reported."""
+        # A run can still start at the next centre, and a cut up to k frames before a run joins it.
+        horizon = self._last - 2 * self.k - self.gap - 1
+        return min(horizon, self._run[0] - self.k - 1) if self._run else horizon
+
+    def _judge(self, s: int, e: int) -> Transition | None:
+        ring = self._ring
+        if e - s < 1 or s - 1 not in ring or e + 1 not in ring:
+            return None
+        flats = [i for i in range(s, e + 1) if ring[i][2] is not None]
+        before, after = ring[s - 1][1], ring[e + 1][1]
+        if _distance(before, after) < self.min_total:
+            return None
+        if flats:  # a fade: out of one shot to the flat colour, then in from it
+            middle = ring[flats[len(flats) // 2]]
+            flat = middle[1]
+            fade_out, fade_in = range(s, flats[0]), range(flats[-1] + 1, e + 1)
+            if not (self._fits(before, flat, fade_out) and self._fits(flat, after, fade_in)):
+                return None
+            kind = "fade_black" if middle[2] < 128 else "fade_white"
+        elif self._fits(before, after, range(s, e + 1)):
+            kind = "dissolve"
+        else:
+            return None
+        return Transition(kind, s, e, ring[s][0], ring[e][0])
+
+    def _fits(self, a: np.ndarray, b: np.ndarray, span: range) -> bool:
+        """Frames of ``span`` lie on the line from ``a`` to ``b``, moving along it."""
+        if len(span) == 0:
+            return True
+        d = b - a
+        norm = float(d @ d)
+        total = _distance(a, b)
+        if norm <= 0 or total < self.min_total / 2:
+            return False
+        alphas, misfit = [], 0.0
+        for i in span:
+            f = self._ring[i][1]
+            alpha = float((f - a) @ d) / norm
+            alphas.append(alpha)
+            misfit = max(misfit, _distance(f, a + alpha * (b - a)))
+        steps = np.diff([0.0, *alphas, 1.0])
+        return misfit < self.fit * total and bool((steps > -0.05).all()) and -0.1 < alphas[0] and alphas[-1] < 1.1
 
 
 def sample_offsets(duration_s: float, max_frames: int = MAX_FRAMES) -> np.ndarray:
@@ -225,13 +394,14 @@ class ShotFrames:
     shot: Shot
     frames: np.ndarray
     times: list[float]
+    motion: np.ndarray | None = None  # the camera-motion descriptor (va_core.motion), when asked for
 
 
 class _ShotSampler:
     """Keeps the sampled frames of the shot in progress with bounded memory."""
 
-    def __init__(self, size: int, max_frames: int):
-        self.size, self.max_frames = size, max_frames
+    def __init__(self, size: int, max_frames: int, motion: bool = False):
+        self.size, self.max_frames, self.with_motion = size, max_frames, motion
         self.reformatter = _reformatter()
         self.start(0, 0.0)
 
@@ -239,10 +409,23 @@ class _ShotSampler:
         self.frame_in, self.t0 = frame_in, t0
         self.kept: list[tuple[float, np.ndarray]] = []
         self.early: list = []  # decoded frames before the first sample time (for very short shots)
+        self.skipped: list = []  # transition frames, the last resort of a shot that has nothing else
+        self.motion = None  # the shot's camera motion (va_core.motion.MotionTrack), when asked for
+        if self.with_motion:
+            from va_core.motion import MotionTrack
+
+            self.motion = MotionTrack()
         self.next_offset, self.step = FIRST_SAMPLE_S, SAMPLE_EVERY_S
 
-    def offer(self, frame, t: float) -> None:
+    def offer(self, frame, t: float, skip: bool = False) -> None:
+        """The next decoded frame of the shot; ``skip``: a transition frame, never sampled."""
         offset = t - self.t0
+        if self.motion is not None and not skip:
+            self.motion.add(frame)
+        if skip:
+            if not self.kept and not self.early and len(self.skipped) < 64:
+                self.skipped.append((t, frame))
+            return
         if offset + 1e-6 < self.next_offset:
             if not self.kept:
                 self.early.append((t, frame))
@@ -263,9 +446,11 @@ class _ShotSampler:
             chosen = [self.kept[i] for i in _spread(len(self.kept), self.max_frames)]
         else:  # shorter than the first sample time: its middle frame, as sample_offsets says
             middle = self.t0 + float(sample_offsets(end_s - self.t0, self.max_frames)[0])
-            t, frame = next((e for e in self.early if e[0] >= middle - 1e-6), self.early[-1])
+            pool = self.early or self.skipped  # a shot made only of transition frames still gets one
+            t, frame = next((e for e in pool if e[0] >= middle - 1e-6), pool[-1])
             chosen = [(t, to_rgb(frame, self.size, self.reformatter))]
-        return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen])
+        motion = self.motion.descriptor() if self.motion is not None else None
+        return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen], motion)
 
 
 @dataclass
@@ -275,15 +460,19 @@ class Scan:
     info: VideoInfo
     shots: Iterator[ShotFrames]
     n_decoded: int = 0
+    transitions: list[Transition] = field(default_factory=list)  # complete once ``shots`` is exhausted
 
 
 def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | None = None,
-         decode_threads: int = 0) -> Scan:
+         decode_threads: int = 0, transitions: TransitionDetector | None = None, gradual: bool = True,
+         motion: bool = False) -> Scan:
     """Open a video and return its info and a generator of its shots with sampled frames.
 
     One decoding pass; shots are yielded as soon as the next cut is seen. Decoding errors
     mid-file raise InputError naming the frame. ``decode_threads``: FFmpeg's decoding
-    threads (0: as many as it likes).
+    threads (0: as many as it likes). ``gradual``: also find dissolves and fades (else cuts
+    only). ``motion``: each shot carries its camera-motion descriptor (the decoder exports its
+    motion vectors).
     """
     import av
 
@@ -295,6 +484,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         raise
     detector = detector or CutDetector()
     detector.reset()
+    tracker = (transitions or TransitionDetector()) if gradual else None
     result = Scan(info, iter(()))
 
     def shots() -> Iterator[ShotFrames]:
@@ -302,20 +492,65 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = decode_threads
         fps = info.fps or 25.0
-        sampler = _ShotSampler(size, max_frames)
-        index, last_t, step = -1, 0.0, 1.0 / fps
+        if motion:
+            from va_core.motion import DECODER_OPTIONS
+
+            stream.codec_context.options = {**stream.codec_context.options, **DECODER_OPTIONS}
+        sampler = _ShotSampler(size, max_frames, motion)
+        if tracker is not None:
+            tracker.reset()
+        boundaries: dict[int, Transition] = {}  # first frame of a shot -> the transition before it
+        skip: set[int] = set()  # frames inside gradual transitions
+        held: deque = deque()  # decoded frames waiting for the transitions around them to be decided
+        index, last_t, step, last_cut = -1, 0.0, 1.0 / fps, 0
+
+        def confirm(found: Transition) -> None:
+            # A cut inside a fade or dissolve is part of it; a short one's first frame can look like a
+            # cut (it is a blend of the shot and the next frame), so a cut just before it starts it.
+            inside = [i for i in boundaries if found.frame_start - tracker.k <= i <= found.frame_end + 1]
+            for i in inside:
+                del boundaries[i]
+            if inside and min(inside) < found.frame_start:
+                found = replace(found, frame_start=min(inside), start_s=float(held_time(min(inside))))
+            boundaries[found.boundary] = found
+            skip.update(range(found.frame_start, found.frame_end + 1))
+
+        def held_time(i: int) -> float:
+            return next(t for j, t, _ in held if j == i)
+
+        def release(upto: int) -> Iterator[ShotFrames]:
+            while held and held[0][0] <= upto:
+                i, t, frame = held.popleft()
+                if i == 0:
+                    sampler.start(0, t)
+                elif i in boundaries:
+                    result.transitions.append(boundaries.pop(i))
+                    yield sampler.close(i - 1, t)
+                    sampler.start(i, t)
+                sampler.offer(frame, t, skip=i in skip)
+                skip.discard(i)
+
         try:
             for frame in container.decode(stream):
                 index += 1
                 t = float(frame.time) if frame.time is not None else index / fps
-                if index == 0:
-                    sampler.start(0, t)
-                if detector.is_cut(detector.thumbnail(frame), index - sampler.frame_in, fps):
-                    yield sampler.close(index - 1, t)
-                    sampler.start(index, t)
-                sampler.offer(frame, t)
+                thumb = detector.thumbnail(frame)
+                if detector.is_cut(thumb, index - last_cut, fps):
+                    boundaries[index] = Transition("cut", index, index, t, t)
+                    last_cut = index
+                held.append((index, t, frame))
+                if tracker is not None:
+                    # the cut score is twice the transition detector's distance (same weights)
+                    found = tracker.push(index, t, thumb, detector.last_score / 2)
+                    if found is not None:
+                        confirm(found)
+                yield from release(tracker.settled if tracker is not None else index)
                 last_t = t
                 result.n_decoded = index + 1
+            found = tracker.finish() if tracker is not None else None
+            if found is not None:
+                confirm(found)
+            yield from release(index)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed after frame {index}: {exc}") from exc
         finally:
@@ -326,6 +561,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         if declared and index + 1 < 0.98 * declared - 2:
             # FFmpeg stops quietly at the end of a cut-off file; the container's index knows better.
             raise InputError(f"{path}: truncated: decoded {index + 1} of the {declared} frames its container lists")
+        result.transitions.sort(key=lambda tr: tr.frame_start)
         yield sampler.close(index, last_t + step)
 
     result.shots = shots()
@@ -337,14 +573,24 @@ def detect_shots(path) -> list[Shot]:
     return [s.shot for s in scan(path, size=8).shots]
 
 
+def detect_transitions(path) -> list[Transition]:
+    """Every cut and gradual transition of a video, in order (one decoding pass)."""
+    result = scan(path, size=8)
+    for _ in result.shots:
+        pass
+    return result.transitions
+
+
 def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAMES,
-                  seek_gap_s: float = 5.0, stats: dict | None = None) -> Iterator[ShotFrames]:
+                  seek_gap_s: float = 5.0, stats: dict | None = None,
+                  transitions: list[Transition] | None = None) -> Iterator[ShotFrames]:
     """Sampled frames of known shots, seeking over gaps longer than ``seek_gap_s``.
 
     For shots already in the warehouse (a new encoder over an ingested corpus) this decodes
     a few frames per needed second instead of the whole video. ``stats`` (a dict) receives
-    ``decoded`` and ``seeks`` counts.
+    ``decoded`` and ``seeks`` counts. ``transitions``: the video's, whose frames are not sampled.
     """
+    gradual = [g for g in transitions or () if g.kind != "cut"]
     import av
 
     container = _open(path)
@@ -378,9 +624,18 @@ def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAM
         for shot in shots:
             times, frames = [], []
             for off in sample_offsets(shot.end_s - shot.start_s, max_frames):
-                t, frame = frame_at(shot.start_s + float(off))
+                target = shot.start_s + float(off)
+                inside = next((g for g in gradual if g.start_s - 1e-6 <= target <= g.end_s + 1e-6), None)
+                if inside is not None:  # as the scan does: the first frame after the transition
+                    target = inside.end_s + 1e-3
+                    if target >= shot.end_s - 1e-6 or (times and target <= times[-1] + 1e-6):
+                        continue
+                t, frame = frame_at(target)
                 times.append(t)
                 frames.append(to_rgb(frame, size, reformatter))
+            if not frames:  # only transition frames: the middle one, as the scan does
+                t, frame = frame_at(shot.start_s + float(sample_offsets(shot.end_s - shot.start_s, 1)[0]))
+                times, frames = [t], [to_rgb(frame, size, reformatter)]
             yield ShotFrames(shot, np.stack(frames), times)
     except av.error.FFmpegError as exc:
         raise InputError(f"{path}: decoding failed: {exc}") from exc

@@ -67,6 +67,15 @@ TABLES: dict[str, TableSpec] = {
             key=("clip_key",),
         ),
         TableSpec(
+            "transitions",
+            _schema(
+                ("video_id", pa.string()), ("kind", pa.string()), ("frame_start", pa.int64()),
+                ("frame_end", pa.int64()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+                ("boundary_frame", pa.int64()),
+            ),
+            description="Cuts, dissolves and fades between shots; boundary_frame starts the next clip.",
+        ),
+        TableSpec(
             "clip_embeddings",
             _schema(
                 ("clip_key", pa.string()), ("video_id", pa.string()), ("encoder_id", pa.string()),

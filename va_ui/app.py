@@ -168,6 +168,9 @@ def build_app(settings) -> gr.Blocks:
             with gr.Tab("Model", id="model"):
                 with gr.Row():
                     build_m = gr.Button("Build model now", variant="primary", elem_id="va-build-model")
+                    features = gr.Dropdown(choices=[("as the last model", ""), ("CLIP", "clip"),
+                                                    ("camera motion", "motion"), ("both", "both")],
+                                           value="", label="Train on", elem_id="va-features")
                     approve_ask = gr.Button("Approve…", elem_id="va-approve")
                 quality = gr.Markdown("", elem_id="va-quality")
                 with gr.Group(visible=False) as confirm_box:
@@ -261,10 +264,10 @@ def build_app(settings) -> gr.Blocks:
         results.click(on_mark, [label, name, found], status, trigger_mode="multiple").failure(
             on_mark_failed, [label, found], results)
 
-        def on_build(chosen):
+        def on_build(chosen, feature_set):
             if not chosen:
                 raise InputError("pick a label first")
-            built = h.build(settings, chosen)
+            built = h.build(settings, chosen, features=feature_set or None)
             return (panels.build_status(built), *model_outputs(chosen))
 
         def model_outputs(chosen):
@@ -278,7 +281,7 @@ def build_app(settings) -> gr.Blocks:
         model_out = [quality, curve, previews, approve_ask]
         for button in (build_a, build_m):
             # the desk then takes its queue from the new feeds (the clip on screen stays)
-            _wire(button.click, on_build, [label], [status, *model_out], status=status).then(
+            _wire(button.click, on_build, [label, features], [status, *model_out], status=status).then(
                 None, None, None, js="() => { window.vaDesk && window.vaDesk.refill(); }")
 
         def on_saved(chosen):

@@ -167,10 +167,11 @@ def undo(settings, recorded: dict) -> dict:
 
 # -- model ----------------------------------------------------------------------------
 
-def build(settings, label: str, encoder_id: str | None = None) -> dict:
+def build(settings, label: str, encoder_id: str | None = None, features: str | None = None) -> dict:
     """Retrain in-process with the same function the orchestrator runs; returns its summary.
 
-    ``encoder_id``: the embeddings to train on (default: the home's encoder).
+    ``encoder_id``: the embeddings to train on; else those of ``features`` (clip, motion or
+    both; default: the latest model's, else clip) with the home's encoder.
     """
     from va_core.learn import MIN_PER_CLASS
     from va_core.train import train_label
@@ -185,7 +186,7 @@ def build(settings, label: str, encoder_id: str | None = None) -> dict:
         raise InputError(f"{label} has {ls.n_pos} yes and {ls.n_neg} no; a model needs at least {MIN_PER_CLASS} "
                          f"of each: {todo}")
     t0 = time.perf_counter()
-    result = train_label(settings, label, encoder_id=encoder_id)
+    result = train_label(settings, label, encoder_id=encoder_id, features=features or None)
     return {"result": result, "seconds": time.perf_counter() - t0}
 
 

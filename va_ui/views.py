@@ -92,6 +92,7 @@ def player(item: dict | None, empty: str) -> str:
         votes = (f'<span class="va-votes">already labelled: {item.get("pos_cnt", 0)} yes of '
                  f'{item.get("annotator_cnt", 0)}</span>')
     return (f'<div class="va-player" data-key="{escape(item["clip_key"])}">{_media(item, big=True)}'
+            f'{transition_marks(item)}'
             f'<div class="va-cap"><span class="va-key">{escape(item["clip_key"])}</span>'
             f'<span class="va-meta">{escape(meta_line(item))}</span>{votes}</div></div>')
 
@@ -105,6 +106,20 @@ def context(before: dict | None, after: dict | None) -> str:
                 f'{escape(title)}</div>{_media(item)}</div>')
 
     return f'<div class="va-context-pair">{side(before, "before")}{side(after, "after")}</div>'
+
+
+def transition_marks(item: dict) -> str:
+    """A strip under the player with the clip's dissolves and fades where they fall in it."""
+    length = (item.get("end_s") or 0) - (item.get("start_s") or 0)
+    marks = item.get("transitions") or ()
+    if not marks or length <= 0:
+        return ""
+    spans = "".join(
+        f'<span class="va-mark va-{escape(kind)}" title="{escape(kind.replace("_", " "))} '
+        f'{a:.2f}–{b:.2f} s" style="left:{100 * a / length:.1f}%;width:{max(100 * (b - a) / length, 1):.1f}%"></span>'
+        for kind, a, b in marks)
+    names = ", ".join(f"{k.replace('_', ' ')} {a:.1f}–{b:.1f} s" for k, a, b in marks)
+    return f'<div class="va-marks" title="{escape(names)}">{spans}</div><div class="va-marks-text">{escape(names)}</div>'
 
 
 def feed_strip(name: str, items: list[dict]) -> str:
@@ -130,6 +145,10 @@ CSS = """
 .va-player .va-novideo { min-height: 30vh; }
 .va-novideo-key { font-family: monospace; font-weight: 600; word-break: break-all; }
 .va-novideo-why { font-size: 0.85em; opacity: 0.8; }
+.va-marks { position: relative; height: 6px; background: var(--border-color-primary); }
+.va-mark { position: absolute; top: 0; height: 6px; background: #f59e0b; }
+.va-mark.va-fade_black { background: #111827; } .va-mark.va-fade_white { background: #e5e7eb; }
+.va-marks-text { font-size: 0.8em; opacity: 0.75; padding: 2px 8px; }
 .va-cap { padding: 6px 8px; display: flex; flex-direction: column; gap: 2px; font-size: 0.85em; }
 .va-key { font-family: monospace; word-break: break-all; }
 .va-meta, .va-votes { opacity: 0.75; }

@@ -69,7 +69,7 @@ def test_corpus_job_runs_each_video_partition_through_the_multiprocess_executor(
     videos = wh.read("videos")
     assert sorted(videos["video_id"]) == sorted(outcomes) and set(videos["status"]) == {"ok"}
     clips = wh.read("clips", columns=["clip_key", "video_id"])
-    embeddings = wh.read("clip_embeddings", columns=["clip_key"])
+    embeddings = wh.read("clip_embeddings", columns=["clip_key"], where={"encoder_id": "tiny:vit-w64-l2-p8-i64-d64:random-seed0"})
     assert set(clips["video_id"]) == set(outcomes) and sorted(clips["clip_key"]) == sorted(embeddings["clip_key"])
 
     for video_id, (_, run_id) in outcomes.items():
@@ -85,7 +85,10 @@ def test_corpus_job_runs_each_video_partition_through_the_multiprocess_executor(
 
     clusters = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, asset_selection=[dg.AssetKey("clip_clusters")])
     assert clusters.success
-    assert wh.count("clip_clusters") == clips.height
+    # one cluster per clip for each embedding: the CLIP encoder's and camera motion's
+    per_encoder = wh.read("clip_clusters").group_by("encoder_id").len()
+    assert sorted(per_encoder["encoder_id"]) == ["motion-v1", "tiny:vit-w64-l2-p8-i64-d64:random-seed0"]
+    assert per_encoder["len"].to_list() == [clips.height] * 2
 
 
 def test_a_video_that_cannot_be_read_fails_its_run_and_is_recorded(instance, home, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from va_core.encoders import parse_spec
 from va_core.ingest import ingest
 from va_core.sample_corpus import load_truth
 from va_core.warehouse import Warehouse, embedding_matrix
@@ -18,7 +19,7 @@ def test_ingested_home_holds_one_clip_per_drawn_shot(ingested_home, ingested_tru
     assert ingested_truth["truth_overlap"].min() == 1.0
     videos = wh.read("videos")
     assert videos["status"].unique().to_list() == ["ok"]
-    emb = wh.arrow("clip_embeddings")
+    emb = wh.arrow("clip_embeddings", where={"encoder_id": parse_spec("tiny").encoder_id})
     matrix = embedding_matrix(emb.column("embedding"))
     assert matrix.shape == (truth.height, 64)
     np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
@@ -88,7 +89,7 @@ def test_changed_file_replaces_only_its_rows(settings, sample_corpus_dir, tmp_pa
     emb_after = wh.read("clip_embeddings")
     assert others(emb_after).equals(others(emb_before))
     assert set(emb_after["clip_key"]) == set(clips_after["clip_key"])
-    assert emb_after.height == emb_after["clip_key"].n_unique()
+    assert emb_after.height == emb_after.select("clip_key", "encoder_id").n_unique()
     # the previous contents stay reachable by time travel
     assert wh.read("clips", version=before["clips"]).sort("clip_key").equals(clips_before.sort("clip_key"))
 
@@ -146,7 +147,8 @@ def test_a_second_encoder_adds_only_embeddings_sampled_like_the_first(ingested_h
     assert after["clip_embeddings"] > before["clip_embeddings"]
     tiny_id, ckpt_id = parse_spec("tiny").encoder_id, parse_spec(spec).encoder_id
     emb = wh.read("clip_embeddings")
-    assert emb.group_by("encoder_id").len().sort("encoder_id")["len"].to_list() == [wh.count("clips")] * 2
+    # the CLIP encoders and camera motion (written with the shots): one row per clip each
+    assert emb.group_by("encoder_id").len().sort("encoder_id")["len"].to_list() == [wh.count("clips")] * 3
     # same weights, frames found by seeking instead of scanning: the same embeddings
     a = emb.filter(pl.col("encoder_id") == tiny_id).sort("clip_key")
     b = emb.filter(pl.col("encoder_id") == ckpt_id).sort("clip_key")

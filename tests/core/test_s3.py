@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from va_core.config import Settings
+from va_core.encoders import parse_spec
 from va_core.process import free_port
 from va_core.warehouse import Warehouse, embedding_matrix
 
@@ -106,7 +107,7 @@ def test_ingest_and_search_with_the_warehouse_on_s3(s3_settings, sample_corpus_d
     report = ingest(s3_settings, paths, progress=False)
     assert report.count("added") == 2
     wh = Warehouse.from_settings(s3_settings)
-    emb = wh.arrow("clip_embeddings")
+    emb = wh.arrow("clip_embeddings", where={"encoder_id": parse_spec("tiny").encoder_id})
     assert emb.num_rows == wh.count("clips") == report.n_clips
     np.testing.assert_allclose(np.linalg.norm(embedding_matrix(emb.column("embedding")), axis=1), 1, atol=1e-5)
     results = search_text(s3_settings, "a box", k=3)

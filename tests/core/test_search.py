@@ -39,7 +39,7 @@ def test_text_search_ranks_clips_by_cosine(ingested_home, sample_corpus_dir):
     wh = Warehouse.from_settings(ingested_home)
     enc = load_encoder("tiny")
     q = enc.encode_text(["a red ball moving left"])[0]
-    emb = wh.arrow("clip_embeddings")
+    emb = wh.arrow("clip_embeddings", where={"encoder_id": parse_spec("tiny").encoder_id})
     matrix = embedding_matrix(emb.column("embedding"))
     all_scores = matrix @ q
     best = np.sort(all_scores)[::-1][:7]

@@ -149,7 +149,7 @@ def test_classify_gives_the_shots_and_scores_of_va_ingest(serving_home, client):
     clips = wh.read("clips", where={"video_id": vid}).sort("frame_in")
     assert [s["frame_in"] for s in answer["shots"]] == clips["frame_in"].to_list()
     assert [s["frame_out"] for s in answer["shots"]] == clips["frame_out"].to_list()
-    emb = wh.arrow("clip_embeddings", where={"video_id": vid}).sort_by("clip_key")
+    emb = wh.arrow("clip_embeddings", where={"video_id": vid, "encoder_id": warm.encoder_id}).sort_by("clip_key")
     keys = emb.column("clip_key").to_pylist()
     stored = dict(zip(keys, warm.model.score(embedding_matrix(emb.column("embedding")))))
     expected = [stored[f"{vid}|{f}"] for f in clips["frame_in"].to_list()]

@@ -45,7 +45,7 @@ def served(_ingested_home_template, tmp_path_factory, app_server):
     home = tmp_path_factory.mktemp("browser") / "va-home"
     shutil.copytree(_ingested_home_template, home)
     wh = Warehouse(str(home / "warehouse"))
-    some = wh.read("clip_embeddings").row(0, named=True)
+    some = wh.read("clip_embeddings", where={"encoder_id": "tiny:vit-w64-l2-p8-i64-d64:random-seed0"}).row(0, named=True)
     wh.append("clips", pa.table({"clip_key": [EMBEDDINGS_ONLY_KEY], "video_id": ["paper-import-0001"],
                                  "frame_in": [0], "frame_out": [47], "start_s": [0.0], "end_s": [2.0]}))
     wh.append("clip_embeddings", [{"clip_key": EMBEDDINGS_ONLY_KEY, "video_id": "paper-import-0001",

@@ -8,6 +8,8 @@ import pyarrow as pa
 import pytest
 
 from va_core.errors import InputError
+from va_core.encoders import parse_spec
+from va_core.errors import InputError, NotFound
 from va_core.labels import label_set
 from va_core.registry import ApprovalRefused
 from va_core.warehouse import Warehouse
@@ -298,3 +300,18 @@ def test_clip_cards_escape_text_and_show_clips_without_video(ui_settings, wh):
 def test_warm_up_loads_what_the_first_actions_need(ui_settings):
     done = h.warm_up(ui_settings)
     assert done["clips"] > 0 and done["encoder"].startswith("tiny") and "problem" not in done
+
+
+def test_a_label_trains_on_camera_motion_and_keeps_that_choice(ui_settings, truth):
+    label = "camera_pans"
+    yes = [k for k, r in truth.items() if r["motion"] == "pan"]
+    no = [k for k, r in truth.items() if r["motion"] != "pan"]
+    for key in yes[:6] + no[:12]:
+        h.mark(ui_settings, label, key, key in yes, "maria", "test")
+    first = h.build(ui_settings, label, features="motion")["result"]
+    assert first.encoder_id == "motion-v1" and first.created
+    h.mark(ui_settings, label, no[12], False, "maria", "test")
+    again = h.build(ui_settings, label)["result"]  # no choice: the label's latest model's
+    assert again.encoder_id == "motion-v1" and again.model_version == 2
+    clip = h.build(ui_settings, label, features="clip")["result"]
+    assert clip.encoder_id == parse_spec("tiny").encoder_id and clip.model_version == 3

@@ -1,0 +1,68 @@
+"""Camera motion from the decoder's motion vectors, stored beside CLIP and trained on like it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from va_core import footage, motion, video
+from va_core.embeddings import load_corpus
+from va_core.encoders import parse_spec
+from va_core.ingest import ingest
+from va_core.labels import LabelEvent, record_events
+from va_core.warehouse import Warehouse
+
+PAN, TILT, ZOOM = 16, 17, 18  # the descriptor's shares of pan, tilt and zoom
+
+
+@pytest.fixture(scope="module")
+def moves(tmp_path_factory):
+    return footage.motion_set(tmp_path_factory.mktemp("motion"), per_kind=4, seed=1)
+
+
+def test_each_synthetic_move_dominates_its_descriptor(moves):
+    by_kind: dict[str, list[np.ndarray]] = {}
+    for path, row in zip(moves.videos, moves.truth):
+        shots = list(video.scan(path, 8, motion=True).shots)
+        assert len(shots) == 1, path.name  # a camera move is no cut
+        assert shots[0].motion.shape == (motion.DIM,) and shots[0].motion.dtype == np.float32
+        by_kind.setdefault(row["motion"], []).append(shots[0].motion)
+    for kind, column in (("pan", PAN), ("tilt", TILT), ("zoom", ZOOM)):
+        for d in by_kind[kind]:
+            others = [c for c in (PAN, TILT, ZOOM) if c != column]
+            assert d[column] > max(d[others]), (kind, d)
+    moved = np.mean([np.abs(d[:12]).sum() for k in ("pan", "tilt", "zoom") for d in by_kind[k]])
+    assert max(np.abs(d[:12]).sum() for d in by_kind["static"]) < 0.2 * moved
+
+
+def test_motion_is_an_embedding_of_its_own_and_a_label_trains_on_it(moves, settings):
+    ingest(settings, [moves.dir], progress=False)
+    wh = Warehouse.from_settings(settings)
+    clip_id = parse_spec("tiny").encoder_id
+    clips = wh.read("clips")
+    assert clips.height == len(moves.videos)
+    mot = load_corpus(wh, motion.ENCODER_ID)
+    both = load_corpus(wh, f"{clip_id}+{motion.ENCODER_ID}")
+    clip = load_corpus(wh, clip_id)
+    assert sorted(mot.keys) == sorted(clips["clip_key"]) and mot.dim == motion.DIM
+    assert both.dim == clip.dim + motion.DIM
+    row = both.positions([mot.keys[0]])[0]
+    np.testing.assert_array_equal(both.matrix[row, clip.dim:], mot.matrix[0])
+
+    kind_of = {v.name: r["motion"] for v, r in zip(moves.videos, moves.truth)}
+    uri_of = dict(wh.read("videos").select("video_id", "uri").iter_rows())
+    events = [LabelEvent("pan", key, kind_of[uri_of[vid].rsplit("/", 1)[1]] == "pan", "a")
+              for key, vid in clips.select("clip_key", "video_id").iter_rows()]
+    record_events(settings, events)
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "va_core.cli", "train", "pan", "--json", *extra],
+        capture_output=True, text=True, check=True).stdout
+    first = json.loads(run("--features", "motion"))
+    assert first["encoder_id"] == motion.ENCODER_ID and first["created"]
+    again = json.loads(run("--force"))  # the label keeps training on what it was last trained on
+    assert again["encoder_id"] == motion.ENCODER_ID and again["model_version"] == 2
+    both_run = json.loads(run("--features", "both"))
+    assert both_run["encoder_id"] == f"{clip_id}+{motion.ENCODER_ID}"
