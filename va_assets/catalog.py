@@ -18,6 +18,7 @@ import polars as pl
 
 from va_assets.metadata import as_metadata
 from va_assets.partitions import LABELS, VIDEOS
+from va_assets.tags import run_of_note
 from va_core.errors import InputError
 from va_core.labels import validate_label
 from va_core.warehouse import Warehouse
@@ -26,14 +27,8 @@ OUTSIDE = "outside Dagster"
 # Video ids as ingestion (slugged file stem + hash) and the importer (YouTube ids) make them;
 # a row written around va_core with anything else is not made a partition.
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-_RUN_NOTE = re.compile(r"trained by run ([0-9a-f-]{36}) ")
 _ACTIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
            dg.DagsterRunStatus.STARTED]
-
-
-def run_note(run_id: str, label_events_version: int | None) -> str:
-    """The stage note of a version a run trained: how the catalog tells it from others."""
-    return f"trained by run {run_id} at label_events v{label_events_version}"
 
 
 @dataclass
@@ -86,8 +81,8 @@ def _model_versions(wh: Warehouse, instance, cursor: dict, out: CatalogEvents) -
         except InputError:  # written around va_core: not a valid partition key
             continue
         who, reason = trained_by.get((label, version), (None, ""))
-        run = _RUN_NOTE.search(reason or "")
-        if run and instance.get_run_by_id(run.group(1)) is not None:
+        run_id = run_of_note(reason)
+        if run_id and instance.get_run_by_id(run_id) is not None:
             continue  # that run reports its own materialisations
         row, ev, scores, feeds = stored_version(wh, label, version, latest=version == newest[label])
         written = {"models": current, "evaluations": wh.version("evaluations"),

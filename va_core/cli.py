@@ -1,7 +1,9 @@
 """The ``va`` command. Its arguments are a contract (see docs/ARCHITECTURE.md).
 
-Each subcommand's handler lives in the domain module it belongs to and is imported only
-when that subcommand runs, so commands that do not encode never import torch.
+Each subcommand's handler is named here by its module and imported only when that subcommand
+runs, so commands that do not encode never import torch. The names are strings on purpose:
+this table is where the `va` command composes the layers (``demo`` ends in va_serving's
+serve step), while va_core's modules themselves import nothing above va_core.
 Handlers take ``(args, settings)`` and return ``(data, text)``: ``data`` is printed as one
 JSON document with ``--json``, ``text`` otherwise.
 """
@@ -16,14 +18,14 @@ from typing import Any, Callable
 from va_core.errors import VAError
 
 HANDLERS: dict[str, str] = {
-    "demo": "va_core.demo:cli_demo",
+    "demo": "va_serving.demo:cli_demo",
     "ingest": "va_core.ingest:cli_ingest",
     "search": "va_core.search:cli_search",
     "label": "va_core.labels:cli_label",
     "import-labels": "va_core.labels:cli_import_labels",
     "describe": "va_core.labels:cli_describe",
     "train": "va_core.train:cli_train",
-    "feeds": "va_core.feeds:cli_feeds",
+    "feeds": "va_core.sources:cli_feeds",
     "approve": "va_core.registry:cli_approve",
     "status": "va_core.status:cli_status",
     "doctor": "va_core.doctor:cli_doctor",
@@ -31,7 +33,7 @@ HANDLERS: dict[str, str] = {
     "dagster": "va_core.servers:cli_dagster",
     "serve": "va_core.servers:cli_serve",
     "experiment": "va_core.experiments.cli:cli_experiment",
-    "import-va-dataset": "va_core.experiments.dataset:cli_import_dataset",
+    "import-va-dataset": "va_core.experiments.importer:cli_import_dataset",
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ BATCH = 8  # clips the expert labels per round
 SEARCHES = ("a red scene", "a ball moving", "a blue background")
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
@@ -78,27 +78,12 @@ def _bootstrap(settings, label: str, truth: dict[str, str], colour: str, rng: np
     return steps
 
 
-def serve_step(settings, label: str, approved: dict, args) -> tuple[dict, list[str]]:
-    """The demo's last step: start the model server, score a clip over HTTP, stop it (or keep it)."""
-    from va_serving.client import serve_and_score
-
-    _say("[serve] starting the model server and scoring a clip over HTTP")
-    result = serve_and_score(settings, keep=bool(getattr(args, "serve", False)))
-    score = result.scores.get(label)
-    lines = [f"served {label} v{result.versions.get(label)} at {result.url}: "
-             f"clip {result.clip_key} scored {score:.3f} over HTTP (POST /score)"]
-    if result.server is not None:
-        global _kept_server
-        _kept_server = result.server
-        lines.append(f"the server keeps running at {result.url} (pid {result.server.pid}); Ctrl-C stops it")
-    return {"served": True, **result.as_dict()}, lines
+FinalStep = Callable[..., tuple[dict, list[str]]]
 
 
-FINAL_STEPS: list[Callable] = [serve_step]
-_kept_server = None  # set by serve_step with --serve
-
-
-def run_demo(settings, args) -> tuple[dict, str]:
+def run_demo(settings, args, final_steps: Sequence[FinalStep] = ()) -> tuple[dict, str]:
+    """The loop up to approval; each of ``final_steps(settings, label, approved, args)`` then runs
+    on the approved model (the serving layer passes its serve-and-score step: va_core knows no server)."""
     from va_core.ingest import ingest
     from va_core.registry import approve
     from va_core.sample_corpus import generate
@@ -117,14 +102,14 @@ def run_demo(settings, args) -> tuple[dict, str]:
         raise VAError("the demo needs at least 2 videos and 1 round")
     lines = [f"va demo in {settings.home} with encoder {encoder}"]
 
-    _say(f"[1/5] generating {n_videos} sample videos")
+    say(f"[1/5] generating {n_videos} sample videos")
     corpus_dir = settings.home / "sample_corpus"
     generate(corpus_dir, n_videos=n_videos, progress=True)
-    _say("[2/5] ingesting them")
+    say("[2/5] ingesting them")
     report = ingest(settings, [corpus_dir], progress=True)
     lines.append(report.summary())
 
-    _say("[3/5] searching")
+    say("[3/5] searching")
     searches = {}
     for query in SEARCHES:
         results = search_text(settings, query, k=3)
@@ -139,7 +124,7 @@ def run_demo(settings, args) -> tuple[dict, str]:
     lines.append(f"\nlabel {label!r}: the expert says yes when the shot's background is {colour} "
                  f"({int(counts.max())} of {len(truth)} clips)")
 
-    _say(f"[4/5] {n_rounds} rounds of labelling and training '{label}'")
+    say(f"[4/5] {n_rounds} rounds of labelling and training '{label}'")
     rng = np.random.default_rng(0)
     rounds = []
     sources = _bootstrap(settings, label, truth, colour, rng)
@@ -159,7 +144,7 @@ def run_demo(settings, args) -> tuple[dict, str]:
                 f"{row['labelled_ap']:6.3f} {row['baseline_ap']:6.3f} {row['diversity']:9.2f}  {row['method']}, "
                 f"{row['n_audit']} audit labels")
         lines.append(line)
-        _say(line)
+        say(line)
         if r == n_rounds:
             break
         step = next_clips(settings, label, BATCH)
@@ -171,7 +156,7 @@ def run_demo(settings, args) -> tuple[dict, str]:
                                                                 for c in step["clips"]}))
         sources = [step["source"]]
 
-    _say("[5/5] approving")
+    say("[5/5] approving")
     try:
         approved = approve(settings, label, by="demo-expert", reason="demo")
         ap = "unknown" if approved.get("ap") is None else f"{approved['ap']:.3f}"
@@ -181,7 +166,7 @@ def run_demo(settings, args) -> tuple[dict, str]:
         lines.append(f"not approved: {exc}")
     final = {}
     if "error" not in approved:
-        for step_fn in FINAL_STEPS:
+        for step_fn in final_steps:
             data, more = step_fn(settings, label, approved, args)
             final[step_fn.__name__] = data
             lines += more
@@ -197,21 +182,3 @@ def run_demo(settings, args) -> tuple[dict, str]:
             "searches": searches, "label": label, "colour": colour, "rounds": rounds, "approved": approved,
             "final": final, "n_labelled": len(ls.labelled), "seconds": round(time.perf_counter() - started, 2)}
     return data, "\n".join(lines)
-
-
-def cli_demo(args, settings):
-    data, text = run_demo(settings, args)
-    server = _kept_server
-    if server is None:
-        return data, text
-    # --serve: show the result now, then stay in the foreground with the server until Ctrl-C.
-    import json
-
-    print(json.dumps(data, default=str) if args.json else text, flush=True)
-    try:
-        server.process.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    raise SystemExit(0)

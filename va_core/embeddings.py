@@ -86,17 +86,6 @@ def feature_set_of(encoder_id: str) -> str:
     return "both" if encoder_id.endswith(JOIN + MOTION) else "clip"
 
 
-def label_encoder_id(wh: Warehouse, label: str, clip_encoder_id: str, features: str | None = None) -> str:
-    """The embeddings a label trains on: ``features`` if given, else those of its latest model
-    (a choice once made sticks, whoever trains next), else CLIP's."""
-    if features is None:
-        from va_core.registry import latest_model
-
-        row = latest_model(wh, label)
-        features = feature_set_of(row["encoder_id"]) if row is not None and row["encoder_id"] else "clip"
-    return features_encoder_id(clip_encoder_id, features)
-
-
 def _joined(wh: Warehouse, encoder_id: str, version: int | None) -> Corpus:
     """Several encoders' embeddings of the clips that have all of them, concatenated in the order named."""
     parts = [load_corpus(wh, part) for part in encoder_id.split(JOIN)]

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from va_core.errors import InputError, NotFound
-from va_core.labels import label_set, text_query, validate_label, warehouse_of
+from va_core.labels import label_set, stored_text_embedding, text_query, validate_label, warehouse_of
 
 FEEDS = ("top_positive", "top_negative", "borderline", "random", "audit")
 SAMPLED = ("random", "audit")  # feeds that are probability samples (their design is stored)
@@ -190,8 +190,6 @@ def zero_shot(settings, label: str, k: int = 10, encoder_id: str | None = None,
     corpus = load_corpus(wh, wanted)
     if spec.kind == "stored":
         # An imported corpus has no text tower: its label embeddings came with the dataset.
-        from va_core.experiments.importer import stored_text_embedding
-
         query = label
         vector = stored_text_embedding(settings, label, wanted)
         if vector is None:
@@ -267,25 +265,6 @@ def random_unlabelled(settings, label: str, k: int, exclude: Sequence[str], enco
             for i, r in enumerate(rows)]
 
 
-def get_feed(settings, label: str, feed: str | None = None, k: int = 10, encoder_id: str | None = None) -> list[dict]:
-    """Clips to label next: one feed, ``zero_shot``, or ``next``/None (the label's policy chooses)."""
-    validate_label(label)
-    if not isinstance(k, int) or k <= 0:
-        raise InputError(f"k must be a positive number of clips, got {k!r}")
-    if feed == ZERO_SHOT:
-        return zero_shot(settings, label, k, encoder_id)
-    if feed in (None, NEXT):
-        from va_core.policy import next_clips
-
-        return next_clips(settings, label, k, encoder_id=encoder_id)["clips"]
-    wh = warehouse_of(settings)
-    if feed in SAMPLED and _latest_model_version(wh, label) is None:
-        # no model scores to stratify by yet: an audit is a uniform draw (one stratum)
-        items = random_unlabelled(settings, label, k, label_set(wh, label).labelled, encoder_id)
-        return _with_clip_info(wh, [{**i, "feed": feed} for i in items])
-    return stored_feed(settings, label, feed, k)
-
-
 def all_feeds(settings, label: str, k: int = 10, encoder_id: str | None = None) -> dict[str, list[dict]]:
     """Every feed of the label's latest model, or only ``zero_shot`` when it has none yet."""
     wh = warehouse_of(settings)
@@ -294,31 +273,3 @@ def all_feeds(settings, label: str, k: int = 10, encoder_id: str | None = None) 
         return {ZERO_SHOT: zero_shot(settings, label, k, encoder_id)}
     exclude = label_set(wh, label).labelled
     return {f: stored_feed(settings, label, f, k, exclude=exclude) for f in FEEDS}
-
-
-def cli_feeds(args, settings):
-    label = validate_label(args.label)
-    if args.feed is None:
-        groups = all_feeds(settings, label, args.k)
-    elif args.feed == NEXT:
-        from va_core.policy import next_clips
-
-        choice = next_clips(settings, label, args.k)
-        groups = {choice["source"]: choice["clips"]}
-    else:
-        groups = {args.feed: get_feed(settings, label, args.feed, args.k)}
-    lines = []
-    for name, items in groups.items():
-        lines.append(f"{label} / {name}:")
-        for i in items:
-            how = i.get("provenance") or {}
-            drawn = (f"  [{how['draw_id']} stratum {how.get('stratum', 0)}, p={how['inclusion_prob']:.4g}]"
-                     if how.get("draw_id") else "")
-            lines.append(f"  {i['rank']:>3}  {'-' if i['score'] is None else format(i['score'], '.4f'):>6}  "
-                         f"{i['clip_key']}{drawn}")
-        if not items:
-            lines.append("  (no unlabelled clip left)")
-    if any(i.get("provenance") for items in groups.values() for i in items):
-        lines.append("label with how each clip was chosen: `va label LABEL KEY --yes --source FEED` plus the item's "
-                     "provenance as options (--rank, --chosen-by-version, --draw-id, ...; see --json)")
-    return {"label": label, "feeds": groups}, "\n".join(lines)

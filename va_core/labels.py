@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import math
 import re
 import uuid
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -467,6 +469,37 @@ def description(settings_or_wh, label: str) -> str | None:
 def text_query(settings_or_wh, label: str) -> str:
     """What zero-shot search looks for: the description, else the name in words."""
     return description(settings_or_wh, label) or re.sub(r"[_-]+", " ", label).strip()
+
+
+# -- stored text embeddings ------------------------------------------------------
+# An encoder without a text tower (an imported corpus) brings its labels' text embeddings
+# with it; zero-shot reads them here instead of encoding the text query.
+
+def text_embeddings_path(settings, encoder_id: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder_id)
+    return Path(settings.home) / "text-embeddings" / f"{slug}.json"
+
+
+def store_text_embeddings(settings, encoder_id: str, vectors: Mapping[str, Iterable[float]]) -> Path:
+    """Write the labels' text embeddings of ``encoder_id`` (replacing the previous file whole)."""
+    path = text_embeddings_path(settings, encoder_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({k: [float(x) for x in v] for k, v in vectors.items()}))
+    tmp.replace(path)
+    return path
+
+
+def stored_text_embedding(settings, label: str, encoder_id: str) -> np.ndarray | None:
+    """The stored text embedding of ``label`` for ``encoder_id`` (L2-normalised), or None."""
+    path = text_embeddings_path(settings, encoder_id)
+    if not path.is_file():
+        return None
+    vector = json.loads(path.read_text()).get(label)
+    if vector is None:
+        return None
+    v = np.asarray(vector, dtype=np.float32)
+    return v / np.linalg.norm(v)
 
 
 # -- importing -----------------------------------------------------------------

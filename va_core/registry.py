@@ -20,6 +20,7 @@ from typing import Iterator
 import polars as pl
 from filelock import FileLock
 
+from va_core.embeddings import feature_set_of, features_encoder_id
 from va_core.errors import InputError, NotFound, VAError
 from va_core.labels import login_name, validate_label, validate_person, warehouse_of
 from va_core.learn import LinearModel
@@ -140,6 +141,15 @@ def sync_stage_copy(wh: Warehouse, label: str) -> bool:
         return False
     wh.replace("models", {"label": label}, lambda: current()[0])
     return True
+
+
+def label_encoder_id(wh: Warehouse, label: str, clip_encoder_id: str, features: str | None = None) -> str:
+    """The embeddings a label trains on: ``features`` if given, else those of its latest model
+    (a choice once made sticks, whoever trains next), else CLIP's."""
+    if features is None:
+        row = latest_model(wh, label)
+        features = feature_set_of(row["encoder_id"]) if row is not None and row["encoder_id"] else "clip"
+    return features_encoder_id(clip_encoder_id, features)
 
 
 def failed_checks(row: dict) -> list[dict]:

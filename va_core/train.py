@@ -20,13 +20,13 @@ import pyarrow as pa
 
 from va_core import checks as model_checks
 from va_core import quality
-from va_core.embeddings import Corpus, label_encoder_id, load_corpus
+from va_core.embeddings import Corpus, load_corpus
 from va_core.errors import InputError, VAError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
 from va_core.labels import LabelSet, label_set, login_name, validate_label, warehouse_of
 from va_core.learn import (MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score, evaluate, fit,
                            ordered)
-from va_core.registry import CANDIDATE, label_lock, latest_model, stage_event
+from va_core.registry import CANDIDATE, label_encoder_id, label_lock, latest_model, stage_event
 from va_core.warehouse import CommitConflict, Compare, Warehouse
 
 

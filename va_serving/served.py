@@ -177,6 +177,24 @@ def load_from_warehouse(settings) -> ServedSet:
     return ServedSet(models, WAREHOUSE, wh.uri, version, datetime.now(timezone.utc))
 
 
+def served_from_entry(entry) -> ServedModel:
+    """A store entry (``va_serving.store.StoreEntry``) as a served model, scored by va_core's LinearModel."""
+    from va_core.learn import LinearModel
+    from va_serving.store import ARTIFACT
+
+    artifact = (entry.path / ARTIFACT).read_text()
+    model = LinearModel.from_artifact(artifact)
+    meta = entry.metadata
+    lineage = {
+        "stage": entry.stage, "ap": meta.get("ap"), "ap_low": meta.get("ap_low"), "ap_high": meta.get("ap_high"),
+        "n_audit": meta.get("n_audit"), "ap_method": meta.get("ap_method"),
+        "n_pos": meta.get("n_pos"), "n_neg": meta.get("n_neg"),
+        "trainer": meta.get("trainer"), "trained_at": meta.get("trained_at"),
+        "label_events_version": meta.get("label_events_version"), "store_tag": entry.tag,
+    }
+    return ServedModel(entry.label, entry.version, meta["encoder_id"], model, lineage, curve_from_artifact(artifact))
+
+
 def load_from_store() -> ServedSet:
     """The approved models packed in the BentoML store (a Bento or a container): no warehouse needed."""
     from va_serving.store import approved_entries, store_location
@@ -184,7 +202,7 @@ def load_from_store() -> ServedSet:
     models, skipped = {}, []
     for entry in approved_entries():
         try:
-            served = entry.to_served()
+            served = served_from_entry(entry)
         except (ValueError, KeyError, OSError) as exc:
             skipped.append({"tag": entry.tag, "label": entry.label, "error": str(exc)})
             continue

@@ -92,25 +92,6 @@ class StoreEntry:
     path: Path
     metadata: dict
 
-    def to_served(self):
-        """The entry as a served model, scored by va_core's LinearModel."""
-        from va_core.learn import LinearModel
-        from va_serving.served import ServedModel
-
-        from va_core.operating import curve_from_artifact
-
-        artifact = (self.path / ARTIFACT).read_text()
-        model = LinearModel.from_artifact(artifact)
-        meta = self.metadata
-        lineage = {
-            "stage": self.stage, "ap": meta.get("ap"), "ap_low": meta.get("ap_low"), "ap_high": meta.get("ap_high"),
-            "n_audit": meta.get("n_audit"), "ap_method": meta.get("ap_method"),
-            "n_pos": meta.get("n_pos"), "n_neg": meta.get("n_neg"),
-            "trainer": meta.get("trainer"), "trained_at": meta.get("trained_at"),
-            "label_events_version": meta.get("label_events_version"), "store_tag": self.tag,
-        }
-        return ServedModel(self.label, self.version, meta["encoder_id"], model, lineage, curve_from_artifact(artifact))
-
 
 def _entry(model) -> StoreEntry | None:
     info = model.info

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 from va_core import labels as labels_mod
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
+from va_ui.handlers import SIMILAR, similar_rows
 
 QUEUE_K = 20
 SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "audit", "zero_shot"]
@@ -21,7 +22,6 @@ SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "audi
 # random clips and says so.
 NO_YES_AFTER = 10
 MAX_EXCLUDE = 5000
-SIMILAR = "similar"  # "more like this": not a feed, so not in the source picker
 
 
 def _wh(settings) -> Warehouse:
@@ -118,17 +118,6 @@ def neighbours(settings, keys: Iterable[str]) -> dict[str, tuple[str | None, str
                            pl.col("clip_key").shift(-1).over("video_id").alias("after")))
     wanted = set(keys)
     return {r["clip_key"]: (r["before"], r["after"]) for r in shots.iter_rows(named=True) if r["clip_key"] in wanted}
-
-
-def similar_rows(settings, clip_key: Any, k: int) -> list[dict]:
-    """The ``k`` clips most like ``clip_key`` by embedding, with rank and similarity."""
-    from va_core.search import MAX_K, similar_clips
-
-    if not isinstance(clip_key, str) or not clip_key:
-        raise InputError(f"'more like this' needs the clip to start from, got {clip_key!r}")
-    found = similar_clips(settings, clip_key, min(k, MAX_K))
-    return [{"clip_key": r["clip_key"], "score": float(r["score"]), "feed": SIMILAR, "rank": i + 1}
-            for i, r in enumerate(found.iter_rows(named=True))]
 
 
 def _nothing_left(label: str, source: str, modelled: bool) -> str:

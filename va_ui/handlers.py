@@ -6,6 +6,7 @@ without a browser. The app (va_ui/app.py) only turns these into components.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import polars as pl
 
@@ -16,6 +17,7 @@ from va_core.registry import models_frame
 from va_core.warehouse import Warehouse
 
 SEARCH_K = 12
+SIMILAR = "similar"  # "more like this": not a feed, so not in the source picker
 PREVIEW_K = 4
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
 MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "ap_low", "ap_high",
@@ -127,11 +129,20 @@ def search(settings, label: str | None, query: str, k: int = SEARCH_K) -> list[d
     return enrich(settings, label, items)
 
 
+def similar_rows(settings, clip_key: Any, k: int) -> list[dict]:
+    """The ``k`` clips most like ``clip_key`` by embedding, with rank and similarity."""
+    from va_core.search import MAX_K, similar_clips
+
+    if not isinstance(clip_key, str) or not clip_key:
+        raise InputError(f"'more like this' needs the clip to start from, got {clip_key!r}")
+    found = similar_clips(settings, clip_key, min(k, MAX_K))
+    return [{"clip_key": r["clip_key"], "score": float(r["score"]), "feed": SIMILAR, "rank": i + 1}
+            for i, r in enumerate(found.iter_rows(named=True))]
+
+
 def more_like(settings, label: str | None, clip_key: str, k: int = SEARCH_K) -> list[dict]:
     """"More like this": the clips nearest to one clip by embedding; each carries the current vote for ``label``."""
-    from va_ui.annotate import similar_rows
-
-    items = [{**r, "source": "similar"} for r in similar_rows(settings, clip_key, int(k))]
+    items = [{**r, "source": SIMILAR} for r in similar_rows(settings, clip_key, int(k))]
     return enrich(settings, label, items)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from loop_corpus import make_home, sample_rows, truth_events
-from va_core import feeds, labels, train
+from va_core import feeds, labels, sources, train
 from va_core.errors import InputError, NotFound
 from va_core.labels import record_events
 
@@ -40,14 +40,14 @@ def test_feeds_never_contain_labelled_clips(loop):
     assert stored.height == len(feeds.FEEDS) * feeds.FEED_SIZE
     assert not set(stored["clip_key"]) & labelled
     # label the top of every feed; the next reads skip them without retraining
-    shown = {f: [i["clip_key"] for i in feeds.get_feed(settings, "topic1", f, 5)] for f in feeds.FEEDS}
+    shown = {f: [i["clip_key"] for i in sources.get_feed(settings, "topic1", f, 5)] for f in feeds.FEEDS}
     newly = [k for keys in shown.values() for k in keys]
     record_events(settings, [{"label": "topic1", "clip_key": k, "value": False, "annotator": "x"} for k in newly])
     for f in feeds.FEEDS:
-        again = [i["clip_key"] for i in feeds.get_feed(settings, "topic1", f, 50)]
+        again = [i["clip_key"] for i in sources.get_feed(settings, "topic1", f, 50)]
         assert len(again) == 50 and not set(again) & set(newly) and not set(again) & labelled
     # more than was stored: ranked again from the model's corpus scores, still unlabelled
-    many = feeds.get_feed(settings, "topic1", "top_negative", 300)
+    many = sources.get_feed(settings, "topic1", "top_negative", 300)
     assert len(many) == 300 and not {i["clip_key"] for i in many} & (labelled | set(newly))
     scores = [i["score"] for i in many]
     assert scores == sorted(scores)
@@ -55,7 +55,7 @@ def test_feeds_never_contain_labelled_clips(loop):
 
 def test_feed_items_name_the_clip_and_the_model(loop):
     settings, wh, corpus, result = loop
-    item = feeds.get_feed(settings, "topic1", "top_positive", 1)[0]
+    item = sources.get_feed(settings, "topic1", "top_positive", 1)[0]
     assert item["model_version"] == result.model_version
     assert item["video_id"] == item["clip_key"].split("|")[0] and item["end_s"] > item["start_s"]
 
@@ -76,7 +76,7 @@ def test_borderline_sits_at_the_models_threshold(loop):
     from va_core.registry import load_model
 
     threshold = load_model(wh, "topic1").threshold
-    border = [i["score"] for i in feeds.get_feed(settings, "topic1", "borderline", 10)]
+    border = [i["score"] for i in sources.get_feed(settings, "topic1", "borderline", 10)]
     scores = wh.read("clip_scores", where={"label": "topic1"})["score"].to_numpy()
     assert max(abs(s - threshold) for s in border) <= np.sort(np.abs(scores - threshold))[40] + 1e-6
 
@@ -84,9 +84,9 @@ def test_borderline_sits_at_the_models_threshold(loop):
 def test_no_model_yet(loop):
     settings, wh, corpus, _ = loop
     with pytest.raises(NotFound, match="no model yet"):
-        feeds.get_feed(settings, "untrained", "top_positive", 5)
+        sources.get_feed(settings, "untrained", "top_positive", 5)
     with pytest.raises(InputError, match="unknown feed"):
-        feeds.get_feed(settings, "topic1", "best", 5)
+        sources.get_feed(settings, "topic1", "best", 5)
 
 
 def test_zero_shot_uses_the_description_and_skips_labelled_clips(tmp_path):
@@ -100,27 +100,27 @@ def test_zero_shot_uses_the_description_and_skips_labelled_clips(tmp_path):
     expected = np.argsort(-(corpus.matrix @ query))
     first = [corpus.keys[i] for i in expected[:3]]
     record_events(settings, [{"label": "sunset", "clip_key": first[0], "value": True, "annotator": "a"}])
-    got = feeds.get_feed(settings, "sunset", "zero_shot", 5)
+    got = sources.get_feed(settings, "sunset", "zero_shot", 5)
     assert [i["clip_key"] for i in got] == [corpus.keys[i] for i in expected[1:6]]
     assert got[0]["query"] == "an orange sunset over the sea"
     args = type("A", (), {"label": "sunset", "feed": None, "k": 3})
-    data, text = feeds.cli_feeds(args, settings)
+    data, text = sources.cli_feeds(args, settings)
     assert list(data["feeds"]) == ["zero_shot"] and "sunset / zero_shot" in text
 
 
 def test_sampled_feeds_carry_their_design_and_are_never_redrawn(loop):
     settings, wh, corpus, result = loop
-    audit = feeds.get_feed(settings, "topic1", "audit", 30)
+    audit = sources.get_feed(settings, "topic1", "audit", 30)
     how = [i["provenance"] for i in audit]
     assert {h["draw_id"] for h in how} == {f"audit@v{result.model_version}"}
     assert all(0 < h["inclusion_prob"] <= 1 and h["stratum_low"] <= i["score"] + 1e-6 for h, i in zip(how, audit))
     assert len({h["stratum"] for h in how}) >= 3  # a prefix of the draw spans the strata
-    random = feeds.get_feed(settings, "topic1", "random", 5)[0]["provenance"]
+    random = sources.get_feed(settings, "topic1", "random", 5)[0]["provenance"]
     assert random["stratum"] == 0 and random["inclusion_prob"] == pytest.approx(
         feeds.FEED_SIZE / random["stratum_size"])
     # more than the draw holds: what is left of it, not a new draw
-    assert len(feeds.get_feed(settings, "topic1", "audit", 500)) <= feeds.FEED_SIZE
-    first = feeds.get_feed(settings, "topic1", "top_positive", 2)[0]
+    assert len(sources.get_feed(settings, "topic1", "audit", 500)) <= feeds.FEED_SIZE
+    first = sources.get_feed(settings, "topic1", "top_positive", 2)[0]
     ranked = first["provenance"]
     stored = wh.read("feeds", where={"label": "topic1", "feed": "top_positive", "clip_key": first["clip_key"]})
     # the rank recorded is the clip's place in the stored feed (clips labelled since are skipped)
@@ -131,7 +131,7 @@ def test_sampled_feeds_carry_their_design_and_are_never_redrawn(loop):
 def test_an_audit_before_any_model_is_a_uniform_draw(tmp_path):
     settings, wh, corpus = make_home(tmp_path / "home", n=300)
     record_events(settings, truth_events(corpus, "fresh", 2, sample_rows(corpus, 2, 1, 1)))
-    items = feeds.get_feed(settings, "fresh", "audit", 10)
+    items = sources.get_feed(settings, "fresh", "audit", 10)
     assert len(items) == 10 and all(i["feed"] == "audit" for i in items)
     how = items[0]["provenance"]
     assert how["draw_id"].startswith("random@") and how["stratum_size"] == 298

@@ -11,7 +11,8 @@ from va_core.cli import main
 from va_core.errors import InputError, NotFound
 from va_core.experiments.dataset import AggItem, VADataset
 from va_core.experiments.fixtures import FixtureLabel, make_va_dataset
-from va_core.experiments.importer import ENCODER_ID, NO_VIDEO, stored_text_embedding, votes_of
+from va_core.experiments.importer import ENCODER_ID, NO_VIDEO, votes_of
+from va_core.labels import stored_text_embedding
 
 LABELS = (FixtureLabel("action", 0.2, agg_size=120), FixtureLabel("sci-fi", 0.1, agg_size=80))
 
@@ -130,7 +131,7 @@ def test_import_builds_a_warehouse_on_the_dataset_and_is_idempotent(dataset, set
         assert set(events["annotator"].unique()) == {"va-dataset:A", "va-dataset:B", "va-dataset:C"}
 
     assert json.loads((settings.home / "config.json").read_text())["encoder"] == ENCODER_ID
-    text = stored_text_embedding(settings, "action")
+    text = stored_text_embedding(settings, "action", ENCODER_ID)
     expected = ds.text_embedding("action")
     np.testing.assert_allclose(text, expected / np.linalg.norm(expected), atol=1e-6)
 
@@ -159,7 +160,7 @@ def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(data
     assert main(["feeds", "sci-fi", "--feed", "zero_shot", "-k", "5", "--json"]) == 0
     feed = json.loads(capsys.readouterr().out)
     keys = [c["clip_key"] for c in feed["feeds"]["zero_shot"]]
-    text = stored_text_embedding(settings, "sci-fi")
+    text = stored_text_embedding(settings, "sci-fi", ENCODER_ID)
     from va_core.embeddings import load_corpus
     from va_core.warehouse import Warehouse
 

@@ -11,7 +11,7 @@ from .homes import SYNTH_DIM, make_home, topic_events, train_and_approve
 from va_core.errors import InputError, NotFound
 from va_serving.batcher import MicroBatcher
 from va_serving.served import (NotReady, ScoreJob, ServedModels, TooLarge, check_embeddings, load_from_warehouse,
-                               resolve_labels, score_jobs)
+                               resolve_labels, score_jobs, served_from_entry)
 from va_serving.store import entries, store_name, sync_models
 
 
@@ -180,7 +180,7 @@ def test_store_mirrors_every_version_with_labels_and_metadata(home):
     assert e.metadata["n_pos"] == rows[("cat", 1)]["n_pos"] and e.metadata["n_neg"] == rows[("cat", 1)]["n_neg"]
     assert e.metadata["encoder_id"] == SYNTHETIC_ENCODER_ID
     assert e.metadata["label_events_version"] == rows[("cat", 1)]["label_events_version"]
-    served = e.to_served()
+    served = served_from_entry(e)
     np.testing.assert_array_equal(served.model.score(home.corpus.matrix[:5]),
                                   load_from_warehouse(home.settings).models["cat"].model.score(home.corpus.matrix[:5]))
 

@@ -224,7 +224,6 @@ _EMBEDDINGS = dg.AssetDep("clip_embeddings", partition_mapping=dg.AllPartitionMa
 def model_version(context: dg.AssetExecutionContext, va: VAResource):
     """One model version, written by ``va_core.train.train_label``: the function ``va train`` and
     the app's Build call, so the same label set gives the same version whoever trains it."""
-    from va_assets.catalog import run_note
     from va_core.learn import MIN_PER_CLASS
     from va_core.train import train_label
 
@@ -238,7 +237,7 @@ def model_version(context: dg.AssetExecutionContext, va: VAResource):
         return
     result = train_label(va.settings(), label, trainer=TRAINER, label_events_version=ls.label_events_version,
                          trained_by=DAGSTER_TRAINER,
-                         note=run_note(context.run_id, ls.label_events_version))
+                         note=tags.run_note(context.run_id, ls.label_events_version))
     if not result.created:
         context.log.info(f"{label} v{result.model_version} was trained on this very label set; no new version")
     row, ev, scores, feeds = stored_version(wh, label, result.model_version)

@@ -272,9 +272,3 @@ def _votes(doc: dict, row: dict) -> dict[str, bool] | None:
     votes = {primary: bool(row["primary"])}
     votes.update({str(k): bool(v) for k, v in secondaries.items()})
     return votes
-
-
-def cli_import_dataset(args, settings):
-    from va_core.experiments.importer import cli_import_dataset as run
-
-    return run(args, settings)

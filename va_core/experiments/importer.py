@@ -13,7 +13,7 @@ What it writes:
   or 3, three identical votes (anonymous annotators); else the aggregated value as one
   event of annotator ``va-dataset:agg``;
 - ``label_descriptions``: the label name in words;
-- the labels' text embeddings, to a file in the home (see :func:`stored_text_embedding`),
+- the labels' text embeddings, to a file in the home (see :func:`va_core.labels.stored_text_embedding`),
   because the dataset's encoder has no text tower here: zero-shot queries for a label
   can use its stored vector, arbitrary text queries cannot work on this encoder.
 
@@ -24,7 +24,6 @@ skipped for labels that already have imported events.
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import pyarrow as pa
 
 from va_core.errors import InputError
 from va_core.experiments.dataset import VADataset
+from va_core.labels import store_text_embeddings
 from va_core.warehouse import Warehouse, embedding_column
 
 ENCODER_ID = "va-dataset:clip-vit-b-32"
@@ -65,23 +65,6 @@ class ImportReport:
         return dict(self.__dict__)
 
 
-def text_embeddings_path(settings, encoder_id: str = ENCODER_ID) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", encoder_id)
-    return Path(settings.home) / "text-embeddings" / f"{slug}.json"
-
-
-def stored_text_embedding(settings, label: str, encoder_id: str = ENCODER_ID) -> np.ndarray | None:
-    """The imported text embedding of ``label`` for ``encoder_id`` (L2-normalised), or None."""
-    path = text_embeddings_path(settings, encoder_id)
-    if not path.is_file():
-        return None
-    vector = json.loads(path.read_text()).get(label)
-    if vector is None:
-        return None
-    v = np.asarray(vector, dtype=np.float32)
-    return v / np.linalg.norm(v)
-
-
 def import_dataset(settings, data: str | Path, labels: Sequence[str] | None = None,
                    chunk_rows: int = CHUNK_ROWS, progress: bool = True) -> ImportReport:
     ds = VADataset(data)
@@ -95,7 +78,7 @@ def import_dataset(settings, data: str | Path, labels: Sequence[str] | None = No
     report = ImportReport(ENCODER_ID)
     _import_corpus(wh, ds, report, chunk_rows, progress)
     _import_labels(wh, ds, chosen, report, progress)
-    report.text_embeddings = str(_store_text_embeddings(settings, ds))
+    report.text_embeddings = str(store_text_embeddings(settings, ENCODER_ID, ds.text_embeddings))
     settings.remember_encoder(ENCODER_ID)
     return report
 
@@ -226,15 +209,6 @@ def _import_labels(wh: Warehouse, ds: VADataset, labels: list[str], report: Impo
         record_events(wh, events, source=SOURCE)
         set_description(wh, label, re.sub(r"[_-]+", " ", label), annotator=ANNOTATOR_PREFIX + "import")
         report.labels[label] = len(events)
-
-
-def _store_text_embeddings(settings, ds: VADataset) -> Path:
-    path = text_embeddings_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({k: [float(x) for x in v] for k, v in ds.text_embeddings.items()}))
-    tmp.replace(path)
-    return path
 
 
 def cli_import_dataset(args, settings):

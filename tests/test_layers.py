@@ -1,0 +1,186 @@
+"""The layers, checked on the import graph of every module, imports inside functions included.
+
+va_core is the bottom layer: it imports nothing of the three adapters (va_assets, va_ui,
+va_serving), and outside the paper reproduction (va_core.experiments) and the command line
+nothing of va_core.experiments. The adapters do not import one another. The product imports
+nothing of tests/ or benchmarks/. No two modules import each other, directly or round a circle.
+The `va` command's table (va_core/cli.py HANDLERS) names handlers as strings: that is where the
+command composes the layers, and it is not an import.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCT = ("va_core", "va_assets", "va_ui", "va_serving")
+ADAPTERS = ("va_assets", "va_ui", "va_serving")
+HELPERS = ("tests", "benchmarks")
+EXPERIMENTS = "va_core.experiments"
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    path: str
+    line: int
+    in_function: bool
+
+    def __str__(self) -> str:
+        where = "inside a function" if self.in_function else "module level"
+        return f"{self.source} -> {self.target}  ({self.path}:{self.line}, {where})"
+
+
+def modules(root: Path = ROOT) -> dict[str, Path]:
+    found = {}
+    for top in PRODUCT + HELPERS:
+        for path in (root / top).rglob("*.py"):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def _owner(name: str, known: dict[str, Path]) -> str | None:
+    """The module of ours an imported name lives in (``a.b.c`` -> ``a.b`` when c is a name in it)."""
+    while name and name not in known:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph(root: Path = ROOT) -> list[Edge]:
+    known = modules(root)
+    edges = []
+    for module, path in known.items():
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        rel = str(path.relative_to(root))
+
+        def visit(node: ast.AST, in_function: bool) -> None:
+            for child in ast.iter_child_nodes(node):
+                names = []
+                if isinstance(child, ast.Import):
+                    names = [a.name for a in child.names]
+                elif isinstance(child, ast.ImportFrom):
+                    base = child.module or ""
+                    if child.level:
+                        parent = package[:len(package) - (child.level - 1)]
+                        base = ".".join(parent + ([base] if base else []))
+                    # `from pkg import mod` imports the module mod; `from mod import name`, mod
+                    names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in child.names]
+                for name in dict.fromkeys(names):
+                    target = _owner(name, known)
+                    if target is not None and target != module:
+                        edges.append(Edge(module, target, rel, child.lineno, in_function))
+                visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+        visit(ast.parse(path.read_text(), filename=rel), False)
+    return edges
+
+
+def _top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def _is_cli(module: str) -> bool:
+    return module.rpartition(".")[2] == "cli"
+
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def cycles(edges: list[Edge]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    graph: dict[str, set[str]] = {}
+    for e in edges:
+        graph.setdefault(e.source, set()).add(e.target)
+        graph.setdefault(e.target, set())
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph[child]))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+GRAPH = import_graph()
+PRODUCT_EDGES = [e for e in GRAPH if _top(e.source) in PRODUCT]
+
+
+def _fail_with(offending: list[Edge], rule: str) -> None:
+    if offending:
+        pytest.fail(f"{rule}; offending imports:\n  " + "\n  ".join(map(str, offending)), pytrace=False)
+
+
+def test_the_graph_sees_imports_at_module_level_and_inside_functions():
+    # guards the checker itself: both kinds of import are in the graph it checks
+    sources = {(e.source, e.target, e.in_function) for e in GRAPH}
+    assert ("va_core.train", "va_core.feeds", False) in sources
+    assert any(e.in_function for e in PRODUCT_EDGES) and any(not e.in_function for e in PRODUCT_EDGES)
+    assert cycles([Edge("a", "b", "", 0, False), Edge("b", "c", "", 0, True), Edge("c", "a", "", 0, False),
+                   Edge("c", "d", "", 0, False)]) == [["a", "b", "c"]]
+
+
+def test_va_core_imports_no_adapter():
+    _fail_with([e for e in PRODUCT_EDGES if _top(e.source) == "va_core" and _top(e.target) in ADAPTERS],
+               "va_core imports nothing of va_assets, va_ui or va_serving")
+
+
+def test_only_the_command_line_and_experiments_import_experiments():
+    _fail_with([e for e in PRODUCT_EDGES if _top(e.source) == "va_core" and _in(e.target, EXPERIMENTS)
+                and not _in(e.source, EXPERIMENTS) and not _is_cli(e.source)],
+               "va_core outside va_core.experiments and the command line imports nothing of va_core.experiments")
+
+
+def test_adapters_do_not_import_each_other():
+    _fail_with([e for e in PRODUCT_EDGES if _top(e.source) in ADAPTERS and _top(e.target) in ADAPTERS
+                and _top(e.source) != _top(e.target)],
+               "va_assets, va_ui and va_serving import only va_core, never one another")
+
+
+def test_the_product_imports_no_test_or_benchmark_code():
+    _fail_with([e for e in PRODUCT_EDGES if _top(e.target) in HELPERS],
+               "the product packages import nothing of tests/ or benchmarks/")
+
+
+def test_no_import_cycles():
+    found = cycles(PRODUCT_EDGES)
+    lines = []
+    for component in found:
+        members = set(component)
+        lines.append("cycle among " + ", ".join(component) + ":")
+        lines += [f"    {e}" for e in PRODUCT_EDGES if e.source in members and e.target in members]
+    if lines:
+        pytest.fail("modules import each other round a circle:\n" + "\n".join(lines), pytrace=False)
