@@ -51,7 +51,7 @@ def run(n_clips: int, n_labels: int) -> dict:
 
     from va_core.config import Settings
     from va_core.labels import record_events
-    from va_core.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
+    from tests.support.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
     from va_core.train import train_label
     from va_core.warehouse import Warehouse
     from va_ui import annotate

@@ -38,7 +38,7 @@ def run(n_clips: int, agg_size: int, cmp_size: int, keep: Path | None) -> dict:
 
     from va_core.experiments import exp1
     from va_core.experiments.dataset import KeyVectors, VADataset
-    from va_core.experiments.fixtures import FixtureLabel, make_va_dataset
+    from tests.support.va_dataset import FixtureLabel, make_va_dataset
 
     root = keep or Path(tempfile.mkdtemp(prefix="va-bench-exp1-"))
     label = FixtureLabel("action", 0.12, agg_size=agg_size, signal=0.12)

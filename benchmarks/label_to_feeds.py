@@ -54,7 +54,7 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
     from va_core.feeds import compute_feeds, labelled_mask
     from va_core.labels import record_events
     from va_core.learn import average_precision, bootstrap_ap, fit_fast, fit_reference, ordered, validation_mask
-    from va_core.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
+    from tests.support.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
     from va_core.train import train_label
     from va_core.warehouse import Warehouse
 

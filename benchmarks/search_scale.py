@@ -1,6 +1,6 @@
 """Search at scale: p50 latency of a top-100 search over 100k and 1M clips, against faiss.
 
-Synthetic L2-normalised 512-d clip embeddings (``va_core.synthetic``) are written to a
+Synthetic L2-normalised 512-d clip embeddings (``tests.support.synthetic``) are written to a
 fresh Delta warehouse, then loaded the way search loads them (``embeddings.load_corpus``:
 time and memory reported). Timed per query, same matrix, same run:
 
@@ -86,7 +86,7 @@ def measure(n: int, n_queries: int, work: Path) -> dict:
 
     from va_core import embeddings
     from va_core.search import search_vector, top_k
-    from va_core.synthetic import make_corpus, write_corpus
+    from tests.support.synthetic import make_corpus, write_corpus
     from va_core.warehouse import Warehouse
 
     wh = Warehouse(str(work / f"wh-{n}"))

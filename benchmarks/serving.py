@@ -36,7 +36,7 @@ def _home(root: Path, n_clips: int, n_labels: int):
     from va_core.config import Settings
     from va_core.labels import record_events
     from va_core.registry import approve
-    from va_core.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
+    from tests.support.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
     from va_core.train import train_label
     from va_core.warehouse import Warehouse
 

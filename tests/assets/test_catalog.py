@@ -75,7 +75,7 @@ def test_versions_videos_and_clusters_written_outside_dagster_are_materialised(
 
 def test_videos_written_by_the_dataset_importer_are_materialised(instance, home, tmp_path, tick):
     from va_core.config import Settings
-    from va_core.experiments.fixtures import FixtureLabel, make_va_dataset
+    from tests.support.va_dataset import FixtureLabel, make_va_dataset
     from va_core.experiments.importer import ENCODER_ID, import_dataset
 
     make_va_dataset(tmp_path / "released", n_clips=120, dim=8, labels=(FixtureLabel("action", 0.2, agg_size=30),),

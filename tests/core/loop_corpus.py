@@ -9,7 +9,7 @@ import numpy as np
 
 from va_core.config import Settings
 from va_core.encoders import parse_spec
-from va_core.synthetic import make_corpus, write_corpus
+from tests.support.synthetic import make_corpus, write_corpus
 from va_core.warehouse import Warehouse
 
 TINY_ID = parse_spec("tiny").encoder_id

@@ -10,7 +10,7 @@ import pytest
 from va_core.cli import main
 from va_core.experiments import bandits, exp1, exp2
 from va_core.experiments.dataset import AggItem, AggLabels, Checkpoint, KeyVectors, VADataset
-from va_core.experiments.fixtures import FixtureLabel, make_va_dataset
+from tests.support.va_dataset import FixtureLabel, make_va_dataset
 from va_core.experiments.protocol import CannotTrain, Evaluator, Score, Split, split_agg
 
 

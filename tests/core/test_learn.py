@@ -8,7 +8,7 @@ import pytest
 
 from va_core import learn
 from va_core.errors import InputError
-from va_core.synthetic import make_corpus
+from tests.support.synthetic import make_corpus
 
 
 # mmh3.hash(key, 0) of these keys, pinned: the split must never drift from the paper's rule.

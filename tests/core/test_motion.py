@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from va_core import footage, motion, video
+from tests.support import footage
+from va_core import motion, video
 from va_core.embeddings import load_corpus
 from va_core.encoders import parse_spec
 from va_core.ingest import ingest

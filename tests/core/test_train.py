@@ -140,7 +140,7 @@ def test_the_steps_compose_into_train_label(trained):
 def test_clusters_are_stored_and_refreshed_when_the_corpus_changes(tmp_path):
     from va_core.clusters import refresh_clusters
     from va_core.embeddings import load_corpus
-    from va_core.synthetic import make_corpus, write_corpus
+    from tests.support.synthetic import make_corpus, write_corpus
 
     settings, wh, corpus = make_home(tmp_path / "home", n=300)
     c1 = load_corpus(wh, TINY_ID)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from va_core import footage, video
+from tests.support import footage
+from va_core import video
 from va_core.ingest import ingest
 from va_core.warehouse import Warehouse
 

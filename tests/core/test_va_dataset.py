@@ -10,7 +10,7 @@ import pytest
 from va_core.cli import main
 from va_core.errors import InputError, NotFound
 from va_core.experiments.dataset import AggItem, VADataset
-from va_core.experiments.fixtures import FixtureLabel, make_va_dataset
+from tests.support.va_dataset import FixtureLabel, make_va_dataset
 from va_core.experiments.importer import ENCODER_ID, NO_VIDEO, votes_of
 from va_core.labels import stored_text_embedding
 

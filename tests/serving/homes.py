@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from va_core.config import Settings
-from va_core.synthetic import SYNTHETIC_ENCODER_ID, SyntheticCorpus, make_corpus, write_corpus
+from tests.support.synthetic import SYNTHETIC_ENCODER_ID, SyntheticCorpus, make_corpus, write_corpus
 from va_core.warehouse import Warehouse
 
 SYNTH_DIM = 48

@@ -122,7 +122,7 @@ def test_a_failing_batch_fails_its_requests_only():
 # -- the live set -------------------------------------------------------------------------
 
 def test_served_models_follow_the_models_table(home):
-    from va_core.synthetic import SYNTHETIC_ENCODER_ID
+    from tests.support.synthetic import SYNTHETIC_ENCODER_ID
 
     changes = []
     live = ServedModels(home.settings, reload_interval_s=60, on_change=changes.append).start()
@@ -165,7 +165,7 @@ def test_store_names_are_valid_tags():
 
 def test_store_mirrors_every_version_with_labels_and_metadata(home):
     from va_core.registry import approve, models_frame
-    from va_core.synthetic import SYNTHETIC_ENCODER_ID
+    from tests.support.synthetic import SYNTHETIC_ENCODER_ID
     from va_core.train import train_label
     from va_core.labels import record_events
 

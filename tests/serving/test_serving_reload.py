@@ -25,7 +25,7 @@ def _wait_for(client, predicate, what: str):
 
 def test_a_new_approval_is_served_without_restart(serving_home, server, client):
     from va_core.registry import model_history
-    from va_core.synthetic import SYNTHETIC_ENCODER_ID
+    from tests.support.synthetic import SYNTHETIC_ENCODER_ID
     from va_serving.store import entries
 
     pid = server.pid
