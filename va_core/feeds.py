@@ -162,7 +162,7 @@ def labelled_mask(corpus_keys, labelled_keys: Sequence[str]) -> np.ndarray:
     return np.fromiter((k in wanted for k in keys), dtype=bool, count=len(keys))
 
 
-def _with_clip_info(wh, items: list[dict]) -> list[dict]:
+def with_clip_info(wh, items: list[dict]) -> list[dict]:
     """Add video_id, start_s, end_s so a person can find the clip."""
     if not items:
         return items
@@ -205,7 +205,7 @@ def zero_shot(settings, label: str, k: int = 10, encoder_id: str | None = None,
     rows = rank("top_positive", scores, candidates, k)
     items = [{**feed_item(ZERO_SHOT, i + 1, {"clip_key": corpus.keys[r], "score": float(scores[r])}, None),
               "query": query} for i, r in enumerate(rows)]
-    return _with_clip_info(wh, items)
+    return with_clip_info(wh, items)
 
 
 def _threshold(wh, label: str, version: int) -> float:
@@ -214,7 +214,7 @@ def _threshold(wh, label: str, version: int) -> float:
     return load_model(wh, label, version).threshold
 
 
-def _latest_model_version(wh, label: str) -> int | None:
+def latest_model_version(wh, label: str) -> int | None:
     from va_core.registry import latest_model
 
     row = latest_model(wh, label)
@@ -226,7 +226,7 @@ def stored_feed(settings, label: str, feed: str, k: int = 10, exclude: Sequence[
     wh = warehouse_of(settings)
     if feed not in FEEDS:
         raise InputError(f"unknown feed {feed!r}; feeds are: {', '.join(FEEDS + (ZERO_SHOT, NEXT))}")
-    version = _latest_model_version(wh, label)
+    version = latest_model_version(wh, label)
     if version is None:
         raise NotFound(f"{label} has no model yet: train it (`va train {label}`) or use --feed {ZERO_SHOT}")
     labelled = set(label_set(wh, label).labelled if exclude is None else exclude)
@@ -242,7 +242,7 @@ def stored_feed(settings, label: str, feed: str, k: int = 10, exclude: Sequence[
             fresh = compute_feeds(keys, scores["score"].to_numpy(), labelled_mask(keys, labelled), label,
                                   version, k=k, feeds=[feed], threshold=_threshold(wh, label, version))
     items = [feed_item(feed, i + 1, r, version) for i, r in enumerate(fresh.head(k).iter_rows(named=True))]
-    return _with_clip_info(wh, items)
+    return with_clip_info(wh, items)
 
 
 def random_unlabelled(settings, label: str, k: int, exclude: Sequence[str], encoder_id: str | None = None) -> list[dict]:
@@ -269,7 +269,7 @@ def all_feeds(settings, label: str, k: int = 10, encoder_id: str | None = None) 
     """Every feed of the label's latest model, or only ``zero_shot`` when it has none yet."""
     wh = warehouse_of(settings)
     validate_label(label)
-    if _latest_model_version(wh, label) is None:
+    if latest_model_version(wh, label) is None:
         return {ZERO_SHOT: zero_shot(settings, label, k, encoder_id)}
     exclude = label_set(wh, label).labelled
     return {f: stored_feed(settings, label, f, k, exclude=exclude) for f in FEEDS}

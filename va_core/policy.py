@@ -26,7 +26,8 @@ import numpy as np
 
 from va_core import quality
 from va_core.errors import InputError
-from va_core.feeds import FEEDS, ZERO_SHOT, encoder_id_for, feed_seed, random_unlabelled, stored_feed, zero_shot
+from va_core.feeds import (FEEDS, ZERO_SHOT, encoder_id_for, feed_seed, random_unlabelled, stored_feed, with_clip_info,
+                           zero_shot)
 from va_core.labels import label_set, validate_label, warehouse_of
 
 SOURCES = FEEDS + (ZERO_SHOT,)
@@ -205,8 +206,6 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
     for item in clips:
         item["source"] = source
     if clips:
-        from va_core.feeds import _with_clip_info
-
-        _with_clip_info(wh, [c for c in clips if "video_id" not in c])
+        with_clip_info(wh, [c for c in clips if "video_id" not in c])
     return {"label": label, "source": source, "policy": bandit.policy, "clips": clips, "reward": reward,
             "counts": dict(bandit.counts), "means": {a: bandit.mean(a) for a in bandit.arms}}

@@ -5,10 +5,12 @@ needs the policy and the policy needs the feeds."""
 from __future__ import annotations
 
 from va_core.errors import InputError
-from va_core.feeds import (NEXT, SAMPLED, ZERO_SHOT, _latest_model_version, _with_clip_info, all_feeds,
-                           random_unlabelled, stored_feed, zero_shot)
+from va_core.feeds import (NEXT, SAMPLED, ZERO_SHOT, all_feeds, latest_model_version, random_unlabelled, stored_feed,
+                           with_clip_info, zero_shot)
 from va_core.labels import label_set, validate_label, warehouse_of
 from va_core.policy import next_clips
+
+__all__ = ["get_feed", "cli_feeds"]
 
 
 def get_feed(settings, label: str, feed: str | None = None, k: int = 10, encoder_id: str | None = None) -> list[dict]:
@@ -21,10 +23,10 @@ def get_feed(settings, label: str, feed: str | None = None, k: int = 10, encoder
     if feed in (None, NEXT):
         return next_clips(settings, label, k, encoder_id=encoder_id)["clips"]
     wh = warehouse_of(settings)
-    if feed in SAMPLED and _latest_model_version(wh, label) is None:
+    if feed in SAMPLED and latest_model_version(wh, label) is None:
         # no model scores to stratify by yet: an audit is a uniform draw (one stratum)
         items = random_unlabelled(settings, label, k, label_set(wh, label).labelled, encoder_id)
-        return _with_clip_info(wh, [{**i, "feed": feed} for i in items])
+        return with_clip_info(wh, [{**i, "feed": feed} for i in items])
     return stored_feed(settings, label, feed, k)
 
 

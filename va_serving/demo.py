@@ -8,6 +8,8 @@ import json
 from va_core.demo import run_demo, say
 from va_serving.client import serve_and_score
 
+__all__ = ["cli_demo", "serve_step"]
+
 
 def serve_step(settings, label: str, approved: dict, args, kept: list) -> tuple[dict, list[str]]:
     """Start the model server, score a clip over HTTP, stop it; with ``--serve`` keep it in ``kept``."""
