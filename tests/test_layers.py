@@ -3,7 +3,8 @@
 va_core is the bottom layer: it imports nothing of the three adapters (va_assets, va_ui,
 va_serving), and outside the paper reproduction (va_core.experiments) and the command line
 nothing of va_core.experiments. The adapters do not import one another. The product imports
-nothing of tests/ or benchmarks/. No two modules import each other, directly or round a circle.
+nothing of tests/ or benchmarks/. No two modules import each other, directly or round a circle, and no
+module imports another's private (underscored) names.
 The `va` command's table (va_core/cli.py HANDLERS) names handlers as strings: that is where the
 command composes the layers, and it is not an import.
 """
@@ -184,3 +185,18 @@ def test_no_import_cycles():
         lines += [f"    {e}" for e in PRODUCT_EDGES if e.source in members and e.target in members]
     if lines:
         pytest.fail("modules import each other round a circle:\n" + "\n".join(lines), pytrace=False)
+
+
+def test_no_private_name_is_imported_from_another_module():
+    known = modules()
+    offending = []
+    for module, path in known.items():
+        if _top(module) not in PRODUCT:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and _top(node.module) in PRODUCT + HELPERS:
+                offending += [f"{module} imports {node.module}.{a.name}  ({path.relative_to(ROOT)}:{node.lineno})"
+                              for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    if offending:
+        pytest.fail("a name with a leading underscore is private to its module:\n  " + "\n  ".join(offending),
+                    pytrace=False)
