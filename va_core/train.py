@@ -57,11 +57,13 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The labelled clips a classifier sees, in the reference row order (conflicts left out)."""
+    """The labelled clips a classifier sees, in the reference row order (conflicts left out),
+    and the label's text query the trainer starts from (None when there is none)."""
 
     keys: list[str]
     y: np.ndarray
     X: np.ndarray
+    query: np.ndarray | None = None
 
 
 # -- the steps -----------------------------------------------------------------------
@@ -79,23 +81,31 @@ def build_label_set(settings_or_wh, label: str, version: int | None = None, writ
     return ls
 
 
-def training_data(ls: LabelSet, corpus: Corpus) -> TrainingData:
+def training_data(ls: LabelSet, corpus: Corpus, settings=None) -> TrainingData:
+    """``settings`` (of the home) give the trainer the label's text query as its prior."""
     if ls.n_pos < MIN_PER_CLASS or ls.n_neg < MIN_PER_CLASS:
         raise InputError(f"{ls.label} needs at least {MIN_PER_CLASS} positive and {MIN_PER_CLASS} negative "
                          f"labels to train (has {ls.n_pos} positive, {ls.n_neg} negative, "
                          f"{ls.n_conflicts} conflicts)")
     keys, y = ordered(ls.positives, ls.negatives)
     X = corpus.matrix[corpus.positions(keys)]
-    return TrainingData(keys, y, X)
+    if settings is None:
+        return TrainingData(keys, y, X)
+    from va_core.queries import prior_vector
+
+    return TrainingData(keys, y, X, prior_vector(settings, ls.label, corpus.encoder_id))
 
 
 def fit_classifier(data: TrainingData, trainer: str = "fast") -> LinearModel:
     """The model that is stored and served: fitted on every non-conflicting labelled clip."""
-    return fit(data.X, data.y, trainer)
+    return fit(data.X, data.y, trainer, data.query)
 
 
-def evaluate_classifier(data: TrainingData, trainer: str = "fast") -> Evaluation:
-    return evaluate(data.keys, data.X, data.y, trainer)
+def evaluate_classifier(data: TrainingData, trainer: str = "fast", model: LinearModel | None = None) -> Evaluation:
+    """Held-out AP of the trainer; given the stored ``model``, its regularisation is reused
+    (one fit per fold instead of a search)."""
+    lam = model.params.get("lambda") if model is not None else None
+    return evaluate(data.keys, data.X, data.y, trainer, data.query, lam)
 
 
 def label_diversity(settings_or_wh, ls: LabelSet, corpus: Corpus) -> float:
@@ -229,11 +239,11 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         if not force and _existing(latest, ls, wanted_encoder, trainer):
             return _result_from_row(wh, latest, ls)
         corpus = load_corpus(wh, wanted_encoder)
-        data = training_data(ls, corpus)
+        data = training_data(ls, corpus, settings)
         lap("label_set")
         model = fit_classifier(data, trainer)
         lap("fit")
-        evaluation = evaluate_classifier(data, trainer)
+        evaluation = evaluate_classifier(data, trainer, model)
         model = model.with_threshold(evaluation.threshold)
         lap("evaluate")
         diversity = label_diversity(wh, ls, corpus)

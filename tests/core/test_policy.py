@@ -69,3 +69,11 @@ def test_next_clips_persists_and_rewards_the_change_in_ap(tmp_path):
     state = policy.load_state(wh, "topic5")  # what a restarted process reads
     assert state["pending"]["source"] == "top_negative" and state["history"][-1]["reward"] == pytest.approx(v2.ap - v1.ap)
     assert wh.read("policy_state", where={"label": "topic5"}).height == 1
+
+
+def test_without_a_model_random_clips_supply_the_negatives_the_query_did_not_find(tmp_path):
+    settings, wh, corpus = make_home(tmp_path / "home", n=600)
+    record_events(settings, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 1)))
+    choice = policy.next_clips(settings, "topic5", 10)
+    assert choice["source"] == "random" and len(choice["clips"]) == 10
+    assert not {c["clip_key"] for c in choice["clips"]} & set(label_set(wh, "topic5").labelled)

@@ -155,6 +155,9 @@ def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(data
     assert main(["train", "action", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["encoder_id"] == ENCODER_ID and trained["model_version"] == 1
+    from va_core.registry import load_model
+
+    assert load_model(settings, "action").params["has_query"]  # the trainer started from the label's text embedding
     # zero-shot ranks by the dataset's stored text embedding of the label
     assert main(["feeds", "sci-fi", "--feed", "zero_shot", "-k", "5", "--json"]) == 0
     feed = json.loads(capsys.readouterr().out)

@@ -152,9 +152,9 @@ def classifier(context: dg.AssetExecutionContext, va: VAResource):
             version, created = int(latest["model_version"]), False
             written = wh.version("models")
         else:
-            data = training_data(ls, corpus)
+            data = training_data(ls, corpus, settings)
             model = fit_classifier(data, TRAINER)
-            evaluation = evaluate_classifier(data, TRAINER)
+            evaluation = evaluate_classifier(data, TRAINER, model)
             results = run_checks(ls, data, model, evaluation, corpus, corpus.encoder_id)
             version = next_model_version(wh, label)
             written = write_model(wh, ls, corpus, version, model, data, evaluation, results, "dagster")
@@ -223,7 +223,10 @@ def evaluation(context: dg.AssetExecutionContext, va: VAResource) -> dg.Material
     label, wh, row, version, ls, corpus = _latest(context, va)
     # Evaluation is deterministic (hash split, seeded folds and bootstrap): recomputing it
     # here reproduces the AP stored with the model, and each table keeps a single writer.
-    ev = evaluate_classifier(training_data(ls, corpus), row["trainer"])
+    from va_core.learn import LinearModel
+
+    ev = evaluate_classifier(training_data(ls, corpus, va.settings()), row["trainer"],
+                             LinearModel.from_artifact(row["artifact"]))
     diversity = label_diversity(wh, ls, corpus)
     written = write_evaluation(wh, ls, corpus, version, ev, diversity)
     stored = wh.read("evaluations", where={"label": label, "model_version": version}).row(0, named=True)
