@@ -71,8 +71,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no", dest="value", action="store_const", const=False)
     p.add_argument("--annotator", default=None, help="default: your login name")
     p.add_argument("--source", default="cli", help="where the clip came from (search, a feed's name, import)")
+    # how the clip was chosen: `va feeds --json` gives each clip's values under "provenance"
+    p.add_argument("--rank", type=int, default=None, help="the clip's rank in the feed it came from")
+    p.add_argument("--chosen-by-version", type=int, default=None, help="the model version whose feed showed it")
+    p.add_argument("--chosen-score", type=float, default=None, help="that model's score of the clip")
+    p.add_argument("--draw-id", default=None, help="the random draw it belongs to (random and audit feeds)")
+    p.add_argument("--stratum", type=int, default=None, help="its stratum in that draw")
+    p.add_argument("--stratum-size", type=int, default=None, help="the stratum's population N_h")
+    p.add_argument("--inclusion-prob", type=float, default=None, help="n_h / N_h of that draw")
+    p.add_argument("--stratum-low", type=float, default=None, help="the stratum's lowest score")
+    p.add_argument("--stratum-high", type=float, default=None, help="the stratum's highest score")
 
-    p = add("import-labels", "append label events from CSV or Parquet (label, clip_key, value[, annotator, source])")
+    p = add("import-labels", "append label events from CSV or Parquet (label, clip_key, value[, annotator, source, "
+                             "rank, chosen_by_version, chosen_score, draw_id, stratum, stratum_size, inclusion_prob, stratum_low, "
+                             "stratum_high])")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--annotator", default=None, help="annotator for rows without one (default: your login name)")
 
@@ -89,13 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("feeds", "clips to label next for a label")
     p.add_argument("label", metavar="LABEL")
-    p.add_argument("--feed", default=None, help="top_positive | top_negative | borderline | random | zero_shot | next")
+    p.add_argument("--feed", default=None,
+                   help="top_positive | top_negative | borderline | random | audit | zero_shot | next")
     p.add_argument("-k", type=int, default=10)
 
     p = add("approve", "mark a model version approved; serving picks it up")
     p.add_argument("label", metavar="LABEL")
     p.add_argument("--version", type=int, default=None, help="model version (default: the latest)")
     p.add_argument("--by", default=None, help="who approves (default: your login name)")
+    p.add_argument("--override", default=None, metavar="REASON",
+                   help="approve a version whose corpus estimate is clearly below the served one's (the reason "
+                        "is recorded in the stage history)")
 
     add("status", "tables, versions, labels with counts, AP and stage")
 

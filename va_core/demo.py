@@ -44,9 +44,12 @@ def _truth(settings, corpus_dir) -> dict[str, str]:
     return dict(truth.select("clip_key", "colour").iter_rows())
 
 
-def _expert_labels(label: str, keys: list[str], truth: dict[str, str], colour: str, source: str) -> list[dict]:
+def _expert_labels(label: str, keys: list[str], truth: dict[str, str], colour: str, source: str,
+                   provenance: dict[str, dict] | None = None) -> list[dict]:
+    """The simulated expert's answers, with how each clip was chosen (``provenance`` by clip key)."""
+    how = provenance or {}
     return [{"label": label, "clip_key": k, "value": truth.get(k) == colour, "annotator": "demo-expert",
-             "source": source} for k in keys if k in truth]
+             "source": source, **how.get(k, {})} for k in keys if k in truth]
 
 
 def _bootstrap(settings, label: str, truth: dict[str, str], colour: str, rng: np.random.Generator) -> list[dict]:
@@ -140,15 +143,21 @@ def run_demo(settings, args) -> tuple[dict, str]:
     rng = np.random.default_rng(0)
     rounds = []
     sources = _bootstrap(settings, label, truth, colour, rng)
-    lines.append(f"{'round':>5} {'source':<14} {'pos':>4} {'neg':>4} {'AP':>6} {'random':>6} {'diversity':>9}  method")
+    lines.append(f"{'round':>5} {'source':<14} {'pos':>4} {'neg':>4} {'AP':>6} {'90% interval':>14} "
+                 f"{'set AP':>6} {'random':>6} {'diversity':>9}  method")
     for r in range(1, n_rounds + 1):
         result = train_label(settings, label)
         row = {"round": r, "source": "+".join(sources), "model_version": result.model_version,
-               "n_pos": result.n_pos, "n_neg": result.n_neg, "ap": result.ap, "baseline_ap": result.baseline_ap,
+               "n_pos": result.n_pos, "n_neg": result.n_neg, "ap": result.ap, "ap_low": result.ap_low,
+               "ap_high": result.ap_high, "n_audit": result.n_audit, "ap_method": result.ap_method,
+               "labelled_ap": result.labelled_ap, "baseline_ap": result.baseline_ap,
                "diversity": result.diversity, "method": result.method, "checks_passed": result.checks_passed}
         rounds.append(row)
-        line = (f"{r:>5} {row['source']:<14} {row['n_pos']:>4} {row['n_neg']:>4} {row['ap']:6.3f} "
-                f"{row['baseline_ap']:6.3f} {row['diversity']:9.2f}  {row['method']}")
+        ap = "-" if row["ap"] is None else f"{row['ap']:.3f}"
+        interval = "-" if row["ap"] is None else f"[{row['ap_low']:.2f}, {row['ap_high']:.2f}]"
+        line = (f"{r:>5} {row['source']:<14} {row['n_pos']:>4} {row['n_neg']:>4} {ap:>6} {interval:>14} "
+                f"{row['labelled_ap']:6.3f} {row['baseline_ap']:6.3f} {row['diversity']:9.2f}  {row['method']}, "
+                f"{row['n_audit']} audit labels")
         lines.append(line)
         _say(line)
         if r == n_rounds:
@@ -158,13 +167,15 @@ def run_demo(settings, args) -> tuple[dict, str]:
             lines.append("every clip is labelled")
             break
         record_events(settings, _expert_labels(label, [c["clip_key"] for c in step["clips"]], truth, colour,
-                                               step["source"]))
+                                               step["source"], {c["clip_key"]: c.get("provenance") or {}
+                                                                for c in step["clips"]}))
         sources = [step["source"]]
 
     _say("[5/5] approving")
     try:
         approved = approve(settings, label, by="demo-expert", reason="demo")
-        lines.append(f"approved {label} v{approved['model_version']} (AP {approved['ap']:.3f})")
+        ap = "unknown" if approved.get("ap") is None else f"{approved['ap']:.3f}"
+        lines.append(f"approved {label} v{approved['model_version']} (AP on the corpus {ap})")
     except VAError as exc:  # e.g. a model that does not beat random: say so, the loop itself worked
         approved = {"error": str(exc)}
         lines.append(f"not approved: {exc}")

@@ -10,7 +10,15 @@ After each build, over the clips nobody labelled yet for the label:
   above 0.5, and "closest to 0.5" would then just repeat top_positive. Ties go to the
   higher score;
 - ``random``: a uniform sample, seeded by (label, model version), so one model version
-  always shows the same random feed.
+  always shows the same random feed;
+- ``audit``: a stratified random sample over the model's scores (``va_core.quality``), most
+  draws among the high scores, every stratum sampled.
+
+``random`` and ``audit`` are probability samples of the unlabelled clips: their rows store
+the draw's design (``draw_id``, stratum, its size N_h, inclusion probability n_h/N_h, score
+bounds), the items carry it under ``provenance``, and labels given with it let
+``va_core.quality`` estimate the model's quality on the corpus. Their draws are fixed per
+model version: asking for more than was stored returns what is left, never a new draw.
 
 A label without a model gets a ``zero_shot`` feed: cosine similarity between the clips and
 the text embedding of the label's description (else its name in words).
@@ -18,7 +26,7 @@ the text embedding of the label's description (else its name in words).
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -26,7 +34,9 @@ import polars as pl
 from va_core.errors import InputError, NotFound
 from va_core.labels import label_set, validate_label, warehouse_of
 
-FEEDS = ("top_positive", "top_negative", "borderline", "random")
+FEEDS = ("top_positive", "top_negative", "borderline", "random", "audit")
+SAMPLED = ("random", "audit")  # feeds that are probability samples (their design is stored)
+DESIGN = ("draw_id", "stratum", "stratum_size", "inclusion_prob", "stratum_low", "stratum_high")
 ZERO_SHOT = "zero_shot"
 NEXT = "next"  # the policy chooses (va_core.policy)
 FEED_SIZE = 100  # clips stored per feed and model version
@@ -70,21 +80,68 @@ def rank(feed: str, scores: np.ndarray, candidates: np.ndarray, k: int, seed: in
     return candidates[order]
 
 
+def draw_id(feed: str, model_version: int) -> str:
+    return f"{feed}@v{int(model_version)}"
+
+
+def _design_columns(feed: str, model_version: int, rows: np.ndarray, n_candidates: int, audit=None) -> dict:
+    n = len(rows)
+    if feed == "audit":
+        return {"draw_id": [draw_id(feed, model_version)] * n, "stratum": audit.stratum.astype(np.int32),
+                "stratum_size": audit.stratum_size.astype(np.int64), "inclusion_prob": audit.inclusion_prob,
+                "stratum_low": audit.stratum_low, "stratum_high": audit.stratum_high}
+    if feed == "random":
+        return {"draw_id": [draw_id(feed, model_version)] * n, "stratum": np.zeros(n, np.int32),
+                "stratum_size": np.full(n, n_candidates, np.int64),
+                "inclusion_prob": np.full(n, n / n_candidates if n_candidates else np.nan),
+                "stratum_low": np.full(n, np.nan), "stratum_high": np.full(n, np.nan)}
+    return {c: [None] * n for c in DESIGN}
+
+
+_FEED_SCHEMA = {"feed": pl.String, "rank": pl.Int32, "clip_key": pl.String, "score": pl.Float32,
+                "draw_id": pl.String, "stratum": pl.Int32, "stratum_size": pl.Int64, "inclusion_prob": pl.Float64,
+                "stratum_low": pl.Float64, "stratum_high": pl.Float64}
+
+
 def compute_feeds(keys: Sequence[str], scores: np.ndarray, labelled: np.ndarray, label: str,
                   model_version: int, k: int = FEED_SIZE, feeds: Sequence[str] = FEEDS,
                   threshold: float = THRESHOLD) -> pl.DataFrame:
-    """The feeds of one model version: feed, rank, clip_key, score (labelled clips excluded)."""
+    """The feeds of one model version: feed, rank, clip_key, score and, for the sampled feeds,
+    their design (labelled clips excluded)."""
+    from va_core.quality import stratified_draw
+
     candidates = np.flatnonzero(~np.asarray(labelled, dtype=bool))
     parts = []
     for feed in feeds:
-        rows = rank(feed, scores, candidates, k, feed_seed(label, model_version), threshold)
-        parts.append(pl.DataFrame({
+        audit = None
+        if feed == "audit":
+            audit = stratified_draw(scores, candidates, k, feed_seed(label, model_version) ^ 0xA0D17)
+            rows = audit.rows
+        else:
+            rows = rank(feed, scores, candidates, k, feed_seed(label, model_version), threshold)
+        frame = pl.DataFrame({
             "feed": [feed] * len(rows),
             "rank": np.arange(1, len(rows) + 1, dtype=np.int32),
             "clip_key": np.asarray(keys, dtype=object)[rows].tolist() if len(rows) else [],
             "score": np.asarray(scores, dtype=np.float32)[rows],
-        }, schema={"feed": pl.String, "rank": pl.Int32, "clip_key": pl.String, "score": pl.Float32}))
+            **_design_columns(feed, model_version, rows, len(candidates), audit),
+        }, schema=_FEED_SCHEMA)
+        parts.append(frame.with_columns(pl.col("stratum_low").fill_nan(None), pl.col("stratum_high").fill_nan(None),
+                                        pl.col("inclusion_prob").fill_nan(None)))
     return pl.concat(parts)
+
+
+def feed_item(feed: str, position: int, row: Mapping, model_version: int | None) -> dict:
+    """A clip of a feed as callers see it, with the ``provenance`` to record with its label."""
+    score = row.get("score")
+    provenance = {"rank": int(row["rank"]) if row.get("rank") is not None else position,
+                  "chosen_by_version": model_version, "chosen_score": None if score is None else float(score),
+                  **{k: row.get(k) for k in DESIGN}}
+    item = {"feed": feed, "rank": position, "clip_key": row["clip_key"], "score": None if score is None else float(score),
+            "provenance": {k: v for k, v in provenance.items() if v is not None}}
+    if model_version is not None:
+        item["model_version"] = model_version
+    return item
 
 
 def labelled_mask(corpus_keys, labelled_keys: Sequence[str]) -> np.ndarray:
@@ -133,8 +190,8 @@ def zero_shot(settings, label: str, k: int = 10, encoder_id: str | None = None,
         exclude = label_set(wh, label).labelled
     candidates = np.flatnonzero(~labelled_mask(corpus, exclude))
     rows = rank("top_positive", scores, candidates, k)
-    items = [{"feed": ZERO_SHOT, "rank": i + 1, "clip_key": corpus.keys[r], "score": float(scores[r]), "query": query}
-             for i, r in enumerate(rows)]
+    items = [{**feed_item(ZERO_SHOT, i + 1, {"clip_key": corpus.keys[r], "score": float(scores[r])}, None),
+              "query": query} for i, r in enumerate(rows)]
     return _with_clip_info(wh, items)
 
 
@@ -162,17 +219,37 @@ def stored_feed(settings, label: str, feed: str, k: int = 10, exclude: Sequence[
     labelled = set(label_set(wh, label).labelled if exclude is None else exclude)
     stored = wh.read("feeds", where={"label": label, "model_version": version, "feed": feed}).sort("rank")
     fresh = stored.filter(~pl.col("clip_key").is_in(list(labelled)))
-    if fresh.height < k and stored.height >= FEED_SIZE:
+    if fresh.height < k and stored.height >= FEED_SIZE and feed not in SAMPLED:
         # more clips than were stored are wanted: rank again from the model's corpus scores
+        # (not the sampled feeds: their draw is their design, and a new one would be another draw)
         scores = wh.read("clip_scores", columns=["clip_key", "score"], where={"label": label, "model_version": version})
         if scores.height:
             scores = scores.sort("clip_key")
             keys = np.asarray(scores["clip_key"].to_list(), dtype=object)
             fresh = compute_feeds(keys, scores["score"].to_numpy(), labelled_mask(keys, labelled), label,
                                   version, k=k, feeds=[feed], threshold=_threshold(wh, label, version))
-    items = [{"feed": feed, "rank": i + 1, "clip_key": r["clip_key"], "score": float(r["score"]),
-              "model_version": version} for i, r in enumerate(fresh.head(k).iter_rows(named=True))]
+    items = [feed_item(feed, i + 1, r, version) for i, r in enumerate(fresh.head(k).iter_rows(named=True))]
     return _with_clip_info(wh, items)
+
+
+def random_unlabelled(settings, label: str, k: int, exclude: Sequence[str], encoder_id: str | None = None) -> list[dict]:
+    """A uniform draw of unlabelled clips for a label without a model (no stored random feed yet).
+
+    Seeded by label and labelled set, so asking again before labelling returns the same draw;
+    its design (one stratum of every unlabelled clip) goes with each item's provenance.
+    """
+    import hashlib
+
+    from va_core.embeddings import load_corpus
+    from va_core.quality import simple_draw_design
+
+    corpus = load_corpus(warehouse_of(settings), encoder_id_for(settings, encoder_id))
+    candidates = np.flatnonzero(~labelled_mask(corpus, exclude))
+    digest = hashlib.sha256("\n".join([label, *sorted(exclude)]).encode()).hexdigest()[:12]
+    rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(exclude)))
+    design = {"draw_id": f"random@{digest}", **simple_draw_design(len(rows), len(candidates))}
+    return [feed_item("random", i + 1, {"clip_key": corpus.keys[r], "score": None, "rank": i + 1, **design}, None)
+            for i, r in enumerate(rows)]
 
 
 def get_feed(settings, label: str, feed: str | None = None, k: int = 10, encoder_id: str | None = None) -> list[dict]:
@@ -213,8 +290,15 @@ def cli_feeds(args, settings):
     lines = []
     for name, items in groups.items():
         lines.append(f"{label} / {name}:")
-        lines += [f"  {i['rank']:>3}  {'-' if i['score'] is None else format(i['score'], '.4f'):>6}  {i['clip_key']}"
-                  for i in items]
+        for i in items:
+            how = i.get("provenance") or {}
+            drawn = (f"  [{how['draw_id']} stratum {how.get('stratum', 0)}, p={how['inclusion_prob']:.4g}]"
+                     if how.get("draw_id") else "")
+            lines.append(f"  {i['rank']:>3}  {'-' if i['score'] is None else format(i['score'], '.4f'):>6}  "
+                         f"{i['clip_key']}{drawn}")
         if not items:
             lines.append("  (no unlabelled clip left)")
+    if any(i.get("provenance") for items in groups.values() for i in items):
+        lines.append("label with how each clip was chosen: `va label LABEL KEY --yes --source FEED` plus the item's "
+                     "provenance as options (--rank, --chosen-by-version, --draw-id, ...; see --json)")
     return {"label": label, "feeds": groups}, "\n".join(lines)

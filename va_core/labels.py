@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -63,6 +64,16 @@ def _text(what: str, value: Any) -> str:
     return value
 
 
+# How a clip was chosen, recorded with each event (all optional). ``rank`` is the clip's
+# place in what was shown, ``chosen_by_version``/``chosen_score`` the model version and score
+# that put it there; for random draws (the ``random`` and ``audit`` feeds) ``draw_id`` names
+# the draw, ``stratum``/``stratum_size`` its stratum and the stratum's population N_h,
+# ``inclusion_prob`` n_h/N_h and ``stratum_low``/``stratum_high`` the stratum's score bounds. ``va_core.quality`` estimates corpus quality from those.
+PROVENANCE = ("rank", "chosen_by_version", "chosen_score", "draw_id", "stratum", "stratum_size",
+              "inclusion_prob", "stratum_low", "stratum_high")
+EVENT_FIELDS = ("label", "clip_key", "value", "annotator", "source") + PROVENANCE
+
+
 @dataclass(frozen=True)
 class LabelEvent:
     label: str
@@ -70,20 +81,79 @@ class LabelEvent:
     value: bool
     annotator: str | None = None
     source: str | None = None
+    rank: int | None = None
+    chosen_by_version: int | None = None
+    chosen_score: float | None = None
+    draw_id: str | None = None
+    stratum: int | None = None
+    stratum_size: int | None = None
+    inclusion_prob: float | None = None
+    stratum_low: float | None = None  # the stratum's score bounds under chosen_by_version
+    stratum_high: float | None = None
+
+    def provenance(self) -> dict:
+        return {k: getattr(self, k) for k in PROVENANCE}
+
+
+def provenance_of(item: Mapping) -> dict:
+    """The provenance fields of a feed item (``va feeds`` puts them under ``provenance``)."""
+    given = item.get("provenance") or {}
+    return {k: given.get(k, item.get(k)) for k in PROVENANCE if given.get(k, item.get(k)) is not None}
 
 
 def _as_event(row: Any) -> LabelEvent:
     if isinstance(row, LabelEvent):
         return row
     if isinstance(row, Mapping):
-        unknown = set(row) - {"label", "clip_key", "value", "annotator", "source"}
+        unknown = set(row) - set(EVENT_FIELDS)
         if unknown:
-            raise InputError(f"unknown label event field(s): {sorted(unknown)}")
-        return LabelEvent(row.get("label"), row.get("clip_key"), row.get("value"),
-                          row.get("annotator"), row.get("source"))
+            raise InputError(f"unknown label event field(s): {sorted(unknown)}; fields are {', '.join(EVENT_FIELDS)}")
+        return LabelEvent(**{k: row.get(k) for k in EVENT_FIELDS})
     if isinstance(row, (tuple, list)) and 3 <= len(row) <= 5:
         return LabelEvent(*row)
     raise InputError(f"a label event is a mapping with label, clip_key, value; got {row!r}")
+
+
+def _number(what: str, value: Any, whole: bool, low: float | None = None, high: float | None = None,
+            above_low: bool = False):
+    """An optional provenance number (text from files too), or InputError naming the field."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if _is_bool(value):
+        raise InputError(f"{what} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise InputError(f"{what} must be finite, got {value!r}")
+    if whole and not number.is_integer():
+        raise InputError(f"{what} must be a whole number, got {value!r}")
+    if low is not None and (number < low or (above_low and number == low)):
+        raise InputError(f"{what} must be {'>' if above_low else '>='} {low}, got {value!r}")
+    if high is not None and number > high:
+        raise InputError(f"{what} must be <= {high}, got {value!r}")
+    return int(number) if whole else number
+
+
+def _clean_provenance(ev: LabelEvent) -> tuple:
+    rank = _number("rank", ev.rank, True, 1)
+    version = _number("chosen_by_version", ev.chosen_by_version, True, 1)
+    score = _number("chosen_score", ev.chosen_score, False)
+    draw = _text("draw_id", ev.draw_id) if ev.draw_id not in (None, "") else None
+    stratum = _number("stratum", ev.stratum, True, 0)
+    size = _number("stratum_size", ev.stratum_size, True, 1)
+    prob = _number("inclusion_prob", ev.inclusion_prob, False, 0.0, 1.0, above_low=True)
+    low = _number("stratum_low", ev.stratum_low, False)
+    high = _number("stratum_high", ev.stratum_high, False)
+    if (prob is None) != (draw is None):
+        raise InputError("a random draw's event needs both draw_id and inclusion_prob")
+    if (stratum is not None or size is not None or low is not None or high is not None) and prob is None:
+        raise InputError("stratum, stratum_size and its bounds describe a random draw: give inclusion_prob and "
+                         "draw_id too")
+    if low is not None and high is not None and low > high:
+        raise InputError(f"stratum_low {low} is above stratum_high {high}")
+    return rank, version, score, draw, stratum, size, prob, low, high
 
 
 def _is_bool(value: Any) -> bool:
@@ -128,10 +198,11 @@ def record_events(settings_or_wh, events: Iterable[Any], annotator: str | None =
                 who = default_annotator
             who = _text("annotator", who)
             where = _text("source", ev.source if ev.source is not None else source)
+            how = _clean_provenance(ev)
         except InputError as exc:
             problems.append(f"event {i + 1}: {exc}")
             continue
-        clean.append((ev.label, ev.clip_key, bool(ev.value), who, where))
+        clean.append((ev.label, ev.clip_key, bool(ev.value), who, where) + how)
     if not problems:
         known = existing_clip_keys(wh, (c[1] for c in clean))
         missing = sorted({c[1] for c in clean} - known)
@@ -152,6 +223,7 @@ def record_events(settings_or_wh, events: Iterable[Any], annotator: str | None =
         "source": [c[4] for c in clean],
         "created_at": pa.array([now + timedelta(microseconds=i) for i in range(len(clean))],
                                type=pa.timestamp("us", tz="UTC")),
+        **{name: [c[5 + j] for c in clean] for j, name in enumerate(PROVENANCE)},
     })
     return wh.append("label_events", table)
 
@@ -415,9 +487,10 @@ def read_label_file(path: str | Path) -> list[dict]:
     missing = [c for c in ("label", "clip_key", "value") if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; expected label, clip_key, value[, annotator, source]")
-    extra = [c for c in frame.columns if c not in ("label", "clip_key", "value", "annotator", "source")]
+    extra = [c for c in frame.columns if c not in EVENT_FIELDS]
     if extra:
-        raise InputError(f"{path}: unknown column(s) {extra}; expected label, clip_key, value[, annotator, source]")
+        raise InputError(f"{path}: unknown column(s) {extra}; expected label, clip_key, value[, annotator, source] "
+                         f"and optionally the provenance columns {', '.join(PROVENANCE)}")
     rows, problems = [], []
     for i, row in enumerate(frame.iter_rows(named=True)):
         try:
@@ -436,8 +509,8 @@ def read_label_file(path: str | Path) -> list[dict]:
 # -- CLI -----------------------------------------------------------------------
 
 def cli_label(args, settings):
-    version = record_events(settings, [LabelEvent(args.label, args.clip_key, args.value,
-                                                  args.annotator, args.source)])
+    version = record_events(settings, [LabelEvent(args.label, args.clip_key, args.value, args.annotator,
+                                                  args.source, **{k: getattr(args, k, None) for k in PROVENANCE})])
     ls = label_set(settings, args.label, version=version)
     data = {"label": args.label, "clip_key": args.clip_key, "value": args.value,
             "label_events_version": version, **{k: v for k, v in ls.summary().items() if k != "label_events_version"}}
@@ -451,8 +524,9 @@ def cli_import_labels(args, settings):
     for row in rows:
         row.setdefault("source", None)
         row["source"] = row["source"] or "import"
-        if "annotator" in row and not row["annotator"]:
-            row["annotator"] = None
+        for name in ("annotator",) + PROVENANCE:  # an empty cell is a missing value
+            if name in row and (row[name] is None or str(row[name]).strip() == ""):
+                row[name] = None
     try:
         version = record_events(settings, rows, annotator=args.annotator, source="import")
     except InputError as exc:

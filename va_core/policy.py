@@ -1,8 +1,12 @@
 """Which source the next batch of clips comes from: the paper's second experiment, made live.
 
 A per-label multi-armed bandit (round-robin, epsilon-greedy or UCB) chooses among the
-sources (the four feeds and zero-shot); the reward of a choice is the change in AP between
-the model before the batch and the first model trained after it. The state lives in
+sources (the feeds, ``audit`` among them, and zero-shot); the reward of a choice is the change
+in the corpus estimate of AP (``va_core.quality``) between the model before the batch and the
+first model trained after it, both estimated on the same labelled draws (a paired
+difference: how the sample grew does not count as improvement). While the latest model's
+estimate rests on too few audit labels, the policy asks for an audit round: without it no
+reward can be measured. The state lives in
 ``policy_state`` (one row per label), so it survives restarts and is shared by the UI,
 the CLI and the orchestrator.
 
@@ -20,11 +24,13 @@ from typing import Sequence
 
 import numpy as np
 
+from va_core import quality
 from va_core.errors import InputError
-from va_core.feeds import FEEDS, ZERO_SHOT, encoder_id_for, feed_seed, labelled_mask, rank, stored_feed, zero_shot
+from va_core.feeds import FEEDS, ZERO_SHOT, encoder_id_for, feed_seed, random_unlabelled, stored_feed, zero_shot
 from va_core.labels import label_set, validate_label, warehouse_of
 
 SOURCES = FEEDS + (ZERO_SHOT,)
+AUDIT = "audit"
 POLICIES = ("round_robin", "epsilon_greedy", "ucb")
 DEFAULT_POLICY = "ucb"
 EPSILON = 0.2
@@ -124,22 +130,12 @@ def _zero_shot_possible(settings, encoder_id: str | None) -> bool:
     return encoder_id_for(settings, encoder_id) == parse_spec(settings.encoder).encoder_id
 
 
-def _random_clips(settings, label: str, k: int, exclude: Sequence[str], encoder_id: str | None) -> list[dict]:
-    """Uniform unlabelled clips when there is no model yet (seeded by label and label count)."""
-    from va_core.embeddings import load_corpus
-
-    corpus = load_corpus(warehouse_of(settings), encoder_id_for(settings, encoder_id))
-    candidates = np.flatnonzero(~labelled_mask(corpus, exclude))
-    rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(exclude)))
-    return [{"feed": "random", "rank": i + 1, "clip_key": corpus.keys[r], "score": None} for i, r in enumerate(rows)]
-
-
 def _fetch(settings, label: str, source: str, k: int, exclude: list[str], has_model: bool,
            encoder_id: str | None) -> list[dict]:
     if source == ZERO_SHOT:
         return zero_shot(settings, label, k, encoder_id, exclude=exclude)
-    if not has_model:
-        return _random_clips(settings, label, k, exclude, encoder_id)
+    if not has_model:  # no model scores to stratify by: random and audit are one uniform draw
+        return random_unlabelled(settings, label, k, exclude, encoder_id)
     return stored_feed(settings, label, source, k, exclude=exclude)
 
 
@@ -160,6 +156,11 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
     else:
         bandit = Bandit(policy or DEFAULT_POLICY, seed=feed_seed(label, 0))
         state = {"pending": None, "history": []}
+    for arm in SOURCES:  # a state saved before a source existed learns about it too
+        if arm not in bandit.arms:
+            bandit.arms += (arm,)
+            bandit.counts.setdefault(arm, 0)
+            bandit.sums.setdefault(arm, 0.0)
     latest = _latest(wh, label)
     has_model = latest is not None
     version = int(latest["model_version"]) if has_model else 0
@@ -167,10 +168,17 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
     pending = state.get("pending")
     reward = None
     if pending and version > pending["model_version"]:
-        if pending["ap"] is not None and ap_now is not None:
-            reward = ap_now - pending["ap"]
+        before = after = None
+        if pending["model_version"] >= 1:
+            from va_core.train import version_estimates
+
+            paired = version_estimates(wh, label, [pending["model_version"], version], encoder_id=encoder_id)
+            before, after = paired[pending["model_version"]].ap, paired[version].ap
+        if before is not None and after is not None:
+            reward = after - before
             bandit.update(pending["source"], reward)
         state["history"] = (state.get("history", []) + [{**pending, "reward": reward, "ap_after": ap_now,
+                                                          "paired_ap_before": before, "paired_ap_after": after,
                                                           "model_version_after": version}])[-HISTORY:]
         pending = None
     current = label_set(wh, label)
@@ -188,6 +196,8 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
     else:
         available = list(FEEDS) + ([ZERO_SHOT] if _zero_shot_possible(settings, encoder_id) else [])
         source = pending["source"] if pending else None
+        if source is None and latest.get("ap_method") != quality.METHOD:
+            source = AUDIT  # the estimate that rewards every arm needs audit labels first
         if source is not None and source in available:
             clips = _fetch(settings, label, source, k, exclude, has_model, encoder_id)
         while not clips and available:

@@ -96,11 +96,34 @@ def _set_stages(wh: Warehouse, label: str, changes: dict[int, str]) -> None:
     wh.replace("models", {"label": label}, frame)
 
 
-def approve(settings, label: str, version: int | None = None, by: str | None = None, reason: str = "") -> dict:
+def clearly_worse(row: dict, served: dict | None) -> str | None:
+    """Why ``row`` is clearly worse than the ``served`` version on the corpus estimate, or None.
+
+    Clearly: the served version's estimate lies above the whole 90% interval of ``row``'s.
+    A candidate with no estimate cannot be compared with a served one that has one.
+    """
+    if served is None or served.get("ap") is None or int(served["model_version"]) == int(row["model_version"]):
+        return None
+    v, s = int(row["model_version"]), int(served["model_version"])
+    if row.get("ap") is None:
+        return (f"v{v} has no corpus estimate to compare with the served v{s}'s AP {served['ap']:.3f} "
+                f"(label an audit round first: `va feeds {row['label']} --feed audit`)")
+    if row["ap_high"] is not None and row["ap_high"] < served["ap"]:
+        return (f"v{v}'s corpus AP {row['ap']:.3f} [{row['ap_low']:.3f}, {row['ap_high']:.3f}] is clearly below "
+                f"the served v{s}'s {served['ap']:.3f}")
+    return None
+
+
+def approve(settings, label: str, version: int | None = None, by: str | None = None, reason: str = "",
+            override: str | None = None) -> dict:
     """Approve a version (default: the latest); the previously approved one is retired.
 
-    Refused, with the reasons, when a blocking check of that version failed.
+    Refused, with the reasons, when a blocking check of that version failed, and when its
+    corpus estimate is clearly below the served version's unless ``override`` gives a reason
+    (recorded in the stage history).
     """
+    if override is not None and (not isinstance(override, str) or not override.strip()):
+        raise InputError("an override needs a reason: --override \"why this version should be served anyway\"")
     wh = warehouse_of(settings)
     validate_label(label)
     who = by or login_name()
@@ -114,13 +137,21 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
         if row["stage"] == APPROVED:
             return {"label": label, "model_version": v, "stage": APPROVED, "retired": [], "changed": False}
         current = models_frame(wh, label).filter((pl.col("stage") == APPROVED) & (pl.col("model_version") != v))
+        worse = clearly_worse(row, current.row(-1, named=True) if current.height else None)
+        if worse and override is None:
+            raise ApprovalRefused(f"{label} v{v} was not approved: {worse}; approve it anyway with "
+                                  f"--override \"REASON\"")
+        if worse:
+            reason = f"override: {override.strip()} ({worse})"
         retired = current["model_version"].to_list()
         _set_stages(wh, label, {v: APPROVED, **{int(r): RETIRED for r in retired}})
         for r in retired:
             record_stage(wh, label, r, RETIRED, APPROVED, who, f"replaced by v{v}")
         record_stage(wh, label, v, APPROVED, row["stage"], who, reason or "approved")
     return {"label": label, "model_version": v, "stage": APPROVED, "retired": retired, "changed": True,
-            "ap": row["ap"], "encoder_id": row["encoder_id"]}
+            "ap": row["ap"], "ap_low": row.get("ap_low"), "ap_high": row.get("ap_high"),
+            "n_audit": row.get("n_audit"), "ap_method": row.get("ap_method"), "encoder_id": row["encoder_id"],
+            "override": override.strip() if worse else None}
 
 
 def retire(settings, label: str, version: int, by: str | None = None, reason: str = "") -> dict:
@@ -141,13 +172,18 @@ class ApprovedModel:
     model_version: int
     encoder_id: str
     model: LinearModel
-    ap: float | None
+    ap: float | None  # the corpus estimate
     label_events_version: int | None
     trained_at: datetime | None
+    ap_low: float | None = None
+    ap_high: float | None = None
+    n_audit: int | None = None
+    ap_method: str | None = None
 
     def as_dict(self) -> dict:
         return {"label": self.label, "model_version": self.model_version, "encoder_id": self.encoder_id,
-                "ap": self.ap, "label_events_version": self.label_events_version, "dim": self.model.dim,
+                "ap": self.ap, "ap_low": self.ap_low, "ap_high": self.ap_high, "n_audit": self.n_audit,
+                "ap_method": self.ap_method, "label_events_version": self.label_events_version, "dim": self.model.dim,
                 "trained_at": self.trained_at.isoformat() if self.trained_at else None}
 
 
@@ -155,7 +191,8 @@ def approved_models(settings_or_wh) -> list[ApprovedModel]:
     """The approved version of every label, ready to score: what serving loads."""
     frame = models_frame(settings_or_wh).filter(pl.col("stage") == APPROVED)
     return [ApprovedModel(r["label"], int(r["model_version"]), r["encoder_id"], LinearModel.from_artifact(r["artifact"]),
-                          r["ap"], r["label_events_version"], r["trained_at"])
+                          r["ap"], r["label_events_version"], r["trained_at"], r.get("ap_low"), r.get("ap_high"),
+                          r.get("n_audit"), r.get("ap_method"))
             for r in frame.iter_rows(named=True)]
 
 
@@ -169,12 +206,15 @@ def model_history(settings_or_wh, label: str) -> list[dict]:
 def cli_approve(args, settings):
     if args.version is not None and args.version < 1:
         raise InputError(f"--version must be a positive model version, got {args.version}")
-    result = approve(settings, args.label, args.version, by=args.by)
+    result = approve(settings, args.label, args.version, by=args.by, override=getattr(args, "override", None))
     if not result["changed"]:
         text = f"{args.label} v{result['model_version']} is already approved"
     else:
         retired = f"; retired v{', v'.join(map(str, result['retired']))}" if result["retired"] else ""
-        text = f"{args.label} v{result['model_version']} approved (AP {result['ap']:.3f}){retired}"
+        ap = ("AP on the corpus unknown: no audit labels" if result["ap"] is None else
+              f"AP on the corpus {result['ap']:.3f} [{result['ap_low']:.3f}, {result['ap_high']:.3f}]")
+        forced = f"; override: {result['override']}" if result.get("override") else ""
+        text = f"{args.label} v{result['model_version']} approved ({ap}){retired}{forced}"
     return result, text
 
 

@@ -1,4 +1,8 @@
-"""`va status`: the warehouse's tables and versions, and every label's counts, AP and stage."""
+"""`va status`: the warehouse's tables and versions, and every label's counts, AP and stage.
+
+AP is the corpus estimate with its 90% interval (``va_core.quality``); a label whose estimate
+rests on too few audit labels says how many more it needs.
+"""
 from __future__ import annotations
 
 import polars as pl
@@ -27,6 +31,12 @@ def status(settings) -> dict:
             "latest_version": int(latest["model_version"]) if latest else None,
             "latest_stage": latest["stage"] if latest else None,
             "latest_ap": latest["ap"] if latest else None,
+            "latest_ap_low": latest.get("ap_low") if latest else None,
+            "latest_ap_high": latest.get("ap_high") if latest else None,
+            "latest_n_audit": int(latest.get("n_audit") or 0) if latest else 0,
+            "latest_ap_method": latest.get("ap_method") if latest else None,
+            "latest_labelled_ap": latest.get("labelled_ap") if latest else None,
+            "audit_needed": _needed(wh, latest) if latest else None,
             "approved_version": int(approved["model_version"][0]) if approved.height else None,
             "approved_ap": approved["ap"][0] if approved.height else None,
             # labelled after the latest version was trained: `va train` would make a new one
@@ -34,6 +44,22 @@ def status(settings) -> dict:
         })
     return {"home": str(settings.home), "warehouse": wh.uri, "encoder": settings.encoder, "tables": tables,
             "labels": labels}
+
+
+def _needed(wh, latest: dict) -> int:
+    """Audit labels the latest version's estimate still needs (0: enough)."""
+    from va_core.quality import audit_labels_needed
+
+    ev = wh.read("evaluations", columns=["n_audit", "n_audit_pos"],
+                 where={"label": latest["label"], "model_version": int(latest["model_version"])})
+    n_pos = int(ev["n_audit_pos"][0] or 0) if ev.height else 0
+    return audit_labels_needed(int(latest.get("n_audit") or 0), n_pos)
+
+
+def _interval(lab: dict) -> str:
+    if lab["latest_ap"] is None:
+        return "-"
+    return f"{lab['latest_ap']:.3f} [{lab['latest_ap_low']:.2f}, {lab['latest_ap_high']:.2f}]"
 
 
 def _fmt(value, spec: str = ".3f") -> str:
@@ -46,13 +72,17 @@ def cli_status(args, settings):
              f"{'table':<20} {'version':>8} {'rows':>10}"]
     for name, t in data["tables"].items():
         lines.append(f"{name:<20} {_fmt(t['version'], 'd'):>8} {t['rows']:>10}")
-    lines += ["", f"{'label':<24} {'pos':>5} {'neg':>5} {'confl':>5} {'latest':>7} {'AP':>6} {'stage':<10} {'approved':>8}"]
+    lines += ["", f"{'label':<24} {'pos':>5} {'neg':>5} {'confl':>5} {'latest':>7} {'AP (corpus, 90%)':>20} "
+                  f"{'audit':>5} {'set AP':>6} {'stage':<10} {'approved':>8}"]
     if not data["labels"]:
         lines.append("(no labels yet: `va label LABEL CLIP_KEY --yes`)")
     for lab in data["labels"]:
         latest = f"v{lab['latest_version']}" if lab["latest_version"] else "-"
         approved = f"v{lab['approved_version']}" if lab["approved_version"] else "-"
         stale = " (new labels since)" if lab["stale"] else ""
+        needs = f" (needs {lab['audit_needed']} more audit labels: `va feeds {lab['label']} --feed audit`)" \
+            if lab["audit_needed"] else ""
         lines.append(f"{lab['label']:<24} {lab['n_pos']:>5} {lab['n_neg']:>5} {lab['n_conflicts']:>5} {latest:>7} "
-                     f"{_fmt(lab['latest_ap']):>6} {lab['latest_stage'] or '-':<10} {approved:>8}{stale}")
+                     f"{_interval(lab):>20} {lab['latest_n_audit']:>5} {_fmt(lab['latest_labelled_ap']):>6} "
+                     f"{lab['latest_stage'] or '-':<10} {approved:>8}{stale}{needs}")
     return data, "\n".join(lines)

@@ -19,6 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from va_core import checks as model_checks
+from va_core import quality
 from va_core.embeddings import Corpus, load_corpus
 from va_core.errors import InputError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
@@ -42,14 +43,21 @@ class TrainResult:
     n_neg: int
     n_conflicts: int
     agreement: float | None
-    ap: float
-    ap_std: float
-    baseline_ap: float
-    method: str
+    ap: float | None  # the corpus estimate (va_core.quality); None until audit labels exist
+    ap_std: float  # spread of the labelled-set AP
+    baseline_ap: float  # the random baseline on the labelled set
+    method: str  # how the labelled-set AP was measured
     diversity: float | None
     checks_passed: bool
     checks: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    labelled_ap: float | None = None  # AP on the labelled set: biased upwards, feeds chose those clips
+    ap_low: float | None = None
+    ap_high: float | None = None
+    n_audit: int = 0
+    ap_method: str = ""
+    audit_needed: int = 0  # labelled draws missing before the estimate is more than provisional
+    quality: dict = field(default_factory=dict)  # the whole estimate: precision, recall, prevalence, ...
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +116,74 @@ def evaluate_classifier(data: TrainingData, trainer: str = "fast", model: Linear
     return evaluate(data.keys, data.X, data.y, trainer, data.query, lam)
 
 
+def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
+                     trainer: str | None = None) -> quality.QualityEstimate:
+    """The version's quality on the corpus, from the label's labelled random draws (audit, random).
+
+    Sampled clips the version was trained on are scored by a model refitted without them
+    (``quality.estimate_model``), with the version's trainer.
+    """
+    wh = warehouse_of(settings_or_wh)
+    values = {k: bool(v) for k, v in ls.clips.filter(pl.col("value").is_not_null())
+              .select("clip_key", "value").iter_rows() if corpus.has(k)}
+    sample = quality.label_sample(wh, ls.label, values, version=ls.label_events_version,
+                                  score_of=version_scorer(wh, ls.label, corpus))
+
+    def matrix_of(keys):
+        return corpus.matrix[corpus.positions(list(keys))]
+
+    def refit(X, y):
+        return fit_classifier(TrainingData([], y, X), trainer or model.trainer)
+
+    return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit)
+
+
+def version_scorer(wh: Warehouse, label: str, corpus: Corpus):
+    """``score_of(version, keys)``: a stored version's scores of clips (the draws' designs need them)."""
+    from va_core.registry import load_model
+
+    models: dict[int, LinearModel] = {}
+
+    def score_of(version: int, keys) -> np.ndarray:
+        if version not in models:
+            models[version] = load_model(wh, label, version)
+        return models[version].score(corpus.matrix[corpus.positions(list(keys))])
+
+    return score_of
+
+
+def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
+                      encoder_id: str | None = None) -> dict[int, quality.QualityEstimate]:
+    """Estimates of several stored versions on one sample: the label's current labelled draws.
+
+    Differences between them are paired (same clips, same weights), so they measure which
+    version is better rather than how the sample grew: the policy's reward.
+    """
+    from va_core.registry import get_model
+
+    wh = warehouse_of(settings_or_wh)
+    ls = label_set(wh, label)
+    out = {}
+    for v in versions:
+        row = get_model(wh, label, v)
+        corpus = load_corpus(wh, encoder_id or row["encoder_id"])
+        values = {k: bool(x) for k, x in ls.clips.filter(pl.col("value").is_not_null())
+                  .select("clip_key", "value").iter_rows() if corpus.has(k)}
+        sample = quality.label_sample(wh, label, values, score_of=version_scorer(wh, label, corpus))
+        model = LinearModel.from_artifact(row["artifact"])
+        trained = [k for k in json.loads(row["artifact"]).get("training_clips") or [] if k in values]
+
+        def matrix_of(keys, corpus=corpus):
+            return corpus.matrix[corpus.positions(list(keys))]
+
+        def refit(X, y, trainer=row["trainer"]):
+            return fit_classifier(TrainingData([], y, X), trainer)
+
+        out[int(v)] = quality.estimate_model(sample, matrix_of, model, trained, [values[k] for k in trained], refit,
+                                             n_boot=n_boot)
+    return out
+
+
 def label_diversity(settings_or_wh, ls: LabelSet, corpus: Corpus) -> float:
     from va_core.clusters import corpus_clusters
 
@@ -128,9 +204,10 @@ def build_feeds(ls: LabelSet, corpus: Corpus, scores: np.ndarray, model_version:
 
 
 def run_checks(ls: LabelSet, data: TrainingData, model: LinearModel, evaluation: Evaluation, corpus: Corpus,
-               expected_encoder_id: str) -> list[model_checks.CheckResult]:
+               expected_encoder_id: str, estimate: quality.QualityEstimate | None = None) -> list[model_checks.CheckResult]:
     return [
-        model_checks.beats_baseline(evaluation.ap.mean, evaluation.baseline.mean, evaluation.method),
+        model_checks.beats_baseline(evaluation.ap.mean, evaluation.baseline.mean, evaluation.method,
+                                    estimate.as_dict() if estimate is not None else None),
         model_checks.no_conflicts_in_training(data.keys, ls.conflicts),
         model_checks.embedding_consistent(model.dim, corpus.encoder_id, corpus.dim, expected_encoder_id),
     ]
@@ -170,25 +247,54 @@ def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds
     return wh.replace("feeds", {"label": ls.label}, rows)
 
 
+def _estimate_columns(estimate: quality.QualityEstimate) -> dict:
+    """The estimate's columns of ``evaluations`` (``ap_method`` is the estimate's method)."""
+    names = ("ap", "ap_low", "ap_high", "n_audit", "n_audit_pos", "precision", "precision_low", "precision_high",
+             "recall", "recall_low", "recall_high", "prevalence", "prevalence_low", "prevalence_high", "threshold")
+    return {**{n: getattr(estimate, n) for n in names}, "ap_method": estimate.method}
+
+
+def stored_estimate(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int) -> quality.QualityEstimate:
+    """The estimate of a stored version (its artifact and trainer), as train_label computed it."""
+    from va_core.registry import get_model
+
+    row = get_model(wh, ls.label, version)
+    return estimate_quality(wh, ls, corpus, LinearModel.from_artifact(row["artifact"]), training_data(ls, corpus),
+                            row["trainer"])
+
+
 def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, evaluation: Evaluation,
-                     diversity: float | None) -> int:
+                     diversity: float | None, estimate: quality.QualityEstimate | None = None) -> int:
+    """The ``evaluations`` row; without ``estimate`` it is computed from the stored version."""
+    estimate = estimate if estimate is not None else stored_estimate(wh, ls, corpus, version)
     row = {**_lineage(ls, corpus, version), "ap_mean": evaluation.ap.mean, "ap_std": evaluation.ap.std,
            "baseline_ap": evaluation.baseline.mean, "diversity_score": diversity, "agreement": ls.agreement,
            "method": evaluation.method, "n_val": evaluation.n_val, "n_val_pos": evaluation.n_val_pos,
-           "n_conflicts": ls.n_conflicts}
+           "n_conflicts": ls.n_conflicts, "labelled_ap": evaluation.ap.mean, **_estimate_columns(estimate)}
     return wh.replace("evaluations", {"label": ls.label, "model_version": version}, [row])
 
 
 def write_model(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, model: LinearModel, data: TrainingData,
-                evaluation: Evaluation, results: list[model_checks.CheckResult], trained_by: str) -> int:
-    """The ``models`` row: written last, so a version exists only once all its rows do."""
+                evaluation: Evaluation, results: list[model_checks.CheckResult], trained_by: str,
+                estimate: quality.QualityEstimate | None = None) -> int:
+    """The ``models`` row: written last, so a version exists only once all its rows do.
+
+    ``ap`` is the corpus estimate (computed here when not given) and the stored baseline
+    check is the one made against it, whoever computed the other checks.
+    """
+    estimate = estimate if estimate is not None else estimate_quality(wh, ls, corpus, model, data)
+    baseline = model_checks.beats_baseline(evaluation.ap.mean, evaluation.baseline.mean, evaluation.method,
+                                           estimate.as_dict())
+    results = [baseline if r.name == baseline.name else r for r in results]
     passed, report = model_checks.report(results)
     lin = _lineage(ls, corpus, version)
     artifact = model.to_artifact(**{k: v for k, v in lin.items() if k != "model_version"},
                                  model_version=version, training_clips=data.keys)
     return wh.append("models", [{
         **lin, "stage": CANDIDATE, "trained_at": datetime.now(timezone.utc), "n_pos": ls.n_pos, "n_neg": ls.n_neg,
-        "ap": evaluation.ap.mean, "artifact": artifact, "trainer": model.trainer, "checks_passed": passed,
+        "ap": estimate.ap, "ap_low": estimate.ap_low, "ap_high": estimate.ap_high, "n_audit": estimate.n_audit,
+        "ap_method": estimate.method, "labelled_ap": evaluation.ap.mean,
+        "artifact": artifact, "trainer": model.trainer, "checks_passed": passed,
         "checks_report": report, "label_set_digest": ls.digest(),
     }])
 
@@ -204,11 +310,16 @@ def _result_from_row(wh: Warehouse, row: dict, ls: LabelSet) -> TrainResult:
     ev = wh.read("evaluations", where={"label": row["label"], "model_version": row["model_version"]})
     e = ev.row(0, named=True) if ev.height else {}
     checks = json.loads(row["checks_report"]) if row.get("checks_report") else []
+    n_audit, n_pos = int(row.get("n_audit") or 0), int(e.get("n_audit_pos") or 0)
+    labelled_ap = row.get("labelled_ap") if row.get("labelled_ap") is not None else e.get("ap_mean")
     return TrainResult(
         row["label"], int(row["model_version"]), False, row["trainer"], row["stage"], row["label_events_version"],
         row["encoder_id"], int(row["n_pos"]), int(row["n_neg"]), int(e.get("n_conflicts") or 0), e.get("agreement"),
-        float(row["ap"]), float(e.get("ap_std") or 0.0), float(e.get("baseline_ap") or 0.0), e.get("method") or "",
-        e.get("diversity_score"), bool(row["checks_passed"]), checks)
+        row["ap"], float(e.get("ap_std") or 0.0), float(e.get("baseline_ap") or 0.0), e.get("method") or "",
+        e.get("diversity_score"), bool(row["checks_passed"]), checks, labelled_ap=labelled_ap,
+        ap_low=row.get("ap_low"), ap_high=row.get("ap_high"), n_audit=n_audit, ap_method=row.get("ap_method") or "",
+        audit_needed=quality.audit_labels_needed(n_audit, n_pos),
+        quality={k: e.get(k) for k in quality.QualityEstimate.__dataclass_fields__ if k in e})
 
 
 def train_label(settings, label: str, trainer: str = "fast", force: bool = False,
@@ -245,6 +356,7 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         lap("fit")
         evaluation = evaluate_classifier(data, trainer, model)
         model = model.with_threshold(evaluation.threshold)
+        estimate = estimate_quality(wh, ls, corpus, model, data, trainer)
         lap("evaluate")
         diversity = label_diversity(wh, ls, corpus)
         lap("diversity")
@@ -253,27 +365,40 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         version = next_model_version(wh, label)
         feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
         lap("feeds")
-        results = run_checks(ls, data, model, evaluation, corpus, wanted_encoder)
+        results = run_checks(ls, data, model, evaluation, corpus, wanted_encoder, estimate)
         wh.replace("label_sets", {"label": label}, ls.rows())
         write_scores(wh, ls, corpus, version, scores)
         write_feeds(wh, ls, corpus, version, feeds)
-        write_evaluation(wh, ls, corpus, version, evaluation, diversity)
+        write_evaluation(wh, ls, corpus, version, evaluation, diversity, estimate)
         trained_by = login_name()
-        write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by)
+        write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by, estimate)
         record_stage(wh, label, version, CANDIDATE, None, trained_by, f"trained ({trainer})")
         lap("write")
     passed = all(r.passed for r in results if r.blocking)
     return TrainResult(
         label, version, True, trainer, CANDIDATE, ls.label_events_version, corpus.encoder_id, ls.n_pos, ls.n_neg,
-        ls.n_conflicts, ls.agreement, evaluation.ap.mean, evaluation.ap.std, evaluation.baseline.mean,
-        evaluation.method, diversity, passed, [r.as_dict() for r in results], timings)
+        ls.n_conflicts, ls.agreement, estimate.ap, evaluation.ap.std, evaluation.baseline.mean,
+        evaluation.method, diversity, passed, [r.as_dict() for r in results], timings,
+        labelled_ap=evaluation.ap.mean, ap_low=estimate.ap_low, ap_high=estimate.ap_high, n_audit=estimate.n_audit,
+        ap_method=estimate.method, audit_needed=estimate.needed, quality=estimate.as_dict())
+
+
+def describe_quality(ap, ap_low, ap_high, n_audit: int, ap_method: str, needed: int, label: str = "LABEL") -> str:
+    """The corpus estimate for a person, or what it still needs (CLI, status, app)."""
+    ask = f"needs {needed} more audit labels (`va feeds {label} --feed audit`)"
+    if ap is None:
+        return f"AP on the corpus: unknown, {ask}"
+    text = f"AP on the corpus {ap:.3f} [{ap_low:.3f}, {ap_high:.3f}] (90%, {n_audit} audit labels)"
+    return text + (f"; provisional: {ask}" if ap_method == quality.PROVISIONAL else "")
 
 
 def describe_result(r: TrainResult) -> str:
     diversity = f"; diversity {r.diversity:.2f}" if r.diversity is not None else ""
-    head = (f"{r.label} v{r.model_version} ({r.trainer}): AP {r.ap:.3f} ± {r.ap_std:.3f} "
-            f"[{r.method}] vs random {r.baseline_ap:.3f}; {r.n_pos} positive, {r.n_neg} negative, "
-            f"{r.n_conflicts} conflicts{diversity}")
+    labelled = "-" if r.labelled_ap is None else f"{r.labelled_ap:.3f} ± {r.ap_std:.3f}"
+    head = (f"{r.label} v{r.model_version} ({r.trainer}): "
+            f"{describe_quality(r.ap, r.ap_low, r.ap_high, r.n_audit, r.ap_method, r.audit_needed, r.label)}\n"
+            f"  labelled-set AP {labelled} [{r.method}] vs random {r.baseline_ap:.3f} (biased: feeds chose "
+            f"those clips); {r.n_pos} positive, {r.n_neg} negative, {r.n_conflicts} conflicts{diversity}")
     if not r.created:
         head += "\n  already trained on this label set: nothing written"
     failed = [c for c in r.checks if c["blocking"] and not c["passed"]]

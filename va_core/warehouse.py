@@ -79,8 +79,13 @@ TABLES: dict[str, TableSpec] = {
                 ("event_id", pa.string()), ("label", pa.string()), ("clip_key", pa.string()),
                 ("value", pa.bool_()), ("annotator", pa.string()), ("source", pa.string()),
                 ("created_at", TS),
+                # provenance: how the clip was chosen (null where unknown, e.g. rows of older homes)
+                ("rank", pa.int32()), ("chosen_by_version", pa.int64()), ("chosen_score", pa.float64()),
+                ("draw_id", pa.string()), ("stratum", pa.int32()), ("stratum_size", pa.int64()),
+                ("inclusion_prob", pa.float64()), ("stratum_low", pa.float64()), ("stratum_high", pa.float64()),
             ),
-            description="Append-only log of every label anyone gave. The only table people write.",
+            description="Append-only log of every label anyone gave, with how its clip was chosen. "
+                        "The only table people write.",
             change_feed=True,
         ),
         TableSpec(
@@ -109,6 +114,9 @@ TABLES: dict[str, TableSpec] = {
                 ("label_events_version", pa.int64()), ("encoder_id", pa.string()),
                 ("artifact", pa.string()), ("trainer", pa.string()), ("checks_passed", pa.bool_()),
                 ("checks_report", pa.string()), ("label_set_digest", pa.string()),
+                # ap is the corpus estimate (va_core.quality); labelled_ap the AP on the labelled set
+                ("ap_low", pa.float64()), ("ap_high", pa.float64()), ("n_audit", pa.int32()),
+                ("ap_method", pa.string()), ("labelled_ap", pa.float64()),
             ),
             partition_by=("label",),
             description="Model versions per label and their current stage.",
@@ -130,9 +138,17 @@ TABLES: dict[str, TableSpec] = {
                 ("agreement", pa.float64()), ("method", pa.string()), ("n_val", pa.int32()),
                 ("n_val_pos", pa.int32()), ("n_conflicts", pa.int32()),
                 ("label_events_version", pa.int64()), ("encoder_id", pa.string()),
+                # the corpus estimate (va_core.quality); ap_mean/ap_std/baseline_ap are the labelled set's
+                ("ap", pa.float64()), ("ap_low", pa.float64()), ("ap_high", pa.float64()),
+                ("n_audit", pa.int32()), ("n_audit_pos", pa.int32()), ("ap_method", pa.string()),
+                ("precision", pa.float64()), ("precision_low", pa.float64()), ("precision_high", pa.float64()),
+                ("recall", pa.float64()), ("recall_low", pa.float64()), ("recall_high", pa.float64()),
+                ("prevalence", pa.float64()), ("prevalence_low", pa.float64()), ("prevalence_high", pa.float64()),
+                ("threshold", pa.float64()), ("labelled_ap", pa.float64()),
             ),
             partition_by=("label",),
-            description="Quality of each model version: AP, its spread, the random baseline, diversity.",
+            description="Quality of each model version: the corpus estimate of AP, precision and recall with "
+                        "90% intervals, the labelled-set AP and its spread, the random baseline, diversity.",
         ),
         TableSpec(
             "clip_scores",
@@ -149,9 +165,12 @@ TABLES: dict[str, TableSpec] = {
                 ("label", pa.string()), ("model_version", pa.int64()), ("feed", pa.string()),
                 ("rank", pa.int32()), ("clip_key", pa.string()), ("score", pa.float32()),
                 ("label_events_version", pa.int64()), ("encoder_id", pa.string()),
+                # the sampling design of the random feeds (random, audit); null for the ranked ones
+                ("draw_id", pa.string()), ("stratum", pa.int32()), ("stratum_size", pa.int64()),
+                ("inclusion_prob", pa.float64()), ("stratum_low", pa.float64()), ("stratum_high", pa.float64()),
             ),
             partition_by=("label",),
-            description="The four active-learning feeds of the latest model version of each label.",
+            description="The active-learning feeds of the latest model version of each label.",
         ),
         TableSpec(
             "policy_state",
@@ -364,7 +383,7 @@ class Warehouse:
         def write():
             write_deltalake(
                 self.table_uri(table), rows, mode="append",
-                partition_by=list(spec.partition_by) or None,
+                partition_by=list(spec.partition_by) or None, schema_mode="merge",
                 storage_options=self._options(),
                 commit_properties=CommitProperties(max_commit_retries=100),
             )
@@ -397,7 +416,7 @@ class Warehouse:
         def write():
             write_deltalake(
                 self.table_uri(table), rows, mode="overwrite", predicate=pred,
-                partition_by=list(spec.partition_by) or None,
+                partition_by=list(spec.partition_by) or None, schema_mode="merge",
                 storage_options=self._options(),
                 commit_properties=CommitProperties(max_commit_retries=100),
             )
@@ -428,7 +447,19 @@ class Warehouse:
             empty = spec.schema.empty_table()
             return empty.select(columns) if columns else empty
         dataset = self._dataset(table, version)
-        return dataset.to_table(columns=columns, filter=_filter(where))
+        # A table written before a column was added to its spec lacks it until the next write
+        # merges the schema: such columns read as nulls, so old homes keep working.
+        present = set(dataset.schema.names)
+        wanted = columns or spec.schema.names
+        data = dataset.to_table(columns=[c for c in columns if c in present] if columns else None,
+                                filter=_filter(where))
+        for name in wanted:
+            if name not in present:
+                if name not in spec.schema.names:
+                    raise WarehouseError(f"{table} has no column {name!r}")
+                field = spec.schema.field(name)
+                data = data.append_column(field, pa.nulls(len(data), field.type))
+        return data.select(columns) if columns else data
 
     def batches(self, table: str, columns: list[str] | None = None, where: Mapping[str, Any] | None = None,
                 version: int | None = None, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:

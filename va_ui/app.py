@@ -20,7 +20,8 @@ from va_ui.auth import authenticator
 TITLE = "va · Video Annotator"
 SOURCE_CHOICES = [
     ("next (let va choose)", "next"), ("top positives", "top_positive"), ("top negatives", "top_negative"),
-    ("borderline", "borderline"), ("random", "random"), ("zero-shot (description)", "zero_shot"),
+    ("borderline", "borderline"), ("random", "random"),
+    ("audit (random by score strata: measures the model)", "audit"), ("zero-shot (description)", "zero_shot"),
 ]
 KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
              '<kbd>U</kbd> undo · <kbd>B</kbd> build</div>')
@@ -198,11 +199,13 @@ def build_app(settings) -> gr.Blocks:
         query.submit(on_search, [label, query, k], [results, found])
 
         @_ui
-        def on_mark(chosen, typed, evt: gr.EventData, request: gr.Request):
+        def on_mark(chosen, typed, keys, evt: gr.EventData, request: gr.Request):
             data = evt._data or {}
             if not chosen:
                 raise gr.Error("pick a label first")
-            h.mark(settings, chosen, data.get("clip_key"), data.get("value"), _who(request, typed), "search")
+            key = data.get("clip_key")
+            rank = {"rank": keys.index(key) + 1} if keys and key in keys else None
+            h.mark(settings, chosen, key, data.get("value"), _who(request, typed), "search", rank)
             return panels.label_status(h.label_summary(settings, chosen))
 
         def on_mark_failed(chosen, keys):
@@ -211,7 +214,7 @@ def build_app(settings) -> gr.Blocks:
             return views.grid(items, "Search to see clips.")
 
         # Clicks on different cards must all land, so none is dropped while one is saving.
-        results.click(on_mark, [label, name], status, trigger_mode="multiple").failure(
+        results.click(on_mark, [label, name, found], status, trigger_mode="multiple").failure(
             on_mark_failed, [label, found], results)
 
         def show(sess: h.Session):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import polars as pl
 
 from va_core import labels as labels_mod
@@ -19,7 +18,7 @@ from va_core.warehouse import Warehouse
 SEARCH_K = 12
 QUEUE_K = 20
 PREVIEW_K = 4
-SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "zero_shot"]
+SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "audit", "zero_shot"]
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
 MAX_NAME = 64
 MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "encoder_id", "trainer",
@@ -126,17 +125,25 @@ def search(settings, label: str | None, query: str, k: int = SEARCH_K) -> list[d
     if not query:
         raise InputError("type what to look for, e.g. 'a red car at night'")
     hits = search_text(settings, query, int(k))
-    items = [{"clip_key": h["clip_key"], "score": float(h["score"]), "source": "search"}
-             for h in hits.iter_rows(named=True)]
+    items = [{"clip_key": h["clip_key"], "score": float(h["score"]), "source": "search",
+              "provenance": {"rank": i + 1, "chosen_score": float(h["score"])}}
+             for i, h in enumerate(hits.iter_rows(named=True))]
     return enrich(settings, label, items)
 
 
-def mark(settings, label: str, clip_key: str, value: bool, annotator: str, source: str) -> dict:
-    """Record one label event; returns what undo needs (label, clip, annotator, table version)."""
+def mark(settings, label: str, clip_key: str, value: bool, annotator: str, source: str,
+         provenance: dict | None = None) -> dict:
+    """Record one label event; returns what undo needs (label, clip, annotator, table version).
+
+    ``provenance``: how the clip was chosen (a feed item's ``provenance``: rank, model version,
+    score, and the draw's design for the random and audit feeds).
+    """
     labels_mod.validate_label(label)
     if not isinstance(value, bool):
         raise InputError(f"a label is yes or no, got {value!r}")
-    version = labels_mod.record_events(settings, [labels_mod.LabelEvent(label, clip_key, value, annotator, source)])
+    how = labels_mod.provenance_of({"provenance": provenance or {}})
+    version = labels_mod.record_events(settings, [labels_mod.LabelEvent(label, clip_key, value, annotator, source,
+                                                                        **how)])
     return {"label": label, "clip_key": clip_key, "value": value, "annotator": annotator, "source": source,
             "label_events_version": version}
 
@@ -187,28 +194,19 @@ def fetch(settings, label: str, source: str, k: int = QUEUE_K, exclude: set[str]
         chosen, rows = batch["source"], batch["clips"]
     elif source == feeds.ZERO_SHOT:
         chosen, rows = source, feeds.zero_shot(settings, label, want, exclude=ls.labelled)
-    elif source == "random" and not _has_model(settings, label):
-        chosen, rows = source, _random_unlabelled(settings, label, want, ls.labelled)
+    elif source in feeds.SAMPLED and not _has_model(settings, label):
+        # no model scores to stratify by yet: an audit is a uniform draw (one stratum)
+        chosen, rows = source, feeds.random_unlabelled(settings, label, want, ls.labelled)
     else:
         chosen, rows = source, feeds.stored_feed(settings, label, source, want, exclude=ls.labelled)
-    items = [{"clip_key": r["clip_key"], "score": r.get("score"), "source": r.get("source") or r.get("feed") or chosen}
+    items = [{"clip_key": r["clip_key"], "score": r.get("score"), "source": r.get("source") or r.get("feed") or chosen,
+              "provenance": r.get("provenance") or {}}
              for r in rows if r["clip_key"] not in exclude][:k]
     return chosen, enrich(settings, label, items, ls=ls)
 
 
 def _has_model(settings, label: str) -> bool:
     return _wh(settings).arrow("models", columns=["model_version"], where={"label": label}).num_rows > 0
-
-
-def _random_unlabelled(settings, label: str, k: int, labelled: list[str]) -> list[dict]:
-    """Before the first model there is no stored random feed: sample unlabelled clips directly."""
-    from va_core.embeddings import load_corpus
-    from va_core.feeds import encoder_id_for, feed_seed, labelled_mask, rank
-
-    corpus = load_corpus(_wh(settings), encoder_id_for(settings))
-    candidates = np.flatnonzero(~labelled_mask(corpus.keys, labelled))
-    rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(labelled)))
-    return [{"clip_key": corpus.keys[r], "score": None, "feed": "random"} for r in rows]
 
 
 def start(settings, session: Session, label: str, source: str) -> Session:
@@ -246,7 +244,8 @@ def answer(settings, session: Session, value: bool | None, annotator: str, shown
         session.skipped.add(item["clip_key"])
         session.message = f"skipped {item['clip_key']}"
     else:
-        event = mark(settings, session.label, item["clip_key"], value, annotator, item.get("source") or session.source)
+        event = mark(settings, session.label, item["clip_key"], value, annotator, item.get("source") or session.source,
+                     item.get("provenance"))
         session.recorded.append({**event, "item": item})
         session.n_labelled += 1
         session.message = f"{'yes' if value else 'no'}: {item['clip_key']}"

@@ -48,7 +48,7 @@ def test_the_loop_through_the_command(cli_home):
     data, _ = va(root, "train", "topic3")
     assert data["created"] and data["model_version"] == 1 and data["checks_passed"]
     data, _ = va(root, "feeds", "topic3", "-k", "2")
-    assert set(data["feeds"]) == {"top_positive", "top_negative", "borderline", "random"}
+    assert set(data["feeds"]) == {"top_positive", "top_negative", "borderline", "random", "audit"}
     data, _ = va(root, "approve", "topic3")
     assert data["stage"] == "approved" and data["model_version"] == 1
     data, _ = va(root, "status")
@@ -94,6 +94,7 @@ def test_demo_runs_the_simulated_expert_and_approves(tmp_path):
     assert [r["model_version"] for r in data["rounds"]] == [1, 2]
     counts = [r["n_pos"] + r["n_neg"] for r in data["rounds"]]
     assert counts == sorted(counts) and counts[-1] > counts[0]
-    assert all(0 <= r["diversity"] <= 1 and r["ap"] >= 0 for r in data["rounds"])
+    assert all(0 <= r["diversity"] <= 1 and r["labelled_ap"] >= 0 for r in data["rounds"])
+    assert all(r["ap"] is None or r["ap_low"] <= r["ap"] <= r["ap_high"] for r in data["rounds"])
     assert data["approved"].get("model_version") == 2 or "error" in data["approved"]
     assert json.loads((tmp_path / "demo" / "config.json").read_text())["encoder"] == "tiny"

@@ -40,7 +40,14 @@ def test_state_round_trips_and_choices_are_reproducible():
         policy.Bandit("thompson")
 
 
-def test_next_clips_persists_and_rewards_the_change_in_ap(tmp_path):
+def _answer(settings, corpus, label, topic, clips):
+    """A truthful expert labels clips and records how each was chosen."""
+    record_events(settings, [{"label": label, "clip_key": c["clip_key"], "annotator": "expert", "source": c["source"],
+                              "value": bool(corpus.topics[corpus.keys.index(c["clip_key"])] == topic),
+                              **c["provenance"]} for c in clips])
+
+
+def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_corpus_estimate(tmp_path):
     settings, wh, corpus = make_home(tmp_path / "home", n=600)
     record_events(settings, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 3)))
     first = policy.next_clips(settings, "topic5", 10)
@@ -50,24 +57,28 @@ def test_next_clips_persists_and_rewards_the_change_in_ap(tmp_path):
     assert not {c["clip_key"] for c in first["clips"]} & labelled
     record_events(settings, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 12, 30, seed=1)))
     v1 = train.train_label(settings, "topic5")
+    assert v1.ap is None  # no audit label yet
 
-    step = policy.next_clips(settings, "topic5", 10, policy="ucb")
-    assert step["policy"] == "ucb" and step["source"] == "top_positive" and step["reward"] is None
-    # asked again before retraining: the same source, none of the clips labelled since
-    shown = [c["clip_key"] for c in step["clips"]]
-    record_events(settings, [{"label": "topic5", "clip_key": k, "value": bool(corpus.topics[corpus.keys.index(k)] == 5),
-                              "annotator": "expert"} for k in shown])
-    again = policy.next_clips(settings, "topic5", 10)
-    assert again["source"] == "top_positive" and not set(c["clip_key"] for c in again["clips"]) & set(shown)
+    step = policy.next_clips(settings, "topic5", 40, policy="ucb")
+    # the estimate that rewards every arm needs audit labels: the policy asks for them first
+    assert step["policy"] == "ucb" and step["source"] == "audit" and step["reward"] is None
+    assert all(c["provenance"]["draw_id"] == f"audit@v{v1.model_version}" for c in step["clips"])
+    _answer(settings, corpus, "topic5", 5, step["clips"][:20])
+    again = policy.next_clips(settings, "topic5", 10)  # asked again before retraining: same source, new clips
+    assert again["source"] == "audit" and not {c["clip_key"] for c in again["clips"]} & {
+        c["clip_key"] for c in step["clips"][:20]}
+    _answer(settings, corpus, "topic5", 5, again["clips"])
 
     v2 = train.train_label(settings, "topic5")
+    assert v2.n_audit == 30 and v2.ap is not None and v2.ap_low <= v2.ap <= v2.ap_high
     after = policy.next_clips(settings, "topic5", 10)
-    assert after["reward"] == pytest.approx(v2.ap - v1.ap)
-    assert after["counts"]["top_positive"] == 1
-    assert after["means"]["top_positive"] == pytest.approx(v2.ap - v1.ap)
-    assert after["source"] == "top_negative"  # UCB tries every arm once
+    paired = train.version_estimates(settings, "topic5", [v1.model_version, v2.model_version])
+    expected = paired[v2.model_version].ap - paired[v1.model_version].ap
+    assert after["reward"] == pytest.approx(expected)
+    assert after["counts"]["audit"] == 1 and after["means"]["audit"] == pytest.approx(expected)
     state = policy.load_state(wh, "topic5")  # what a restarted process reads
-    assert state["pending"]["source"] == "top_negative" and state["history"][-1]["reward"] == pytest.approx(v2.ap - v1.ap)
+    assert state["history"][-1]["reward"] == pytest.approx(expected)
+    assert state["history"][-1]["paired_ap_before"] == pytest.approx(paired[v1.model_version].ap)
     assert wh.read("policy_state", where={"label": "topic5"}).height == 1
 
 

@@ -59,7 +59,7 @@ def test_a_version_whose_checks_failed_is_refused_with_the_reason(two_versions):
         rows["checks_report"].scatter(0, report), rows["checks_passed"].scatter(0, False))
     wh.replace("models", {"label": "topic4"}, tampered)
     before = registry.models_frame(wh, "topic4").select(["model_version", "stage"]).rows()
-    with pytest.raises(registry.ApprovalRefused, match="beats_random_baseline: AP 0.050 <= random baseline 0.200"):
+    with pytest.raises(registry.ApprovalRefused, match="beats_random_baseline: labelled-set AP 0.050 <= random baseline 0.200"):
         registry.approve(settings, "topic4", version=1)
     assert registry.models_frame(wh, "topic4").select(["model_version", "stage"]).rows() == before
 

@@ -42,9 +42,13 @@ def test_a_version_and_its_lineage(trained):
     assert set(wh.read("label_sets", where={"label": "topic2"})["label_events_version"]) == {events_version}
     assert wh.read("clip_scores", where={"label": "topic2"}).height == len(corpus.keys)
     ev = wh.read("evaluations", where={"label": "topic2"}).row(0, named=True)
-    assert ev["ap_mean"] == pytest.approx(r.ap) and ev["method"] in ("hash_split", "stratified_cv")
+    assert ev["ap_mean"] == pytest.approx(r.labelled_ap) and ev["method"] in ("hash_split", "stratified_cv")
+    assert ev["labelled_ap"] == pytest.approx(r.labelled_ap)
     assert ev["n_conflicts"] == 1 and ev["agreement"] == 0.0 and 0 < ev["diversity_score"] <= 1
-    assert r.ap > r.baseline_ap
+    assert r.labelled_ap > r.baseline_ap
+    # no labelled random draw: no corpus estimate, and every row says so and what is missing
+    assert r.ap is None and ev["ap"] is None and r.ap_method == ev["ap_method"] == "no_audit_labels"
+    assert r.audit_needed > 0 and "needs" in train.describe_result(r)
 
 
 def test_stored_model_reproduces_the_stored_scores(trained):
@@ -75,7 +79,8 @@ def test_same_label_events_twice_writes_nothing(trained):
     settings, wh, corpus, r = trained
     before = {t: wh.version(t) for t in TABLES}
     again = train.train_label(settings, "topic2")
-    assert not again.created and again.model_version == 1 and again.ap == pytest.approx(r.ap)
+    assert not again.created and again.model_version == 1 and again.labelled_ap == pytest.approx(r.labelled_ap)
+    assert again.ap_method == r.ap_method and again.audit_needed == r.audit_needed
     assert {t: wh.version(t) for t in TABLES} == before
     # labels of another label do not change this label's set: still nothing to do
     record_events(settings, truth_events(corpus, "other", 3, sample_rows(corpus, 3, 3, 3)))
@@ -125,7 +130,7 @@ def test_the_steps_compose_into_train_label(trained):
     assert data.y.sum() == ls.n_pos and len(data.keys) == ls.n_pos + ls.n_neg
     model = train.fit_classifier(data)
     feeds = train.build_feeds(ls, c, train.score_corpus(model, c), model_version=99)
-    assert set(feeds["feed"]) == {"top_positive", "top_negative", "borderline", "random"}
+    assert set(feeds["feed"]) == {"top_positive", "top_negative", "borderline", "random", "audit"}
     assert not set(feeds["clip_key"]) & set(ls.labelled)
     assert feeds.filter(pl.col("feed") == "top_positive")["score"].to_list() == sorted(
         feeds.filter(pl.col("feed") == "top_positive")["score"].to_list(), reverse=True)
