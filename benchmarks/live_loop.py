@@ -133,7 +133,7 @@ def _rows(world: World, keys) -> np.ndarray:
 def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]:
     """The product's loop at each budget: the stored model, the labelled rows, what it reports."""
     from va_core.errors import InputError
-    from va_core.labels import record_events
+    from va_core.labels import provenance_of, record_events
     from va_core.policy import next_clips
     from va_core.registry import get_model, load_model
     from va_core.train import train_label
@@ -147,7 +147,8 @@ def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]
             if not choice["clips"]:
                 raise RuntimeError(f"{label}: the loop has no clip left to show after {len(labelled)} labels")
             record_events(settings, [{"label": label, "clip_key": c["clip_key"], "value": truth[c["clip_key"]],
-                                      "source": c["source"]} for c in choice["clips"]], annotator=ANNOTATOR)
+                                      "source": c["source"], **provenance_of(c)} for c in choice["clips"]],
+                          annotator=ANNOTATOR)
             labelled += [c["clip_key"] for c in choice["clips"]]
             try:
                 result = train_label(settings, label)
@@ -157,8 +158,8 @@ def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]
             raise RuntimeError(f"{label}: no model after {budget} labels")
         row = get_model(settings, label, result.model_version)
         out[budget] = {"rows": _rows(world, labelled), "model": load_model(settings, label, result.model_version),
-                       "reported": {k: row.get(k) for k in ("ap", "ap_low", "ap_high", "ap_method", "n_audit")
-                                    if k in row}, "result": result.as_dict()}
+                       "reported": {k: row.get(k) for k in ("ap", "ap_low", "ap_high", "ap_method", "n_audit",
+                                                          "labelled_ap") if k in row}, "result": result.as_dict()}
     return out
 
 
@@ -306,7 +307,24 @@ def summary(result: dict) -> str:
     lines = []
     for b in result["budgets"]:
         lines.append([str(b), *[f"{np.median(v):.3f}" if (v := _cell(rows, s, b)) else "-" for s in STRATEGIES]])
-    return "median true AP over labels and seeds\n\n" + markdown(head, lines)
+    out = "median true AP over labels and seeds\n\n" + markdown(head, lines)
+    est = []
+    for b in result["budgets"]:
+        va = [r for r in rows if r["strategy"] == "va" and r["budget"] == b and r["true_ap"] is not None]
+        shown = [r for r in va if r["reported"].get("ap") is not None]
+        errors = [abs(r["reported"]["ap"] - r["true_ap"]) for r in shown]
+        bounded = [r for r in shown if r["reported"].get("ap_low") is not None]
+        covered = [r["reported"]["ap_low"] <= r["true_ap"] <= r["reported"]["ap_high"] for r in bounded]
+        labelled = [abs(r["reported"]["labelled_ap"] - r["true_ap"]) for r in va
+                    if r["reported"].get("labelled_ap") is not None]
+        est.append([str(b), f"{len(shown)} of {len(va)}", f"{np.median(errors):.3f}" if errors else "-",
+                    f"{max(errors):.3f}" if errors else "-",
+                    f"{sum(covered)} of {len(covered)}" if covered else "-",
+                    f"{np.median([r['reported']['n_audit'] for r in shown]):.0f}" if shown else "-",
+                    f"{np.median(labelled):.3f}" if labelled else "-"])
+    return out + "\n\nwhat va reports for its model, against the truth\n\n" + markdown(
+        ["budget", "runs with an estimate", "median abs error", "worst abs error", "90% interval holds the truth",
+         "median audit labels", "labelled-set AP: median abs error"], est)
 
 
 def plot(result: dict, path: Path) -> None:

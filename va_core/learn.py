@@ -392,7 +392,9 @@ def fit_prior(X: np.ndarray, y: np.ndarray, query: np.ndarray | None = None,
         coef += beta * t
     return LinearModel(coef, float(theta[-1]), "fast",
                        {"method": "text-prior evidence", "lambda": float(lam), "C": 1.0 / float(lam),
-                        "query_weight": beta, "log_evidence": float(evidence), "has_query": query is not None})
+                        "query_weight": beta, "log_evidence": float(evidence), "has_query": query is not None,
+                        # the query is part of the method: refits elsewhere (the estimate's) need it
+                        "query": [float(v) for v in t] if query is not None else None})
 
 
 def fit(X: np.ndarray, y: np.ndarray, trainer: str = "fast", query: np.ndarray | None = None,
@@ -407,6 +409,12 @@ def fit(X: np.ndarray, y: np.ndarray, trainer: str = "fast", query: np.ndarray |
     from va_core.errors import InputError
 
     raise InputError(f"unknown trainer {trainer!r}; trainers are: {', '.join(TRAINERS)}")
+
+
+def refit(model: LinearModel, X: np.ndarray, y: np.ndarray) -> LinearModel:
+    """A model fitted as ``model`` was (trainer, text query, regularisation) on other labels."""
+    query = model.params.get("query")
+    return fit(X, y, model.trainer, None if query is None else np.asarray(query), model.params.get("lambda"))
 
 
 # -- evaluation ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from va_core import checks as model_checks
-from va_core import quality
+from va_core import learn, quality
 from va_core.embeddings import Corpus, load_corpus
 from va_core.errors import InputError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
@@ -133,7 +133,7 @@ def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: Linear
         return corpus.matrix[corpus.positions(list(keys))]
 
     def refit(X, y):
-        return fit_classifier(TrainingData([], y, X), trainer or model.trainer)
+        return learn.refit(model, X, y)
 
     return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit)
 
@@ -176,8 +176,8 @@ def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
         def matrix_of(keys, corpus=corpus):
             return corpus.matrix[corpus.positions(list(keys))]
 
-        def refit(X, y, trainer=row["trainer"]):
-            return fit_classifier(TrainingData([], y, X), trainer)
+        def refit(X, y, model=model):
+            return learn.refit(model, X, y)
 
         out[int(v)] = quality.estimate_model(sample, matrix_of, model, trained, [values[k] for k in trained], refit,
                                              n_boot=n_boot)
