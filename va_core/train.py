@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -109,11 +109,34 @@ def fit_classifier(data: TrainingData, trainer: str = "fast") -> LinearModel:
     return fit(data.X, data.y, trainer, data.query)
 
 
+def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: TrainingData,
+                      trainer: str = "fast") -> LinearModel:
+    """The model to store. With a text query, two candidates: the model that starts from it and
+    one that does not, each regularised by its evidence. The evidence cannot judge the query's
+    own error (both models are wrong somewhere, and the feeds chose which clips were labelled),
+    the corpus estimate can: once the label's audit labels suffice, the candidate with the
+    higher estimated corpus AP on the same draws is kept; before, the query's model."""
+    model = fit_classifier(data, trainer)
+    if data.query is None or trainer != "fast":
+        return model
+    with_query = estimate_quality(wh, ls, corpus, model, data)
+    if with_query.ap is None or with_query.needed:
+        return model
+    plain = fit_classifier(TrainingData(data.keys, data.y, data.X), trainer)
+    without = estimate_quality(wh, ls, corpus, plain, data)
+    chosen = plain if without.ap is not None and without.ap > with_query.ap else model
+    return replace(chosen, params={**chosen.params, "chosen_by": "corpus estimate",
+                                   "estimates": {"with_query": with_query.ap, "without_query": without.ap}})
+
+
 def evaluate_classifier(data: TrainingData, trainer: str = "fast", model: LinearModel | None = None) -> Evaluation:
-    """Held-out AP of the trainer; given the stored ``model``, its regularisation is reused
-    (one fit per fold instead of a search)."""
-    lam = model.params.get("lambda") if model is not None else None
-    return evaluate(data.keys, data.X, data.y, trainer, data.query, lam)
+    """Held-out AP of the trainer; given the stored ``model``, its query and regularisation are
+    reused (one fit per fold instead of a search)."""
+    if model is None:
+        return evaluate(data.keys, data.X, data.y, trainer, data.query)
+    query = model.params.get("query")
+    return evaluate(data.keys, data.X, data.y, trainer, None if query is None else np.asarray(query),
+                    model.params.get("lambda"))
 
 
 def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
@@ -352,7 +375,7 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         corpus = load_corpus(wh, wanted_encoder)
         data = training_data(ls, corpus, settings)
         lap("label_set")
-        model = fit_classifier(data, trainer)
+        model = choose_classifier(wh, ls, corpus, data, trainer)
         lap("fit")
         evaluation = evaluate_classifier(data, trainer, model)
         model = model.with_threshold(evaluation.threshold)

@@ -131,7 +131,7 @@ def label_set(context: dg.AssetExecutionContext, va: VAResource) -> dg.Materiali
 def classifier(context: dg.AssetExecutionContext, va: VAResource):
     from va_core.learn import MIN_PER_CLASS
     from va_core.registry import CANDIDATE, get_model, label_lock, latest_model, record_stage
-    from va_core.train import (_existing, corpus_for, evaluate_classifier, fit_classifier, next_model_version,
+    from va_core.train import (_existing, choose_classifier, corpus_for, evaluate_classifier, next_model_version,
                                run_checks, training_data, write_model)
 
     label = _label(context)
@@ -153,7 +153,7 @@ def classifier(context: dg.AssetExecutionContext, va: VAResource):
             written = wh.version("models")
         else:
             data = training_data(ls, corpus, settings)
-            model = fit_classifier(data, TRAINER)
+            model = choose_classifier(wh, ls, corpus, data, TRAINER)
             evaluation = evaluate_classifier(data, TRAINER, model)
             results = run_checks(ls, data, model, evaluation, corpus, corpus.encoder_id)
             version = next_model_version(wh, label)
