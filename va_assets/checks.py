@@ -3,15 +3,14 @@
 They recompute ``va_core.checks`` (the checks approval relies on) from what was stored:
 the model artifact, the label set rebuilt by time travel at the model's
 ``label_events_version``, the corpus embeddings. So they can be re-run on their own from
-the UI, e.g. after the corpus changed. The random-baseline check is reported by the
-``evaluation`` asset itself, which computes the numbers it needs.
+the UI, e.g. after the corpus changed.
 """
 
 import warnings
 
 import dagster as dg
 
-from va_assets.assets.labels import CONFLICT_CHECK, EMBEDDING_CHECK, label_partitions
+from va_assets.assets.labels import BASELINE_CHECK, CONFLICT_CHECK, EMBEDDING_CHECK, label_partitions
 from va_assets.metadata import as_metadata, markdown_table
 from va_assets.resources import VAResource
 
@@ -67,6 +66,23 @@ with warnings.catch_warnings():
         model = LinearModel.from_artifact(row["artifact"])
         corpus = corpus_for(va.settings())  # what the label is scored on now
         return _as_asset_check(check(model.dim, row["encoder_id"], corpus.dim, corpus.encoder_id))
+
+
+    @dg.asset_check(
+        asset="evaluation", name=BASELINE_CHECK, blocking=False, partitions_def=label_partitions,
+        description="Held-out AP beats the AP of random scores. Approval refuses a version that fails it; "
+                    "it does not block in Dagster (feeds are how a weak model gets better).",
+    )
+    def beats_random_baseline(context: dg.AssetCheckExecutionContext, va: VAResource) -> dg.AssetCheckResult:
+        from va_core.checks import beats_baseline, stored_estimate
+
+        wh, row = _latest_model(context, va)
+        ev = wh.read("evaluations", where={"label": row["label"], "model_version": row["model_version"]})
+        if ev.height == 0:
+            return dg.AssetCheckResult(passed=False, description=f"{row['label']} v{row['model_version']} "
+                                                                 "has no evaluations row")
+        e = ev.row(0, named=True)
+        return _as_asset_check(beats_baseline(e["ap_mean"], e["baseline_ap"], e["method"], stored_estimate(e)))
 
 
 @dg.asset_check(

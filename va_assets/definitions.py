@@ -14,12 +14,13 @@ import dagster as dg
 from va_assets.assets.corpus import clip_clusters, video_assets
 from va_assets.assets.labels import label_assets
 from va_assets.assets.serving import served_models
-from va_assets.checks import embedding_consistent, no_conflicting_labels, served_models_pass_checks
+from va_assets.checks import (beats_random_baseline, embedding_consistent, no_conflicting_labels,
+                              served_models_pass_checks)
 from va_assets.executors import default_executor
 from va_assets.jobs import corpus_job, label_job, serving_job
 from va_assets.metadata import definition_metadata
 from va_assets.resources import VAResource
-from va_assets.sensors import approval_sensor, corpus_sensor, interval, label_events_sensor
+from va_assets.sensors import approval_sensor, catalog_sensor, corpus_sensor, interval, label_events_sensor
 
 # Tables people (and the approval step) write outside Dagster: shown as the sources of the graph.
 sources = [
@@ -43,9 +44,9 @@ clusters_automation = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=[*sources, video_assets, clip_clusters, *label_assets, served_models],
-    asset_checks=[no_conflicting_labels, embedding_consistent, served_models_pass_checks],
+    asset_checks=[no_conflicting_labels, embedding_consistent, beats_random_baseline, served_models_pass_checks],
     jobs=[label_job, corpus_job, serving_job],
-    sensors=[label_events_sensor, corpus_sensor, approval_sensor, clusters_automation],
+    sensors=[label_events_sensor, corpus_sensor, approval_sensor, catalog_sensor, clusters_automation],
     resources={"va": VAResource()},
     executor=default_executor(),
 )

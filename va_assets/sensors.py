@@ -18,7 +18,7 @@ from va_assets.resources import VAResource
 
 INTERVAL_ENV = "VA_SENSOR_INTERVAL"
 # The daemon visits sensors every 5 s at best, so shorter intervals do not help.
-DEFAULT_INTERVALS = {"label_events_sensor": 15, "corpus_sensor": 60, "approval_sensor": 15}
+DEFAULT_INTERVALS = {"label_events_sensor": 15, "corpus_sensor": 60, "approval_sensor": 15, "catalog_sensor": 15}
 
 LABEL_EVENTS_VERSION_TAG = tags.LABEL_EVENTS_VERSION
 LABEL_TAG = tags.LABEL
@@ -137,4 +137,24 @@ def corpus_sensor(context: dg.SensorEvaluationContext, va: VAResource):
                                     tags={VIDEO_URI_TAG: f.uri}) for f in todo],
         dynamic_partitions_requests=[video_partitions.build_add_request(new)] if new else [],
         cursor=cursor,
+    )
+
+
+@dg.sensor(name="catalog_sensor", minimum_interval_seconds=interval("catalog_sensor"),
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Writes made outside Dagster (the app's Build, `va train`, `va ingest`, the dataset "
+                       "importer) -> materialisations of their partitions, with the same lineage metadata.")
+def catalog_sensor(context: dg.SensorEvaluationContext, va: VAResource):
+    from va_assets.catalog import catalog_events
+
+    found = catalog_events(va.warehouse(), context.instance, json.loads(context.cursor) if context.cursor else None)
+    cursor = json.dumps(found.cursor, sort_keys=True)
+    if not found.events:
+        return dg.SensorResult(skip_reason="no write outside Dagster since the last tick", cursor=cursor)
+    partitions = {LABELS: label_partitions, VIDEOS: video_partitions}
+    context.log.info(f"{len(found.events)} materialisation(s) of writes made outside Dagster")
+    return dg.SensorResult(
+        asset_events=found.events, cursor=cursor,
+        dynamic_partitions_requests=[partitions[name].build_add_request(keys)
+                                     for name, keys in found.partitions.items()],
     )

@@ -34,13 +34,45 @@ HANDLERS: dict[str, str] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is also one JSON document on stdout under ``--json``."""
+
+    json_errors = False
+
+    def error(self, message: str):
+        if _Parser.json_errors:
+            print(json.dumps({"error": f"{self.prog}: {message}", "type": "UsageError"}))
+        super().error(message)
+
+
+def whole(low: int, high: int | None = None):
+    """An argparse type: a whole number from ``low`` to ``high``; argparse names the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+MAX_K = 10_000  # clips one answer lists
+PORT = whole(1, 65_535)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--home", help="the va home folder (default $VA_HOME or ./.va)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout, nothing else")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="va", description="Video Annotator: build video classifiers by labelling clips.")
+    parser = _Parser(prog="va", description="Video Annotator: build video classifiers by labelling clips.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
@@ -51,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "sample corpus -> ingest -> simulated labelling loop -> approve -> serve")
     p.add_argument("--encoder", default="auto", help="auto (default), tiny, or an encoder spec")
     p.add_argument("--serve", action="store_true", help="keep the model server running at the end")
-    p.add_argument("--videos", type=int, default=None, help="how many sample videos to generate")
-    p.add_argument("--rounds", type=int, default=None, help="labelling rounds of the simulated expert")
+    p.add_argument("--videos", type=whole(1, 10_000), default=None, help="how many sample videos to generate")
+    p.add_argument("--rounds", type=whole(1, 10_000), default=None, help="labelling rounds of the simulated expert")
 
     p = add("ingest", "videos (files or folders) -> videos, clips, clip_embeddings")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -60,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("search", "text-to-video search over the clips of the current encoder")
     p.add_argument("query", metavar="QUERY")
-    p.add_argument("-k", type=int, default=10, help="how many clips (default 10)")
+    p.add_argument("-k", type=whole(1, MAX_K), default=10, help="how many clips (default 10)")
     p.add_argument("--encoder", default=None, help="encoder spec (default $VA_ENCODER)")
 
     p = add("label", "record one label event")
@@ -103,11 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("label", metavar="LABEL")
     p.add_argument("--feed", default=None,
                    help="top_positive | top_negative | borderline | random | audit | zero_shot | next")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=whole(1, MAX_K), default=10, help="how many clips per feed (default 10)")
 
     p = add("approve", "mark a model version approved; serving picks it up")
     p.add_argument("label", metavar="LABEL")
-    p.add_argument("--version", type=int, default=None, help="model version (default: the latest)")
+    p.add_argument("--version", type=whole(1), default=None, help="model version (default: the latest)")
     p.add_argument("--by", default=None, help="who approves (default: your login name)")
     p.add_argument("--override", default=None, metavar="REASON",
                    help="approve a version whose corpus estimate is clearly below the served one's (the reason "
@@ -117,24 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("ui", "serve the Gradio labelling app")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=PORT, default=7860)
 
     p = add("dagster", "run `dagster dev` on workspace.yaml with DAGSTER_HOME under the va home")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--port", type=PORT, default=3000)
 
     p = add("serve", "serve the approved classifiers with BentoML")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3001)
+    p.add_argument("--port", type=PORT, default=3001)
 
     p = add("experiment", "the paper's experiments on its released dataset format")
     p.add_argument("which", choices=["exp1", "exp2"])
     p.add_argument("--data", required=True, help="folder of the released dataset")
     p.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     p.add_argument("--labels", nargs="*", default=None, help="only these labels")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
-    p.add_argument("--steps", type=int, default=40, help="exp2: bandit steps per run (default 40)")
-    p.add_argument("--step-size", type=int, default=25, help="exp2: labels drawn per step (default 25)")
+    p.add_argument("--workers", type=whole(1, 256), default=None, help="processes (default: cores)")
+    p.add_argument("--steps", type=whole(1, 100_000), default=40, help="exp2: bandit steps per run (default 40)")
+    p.add_argument("--step-size", type=whole(1, 100_000), default=25, help="exp2: labels drawn per step (default 25)")
     p.add_argument("--split-rule", default=None, choices=["reference-code", "as-specified"],
                    help="validation split: hash %% 5 < 1 as the paper's released code computes it (default: "
                         "reproduces its numbers), or hash %% 10 < 2 as the paper's text states it")
@@ -152,7 +184,11 @@ def _handler(command: str) -> Callable[..., tuple[Any, str]]:
 def main(argv: list[str] | None = None) -> int:
     from va_core.config import Settings
 
-    args = build_parser().parse_args(argv)
+    _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a usage error (2) or --help (0): an exit code, as for every other answer
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         settings = Settings.from_env(home=args.home, encoder=getattr(args, "encoder", None)
                                      if getattr(args, "encoder", None) not in (None, "auto") else None)

@@ -263,6 +263,11 @@ def get_feed(settings, label: str, feed: str | None = None, k: int = 10, encoder
         from va_core.policy import next_clips
 
         return next_clips(settings, label, k, encoder_id=encoder_id)["clips"]
+    wh = warehouse_of(settings)
+    if feed in SAMPLED and _latest_model_version(wh, label) is None:
+        # no model scores to stratify by yet: an audit is a uniform draw (one stratum)
+        items = random_unlabelled(settings, label, k, label_set(wh, label).labelled, encoder_id)
+        return _with_clip_info(wh, [{**i, "feed": feed} for i in items])
     return stored_feed(settings, label, feed, k)
 
 

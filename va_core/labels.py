@@ -22,8 +22,13 @@ import pyarrow as pa
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
 
-LABEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MAX_TEXT = 200  # annotator and source names reach tables and logs
+# Names reach Delta predicates, file paths, Dagster partitions and BentoML tags: each is
+# checked with fullmatch (a pattern ending in ``$`` lets a trailing newline through).
+LABEL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+# People (annotators, approvers, logins): the app's login names plus ':' for the names the
+# dataset importer gives ("va-dataset:agg").
+PERSON_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@:+-]{0,63}")
+MAX_TEXT = 200  # source names reach tables and logs
 MAX_REPORTED = 5  # how many bad rows an error message lists
 
 
@@ -38,7 +43,7 @@ def warehouse_of(settings_or_wh) -> Warehouse:
 
 def validate_label(name: Any) -> str:
     """A label name, or InputError saying what is wrong with it."""
-    if not isinstance(name, str) or not LABEL_PATTERN.match(name):
+    if not isinstance(name, str) or not LABEL_PATTERN.fullmatch(name):
         raise InputError(
             f"bad label name {name!r}: use 1-64 characters of a-z, 0-9, '_' and '-', "
             "starting with a letter or digit (e.g. 'car_chase')"
@@ -52,15 +57,28 @@ def login_name() -> str:
         name = getpass.getuser()
     except Exception as exc:  # no USER/LOGNAME and no passwd entry (some containers)
         raise InputError("cannot tell who you are (no login name); pass --annotator NAME") from exc
-    return _text("annotator", name)
+    try:
+        return validate_person(name, "login name")
+    except InputError as exc:
+        raise InputError(f"{exc}; pass --annotator NAME") from None
+
+
+def validate_person(name: Any, what: str = "annotator") -> str:
+    """An annotator's or approver's name, or InputError naming it and the rule."""
+    if not isinstance(name, str) or not PERSON_PATTERN.fullmatch(name):
+        shown = repr(name if not isinstance(name, str) or len(name) <= 80 else name[:80] + "...")
+        raise InputError(f"bad {what} {shown}: use 1-64 characters of letters, digits and '_.@:+-', "
+                         "starting with a letter or digit (e.g. 'maria' or 'maria@example.org')")
+    return name
 
 
 def _text(what: str, value: Any) -> str:
+    """Free text that reaches tables and logs (a source, a reason): printable, bounded, not padded."""
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{what} must be a non-empty string, got {value!r}")
-    value = value.strip()
-    if len(value) > MAX_TEXT or any(ord(c) < 32 for c in value):
-        raise InputError(f"{what} {value[:40]!r}... is too long or holds control characters")
+    if len(value) > MAX_TEXT or not value.isprintable() or value != value.strip():
+        raise InputError(f"bad {what} {value[:80]!r}: at most {MAX_TEXT} printable characters, "
+                         "no control characters or surrounding spaces")
     return value
 
 
@@ -196,7 +214,7 @@ def record_events(settings_or_wh, events: Iterable[Any], annotator: str | None =
             if who is None:
                 default_annotator = default_annotator or login_name()
                 who = default_annotator
-            who = _text("annotator", who)
+            who = validate_person(who)
             where = _text("source", ev.source if ev.source is not None else source)
             how = _clean_provenance(ev)
         except InputError as exc:
@@ -235,6 +253,7 @@ def undo_event(settings_or_wh, label: str, clip_key: str, annotator: str, event_
     event); a vote that did not exist before is withdrawn with a null value, which the
     aggregation reads as "this annotator has no vote on this clip".
     """
+    validate_person(annotator)
     wh = warehouse_of(settings_or_wh)
     label = validate_label(label)
     events = wh.read("label_events", where={"label": label, "clip_key": clip_key, "annotator": annotator})
@@ -426,7 +445,7 @@ def set_description(settings_or_wh, label: str, text: str, annotator: str | None
         raise InputError(f"a description is at most 1000 characters ({len(text)} given)")
     return wh.append("label_descriptions", [{
         "label": label, "description": text.strip(),
-        "annotator": _text("annotator", annotator) if annotator is not None else login_name(),
+        "annotator": validate_person(annotator) if annotator is not None else login_name(),
         "created_at": datetime.now(timezone.utc),
     }])
 

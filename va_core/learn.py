@@ -10,6 +10,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from va_core.operating import Curve
+
 SPLIT_SEED = 0
 # The rule is `hash % 10 < 2`, literally: a Fraction(2, 10) would normalise to 1/5, and
 # `hash % 5 < 1` picks a different fifth of the keys.
@@ -436,6 +438,7 @@ class Evaluation:
     n_val: int
     n_val_pos: int
     threshold: float = 0.5  # the score at which held-out F1 is highest: the model's yes/no boundary
+    curve: Curve | None = None  # held-out precision/recall per threshold (va_core.operating)
 
     @property
     def beats_baseline(self) -> bool:
@@ -481,10 +484,10 @@ def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = "
         held_out = model.score(X[val])
         ap = bootstrap_ap(y[val], held_out)
         return Evaluation("hash_split", ap, baseline_ap(n_val_pos, int(val.sum())), int(val.sum()), n_val_pos,
-                          best_f1_threshold(y[val], held_out))
+                          best_f1_threshold(y[val], held_out), Curve.from_scores(y[val], held_out, "hash_split"))
     folds = StratifiedKFold(n_splits=n_folds(y), shuffle=True, random_state=SPLIT_SEED)
     scores = np.empty(len(y), dtype=np.float64)
     for train_idx, test_idx in folds.split(X, y):
         scores[test_idx] = fit(X[train_idx], y[train_idx], trainer, query, lam).score(X[test_idx])
     return Evaluation("stratified_cv", bootstrap_ap(y, scores), baseline_ap(int(y.sum()), len(y)), len(y),
-                      int(y.sum()), best_f1_threshold(y, scores))
+                      int(y.sum()), best_f1_threshold(y, scores), Curve.from_scores(y, scores, "stratified_cv"))

@@ -17,7 +17,7 @@ from typing import Iterator
 import polars as pl
 
 from va_core.errors import InputError, NotFound, VAError
-from va_core.labels import login_name, validate_label, warehouse_of
+from va_core.labels import login_name, validate_label, validate_person, warehouse_of
 from va_core.learn import LinearModel
 from va_core.warehouse import Warehouse
 
@@ -126,7 +126,7 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
         raise InputError("an override needs a reason: --override \"why this version should be served anyway\"")
     wh = warehouse_of(settings)
     validate_label(label)
-    who = by or login_name()
+    who = validate_person(by, "approver") if by is not None else login_name()
     with label_lock(settings, label):
         row = get_model(wh, label, version)
         v = int(row["model_version"])
@@ -156,7 +156,8 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
 
 def retire(settings, label: str, version: int, by: str | None = None, reason: str = "") -> dict:
     wh = warehouse_of(settings)
-    who = by or login_name()
+    validate_label(label)
+    who = validate_person(by, "approver") if by is not None else login_name()
     with label_lock(settings, label):
         row = get_model(wh, label, version)
         if row["stage"] == RETIRED:

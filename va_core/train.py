@@ -312,7 +312,8 @@ def write_model(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, model
     passed, report = model_checks.report(results)
     lin = _lineage(ls, corpus, version)
     artifact = model.to_artifact(**{k: v for k, v in lin.items() if k != "model_version"},
-                                 model_version=version, training_clips=data.keys)
+                                 model_version=version, training_clips=data.keys,
+                                 operating_curve=evaluation.curve.as_dict() if evaluation.curve else None)
     return wh.append("models", [{
         **lin, "stage": CANDIDATE, "trained_at": datetime.now(timezone.utc), "n_pos": ls.n_pos, "n_neg": ls.n_neg,
         "ap": estimate.ap, "ap_low": estimate.ap_low, "ap_high": estimate.ap_high, "n_audit": estimate.n_audit,
@@ -346,12 +347,15 @@ def _result_from_row(wh: Warehouse, row: dict, ls: LabelSet) -> TrainResult:
 
 
 def train_label(settings, label: str, trainer: str = "fast", force: bool = False,
-                encoder_id: str | None = None) -> TrainResult:
-    """Train a new model version of ``label`` on its current label set, and write everything it implies.
+                encoder_id: str | None = None, label_events_version: int | None = None,
+                trained_by: str | None = None, note: str | None = None) -> TrainResult:
+    """Train a new model version of ``label`` on its label set, and write everything it implies.
 
-    Training a label set that the latest version was already trained on (same
+    The label set is read at ``label_events_version`` (time travel; default: the current
+    version). Training a label set that the latest version was already trained on (same
     ``label_events`` version or same content, same encoder and trainer) writes nothing and
-    returns that version, unless ``force``.
+    returns that version, unless ``force``. ``trained_by`` and ``note`` go into the
+    candidate's stage event (default: the login name, "trained (TRAINER)").
     """
     validate_label(label)
     if trainer not in TRAINERS:
@@ -368,7 +372,7 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
 
     wanted_encoder = encoder_id_for(settings, encoder_id)
     with label_lock(settings, label):
-        ls = build_label_set(wh, label, write=False)
+        ls = build_label_set(wh, label, version=label_events_version, write=False)
         latest = latest_model(wh, label)
         if not force and _existing(latest, ls, wanted_encoder, trainer):
             return _result_from_row(wh, latest, ls)
@@ -393,9 +397,9 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         write_scores(wh, ls, corpus, version, scores)
         write_feeds(wh, ls, corpus, version, feeds)
         write_evaluation(wh, ls, corpus, version, evaluation, diversity, estimate)
-        trained_by = login_name()
+        trained_by = trained_by or login_name()
         write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by, estimate)
-        record_stage(wh, label, version, CANDIDATE, None, trained_by, f"trained ({trainer})")
+        record_stage(wh, label, version, CANDIDATE, None, trained_by, note or f"trained ({trainer})")
         lap("write")
     passed = all(r.passed for r in results if r.blocking)
     return TrainResult(

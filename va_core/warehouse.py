@@ -193,7 +193,7 @@ class UnknownTable(WarehouseError):
     pass
 
 
-_SAFE_VALUE = re.compile(r"^[^\x00-\x1f]*$")
+_SAFE_VALUE = re.compile(r"[^\x00-\x1f\x7f]*")  # fullmatch: no trailing-newline hole
 
 
 def sql_literal(value: Any) -> str:
@@ -205,7 +205,7 @@ def sql_literal(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
     text = str(value)
-    if not _SAFE_VALUE.match(text):
+    if not _SAFE_VALUE.fullmatch(text):
         raise WarehouseError(f"refusing a predicate value with control characters: {text!r}")
     return "'" + text.replace("'", "''") + "'"
 

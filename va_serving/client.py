@@ -6,6 +6,7 @@ module cheaply; the HTTP client is created on demand.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -105,10 +106,13 @@ class ServerProcess:
         raise ServerError(f"the model server at {self.url} was not ready after {timeout:.0f}s ({reason}); "
                           f"its log ({self.log}) ends with:\n{_tail(self.log)}")
 
-    def client(self, timeout: float = 60.0):
+    def client(self, timeout: float = 60.0, token: str | None = None):
+        """A BentoML client; ``token`` (default: the server's VA_SERVING_TOKEN) goes in ``Authorization``."""
         import bentoml
 
-        return bentoml.SyncHTTPClient(self.url, timeout=timeout, server_ready_timeout=0)
+        if token is None:
+            token = self.extra_env.get("VA_SERVING_TOKEN", os.environ.get("VA_SERVING_TOKEN"))
+        return bentoml.SyncHTTPClient(self.url, timeout=timeout, server_ready_timeout=0, token=token or None)
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM the server's process group, SIGKILL it if it lingers; returns the exit status."""

@@ -36,6 +36,11 @@ class ServingConfig:
     reload_interval_s: float = 1.0
     # Largest video /classify accepts.
     max_video_mb: float = 512.0
+    # Largest JSON body (/score): 1024 rows of 512 numbers are about 10 MB.
+    max_body_mb: float = 64.0
+    # When set, every endpoint but the health checks and the API docs asks for
+    # `Authorization: Bearer TOKEN` (see docs/DEPLOY.md). Off by default.
+    token: str | None = None
 
     @classmethod
     def from_env(cls) -> "ServingConfig":
@@ -45,4 +50,16 @@ class ServingConfig:
             max_wait_ms=_number("VA_SERVING_MAX_WAIT_MS", cls.max_wait_ms),
             reload_interval_s=_number("VA_SERVING_RELOAD_S", cls.reload_interval_s, float, 0.05),
             max_video_mb=_number("VA_SERVING_MAX_VIDEO_MB", cls.max_video_mb, float, 0.001),
+            max_body_mb=_number("VA_SERVING_MAX_BODY_MB", cls.max_body_mb, float, 0.001),
+            token=_token(),
         )
+
+
+def _token() -> str | None:
+    raw = os.environ.get("VA_SERVING_TOKEN", "")
+    if not raw.strip():
+        return None
+    if raw != raw.strip() or len(raw) < 16 or not raw.isprintable():
+        raise ConfigError("VA_SERVING_TOKEN must be at least 16 printable characters without surrounding spaces "
+                          "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+    return raw

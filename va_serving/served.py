@@ -26,6 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from va_core.errors import InputError, NotFound, VAError
+from va_core.operating import Curve, OperatingPoint, choose, curve_from_artifact
+from va_core.operating import Request as OperatingRequest
 
 log = logging.getLogger("va.serving")
 
@@ -49,14 +51,24 @@ class ServedModel:
     encoder_id: str
     model: Any = field(repr=False)  # va_core.learn.LinearModel
     lineage: dict = field(default_factory=dict, compare=False)
+    curve: Curve | None = field(default=None, repr=False, compare=False)  # held-out precision/recall
 
     @property
     def dim(self) -> int:
         return self.model.dim
 
+    @property
+    def threshold(self) -> float:
+        return float(self.model.threshold)
+
+    def operating_point(self, request: OperatingRequest) -> OperatingPoint:
+        return choose(request, self.threshold, self.curve, f"{self.label} v{self.version}")
+
     def describe(self) -> dict:
+        model_point = self.operating_point(OperatingRequest()).as_dict()
         return {"label": self.label, "version": self.version, "encoder_id": self.encoder_id, "dim": self.dim,
-                **self.lineage}
+                "threshold": self.threshold, "operating_point": model_point,
+                "operating_curve": self.curve is not None, **self.lineage}
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,12 @@ def _lineage(row: dict | None, approval: dict | None, evaluation: dict | None, a
     row, approval, evaluation = row or {}, approval or {}, evaluation or {}
     return {
         "stage": row.get("stage", "approved"),
-        "ap": approved.ap,
+        "ap": approved.ap,  # the corpus estimate (va_core.quality), None before audit labels
+        "ap_low": approved.ap_low,
+        "ap_high": approved.ap_high,
+        "n_audit": approved.n_audit,
+        "ap_method": approved.ap_method,
+        "labelled_ap": row.get("labelled_ap"),
         "ap_std": evaluation.get("ap_std"),
         "baseline_ap": evaluation.get("baseline_ap"),
         "evaluation_method": evaluation.get("method"),
@@ -153,8 +170,10 @@ def load_from_warehouse(settings) -> ServedSet:
     models = {}
     for a in approved:
         key = (a.label, a.model_version)
-        lineage = _lineage(rows.get(key), approvals.get(key), evaluations.get(key), a)
-        models[a.label] = ServedModel(a.label, a.model_version, a.encoder_id, a.model, lineage)
+        row = rows.get(key)
+        lineage = _lineage(row, approvals.get(key), evaluations.get(key), a)
+        curve = curve_from_artifact(row["artifact"]) if row else None
+        models[a.label] = ServedModel(a.label, a.model_version, a.encoder_id, a.model, lineage, curve)
     return ServedSet(models, WAREHOUSE, wh.uri, version, datetime.now(timezone.utc))
 
 
@@ -185,6 +204,7 @@ class ScoreJob:
 
     matrix: np.ndarray
     labels: tuple[str, ...]
+    point: OperatingRequest = OperatingRequest()
 
     @property
     def rows(self) -> int:
@@ -259,7 +279,7 @@ def resolve_labels(snapshot: ServedSet, labels: Sequence[str] | None, dim: int,
 
 def score_jobs(snapshot: ServedSet, jobs: Sequence[ScoreJob]) -> list[dict | Exception]:
     """Score a batch of jobs against one snapshot: one model call per label over all rows asking for it."""
-    results: list[dict | Exception] = [{"scores": {}, "versions": {}} for _ in jobs]
+    results: list[dict | Exception] = [{"scores": {}, "versions": {}, "points": {}} for _ in jobs]
     wanted: dict[str, list[int]] = {}
     for i, job in enumerate(jobs):
         for label in job.labels:
@@ -270,6 +290,12 @@ def score_jobs(snapshot: ServedSet, jobs: Sequence[ScoreJob]) -> list[dict | Exc
             for i in idx:
                 results[i] = NotFound(f"label {label!r} is no longer served (its approved model was retired)")
             continue
+        for i in idx:
+            if not isinstance(results[i], Exception):
+                try:
+                    results[i]["points"][label] = model.operating_point(jobs[i].point)
+                except VAError as exc:  # the version changed under the request and cannot give its point
+                    results[i] = exc
         idx = [i for i in idx if not isinstance(results[i], Exception)]
         if not idx:
             continue
@@ -281,6 +307,25 @@ def score_jobs(snapshot: ServedSet, jobs: Sequence[ScoreJob]) -> list[dict | Exc
             results[i]["versions"][label] = model.version
             start += len(block)
     return results
+
+
+def check_points(snapshot: ServedSet, labels: Sequence[str], point: OperatingRequest) -> None:
+    """Refuse, before scoring, an operating point one of the labels' versions cannot give."""
+    for label in labels:
+        snapshot.get(label).operating_point(point)
+
+
+def decisions(result: dict, labels: Sequence[str]) -> dict:
+    """Per label: the scores, the yes/no decisions at the chosen threshold, the threshold and the version."""
+    scores = {label: np.asarray(result["scores"][label], dtype=np.float64) for label in labels}
+    points = {label: result["points"][label] for label in labels}
+    return {
+        "scores": {label: scores[label].tolist() for label in labels},
+        "decisions": {label: (scores[label] >= points[label].threshold).tolist() for label in labels},
+        "thresholds": {label: points[label].threshold for label in labels},
+        "versions": {label: result["versions"][label] for label in labels},
+        "operating_points": {label: points[label].as_dict() for label in labels},
+    }
 
 
 # -- the live set ----------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """The BentoML service of the approved classifiers: `va serve` runs it.
 
-Endpoints (POST, JSON unless said otherwise):
+Endpoints (POST, JSON unless said otherwise; docs/ARCHITECTURE.md has the shapes):
 
-- ``/score``     ``{"embeddings": N x D, "labels": [...]?}`` -> a score per label per row
-- ``/classify``  a video file (multipart) -> its shots with a score per approved label
-- ``/models``    what is served: versions, AP, lineage, hot-reload state
+- ``/score``     ``{"embeddings": N x D, "labels": [...]?}`` -> per label the scores, the yes/no
+  decisions, the threshold and the version; ``threshold`` / ``target_precision`` /
+  ``target_recall`` choose another operating point (va_core.operating)
+- ``/classify``  a video file (multipart) -> its shots with a score and a decision per approved label
+- ``/models``    (GET too) what is served: versions, thresholds, AP, lineage, hot-reload state
 - ``/ready``     ``{"ready": bool, "reason": ...}``: the classifiers are loaded
 - GET ``/livez`` and ``/readyz`` (BentoML's); ``/readyz`` answers 503 until ``/ready`` is true
+- GET ``/`` (``/docs`` redirects there) the Swagger UI, ``/docs.json`` the OpenAPI document
 
 Where the models come from (``VA_SERVING_SOURCE``):
 
@@ -16,61 +19,54 @@ Where the models come from (``VA_SERVING_SOURCE``):
 - ``store``: the approved entries of the BentoML model store, i.e. the models packed in
   a Bento or container; fixed for the life of the process.
 
-Bad requests get a 4xx whose body names what is wrong; the service stays up.
+Every request passes va_serving.gate first (the token, the body's shape, GET /models,
+/docs). Bad requests get a 4xx ``{"error": ...}`` naming what is wrong and one log line;
+the service stays up.
 """
-import contextlib
 import logging
 import os
 import threading
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Optional
+from urllib.parse import unquote
 
 import bentoml
 import numpy as np
-from bentoml.exceptions import BentoMLException
 from bentoml.validators import DType
+from starlette.responses import JSONResponse
 
 from va_core.config import Settings
 from va_core.errors import InputError, NotFound, VAError
+from va_core.operating import Request as OperatingRequest
 from va_serving.batcher import MicroBatcher
 from va_serving.config import ServingConfig
-from va_serving.served import (WAREHOUSE, NotReady, ScoreJob, ServedModels, TooLarge, check_embeddings,
-                               resolve_labels, score_jobs)
+from va_serving.gate import UPLOAD_NAME_HEADER, Gate, refusal_line
+from va_serving.served import (WAREHOUSE, NotReady, ScoreJob, ServedModels, TooLarge, check_embeddings, check_points,
+                               decisions, resolve_labels, score_jobs)
 
 log = logging.getLogger("va.serving")
 
 SOURCE = os.environ.get("VA_SERVING_SOURCE", WAREHOUSE)
 
 
-class RequestError(BentoMLException):
-    """A domain error as an HTTP answer with a status code and the domain's message."""
+STATUS = ((TooLarge, HTTPStatus.REQUEST_ENTITY_TOO_LARGE), (NotFound, HTTPStatus.NOT_FOUND),
+          (InputError, HTTPStatus.BAD_REQUEST), (NotReady, HTTPStatus.SERVICE_UNAVAILABLE),
+          (VAError, HTTPStatus.UNPROCESSABLE_ENTITY))
 
 
-@contextlib.contextmanager
-def http_errors():
-    try:
-        yield
-    except TooLarge as exc:
-        raise RequestError(str(exc), error_code=HTTPStatus.REQUEST_ENTITY_TOO_LARGE) from None
-    except NotFound as exc:
-        raise RequestError(str(exc), error_code=HTTPStatus.NOT_FOUND) from None
-    except InputError as exc:
-        raise RequestError(str(exc), error_code=HTTPStatus.BAD_REQUEST) from None
-    except NotReady as exc:
-        raise RequestError(str(exc), error_code=HTTPStatus.SERVICE_UNAVAILABLE) from None
-    except VAError as exc:
-        raise RequestError(str(exc), error_code=HTTPStatus.UNPROCESSABLE_ENTITY) from None
+def refused(exc: VAError, path: str, upload: tuple[Path, str] | None = None) -> JSONResponse:
+    """A domain error as a JSON answer with its status, logged as one line (BentoML would log a traceback).
 
-
-@contextlib.contextmanager
-def _named_as(upload: Path):
-    """Messages about an uploaded file name the file, not the server's temporary copy."""
-    try:
-        yield
-    except InputError as exc:
-        text = str(exc).replace(str(upload), upload.name)
-        raise type(exc)(text) from None
+    With ``upload`` (the server's copy, the client's file name) the message names the client's file.
+    """
+    status = next(code for kind, code in STATUS if isinstance(exc, kind))
+    message = str(exc)
+    if upload is not None:
+        copy, name = upload
+        message = message.replace(str(copy), name).replace(copy.name, name)
+    log.warning(refusal_line("POST", path, int(status), message))
+    return JSONResponse({"error": message}, status_code=int(status))
 
 
 def _packed_models() -> list:
@@ -138,48 +134,68 @@ class VAService:
         return score_jobs(self.served.snapshot, jobs)
 
     # -- endpoints ------------------------------------------------------------------
+    # threshold / target_precision / target_recall choose the operating point (at most one;
+    # default: each version's F1-best threshold): see va_core.operating.
     @bentoml.api
     async def score(self, embeddings: Annotated[np.ndarray, DType("float32")],
-                    labels: Optional[list[str]] = None, encoder_id: Optional[str] = None) -> dict:
-        """Scores of N clip embeddings (N x D) for the given labels, or every served label of that D
-        (of ``encoder_id``'s models when given)."""
-        with http_errors():
+                    labels: Optional[list[str]] = None, encoder_id: Optional[str] = None,
+                    threshold: Optional[float] = None, target_precision: Optional[float] = None,
+                    target_recall: Optional[float] = None) -> dict:
+        """Scores and yes/no decisions of N clip embeddings (N x D) for the given labels, or every served
+        label of that D (of ``encoder_id``'s models when given), at each version's threshold or the
+        operating point asked for."""
+        try:
+            point = OperatingRequest(threshold, target_precision, target_recall)
             matrix = check_embeddings(embeddings, self.config.max_request_rows)
-            chosen = resolve_labels(self.served.snapshot, labels, matrix.shape[1], encoder_id)
-            result = await self.batcher.submit(ScoreJob(matrix, chosen))
-        return {
-            "n": int(matrix.shape[0]),
-            "scores": {label: result["scores"][label].tolist() for label in chosen},
-            "versions": {label: result["versions"][label] for label in chosen},
-        }
+            snapshot = self.served.snapshot
+            chosen = resolve_labels(snapshot, labels, matrix.shape[1], encoder_id)
+            check_points(snapshot, chosen, point)
+            result = await self.batcher.submit(ScoreJob(matrix, chosen, point))
+        except VAError as exc:
+            return refused(exc, "/score")
+        return {"n": int(matrix.shape[0]), **decisions(result, chosen)}
 
     @bentoml.api
-    def classify(self, video: Path, labels: Optional[list[str]] = None) -> dict:
-        """A video file -> its shots (as `va ingest` cuts them) with a score per approved label."""
+    def classify(self, video: Path, ctx: bentoml.Context, labels: Optional[list[str]] = None,
+                 threshold: Optional[float] = None, target_precision: Optional[float] = None,
+                 target_recall: Optional[float] = None) -> dict:
+        """A video file -> its shots (as `va ingest` cuts them) with a score and a yes/no decision per
+        approved label."""
         from va_core.video import probe
         from va_serving.classify import embed_video, encoder_for
 
-        with http_errors(), _named_as(video):
+        name = unquote(ctx.request.headers.get(UPLOAD_NAME_HEADER.decode(), "")) or video.name
+        try:
+            point = OperatingRequest(threshold, target_precision, target_recall)
             size_mb = video.stat().st_size / 1e6
             if size_mb > self.config.max_video_mb:
-                raise TooLarge(f"video of {size_mb:.1f} MB is over the limit of {self.config.max_video_mb:g} MB "
-                               "(VA_SERVING_MAX_VIDEO_MB)")
+                raise TooLarge(f"{name}: video of {size_mb:.1f} MB is over the limit of "
+                               f"{self.config.max_video_mb:g} MB (VA_SERVING_MAX_VIDEO_MB)")
             probe(video)  # not a video -> 400 before any model or encoder is touched
             snapshot = self.served.snapshot
             encoder = encoder_for(self.settings.encoder)
             chosen = resolve_labels(snapshot, labels, encoder.dim, encoder.encoder_id)
+            check_points(snapshot, chosen, point)
             embedded = embed_video(video, encoder)
-            [result] = score_jobs(snapshot, [ScoreJob(embedded.matrix, chosen)])
+            [result] = score_jobs(snapshot, [ScoreJob(embedded.matrix, chosen, point)])
             if isinstance(result, Exception):
                 raise result
+        except VAError as exc:
+            answer = refused(exc, "/classify", (video, name))
+            ctx.response.status_code = answer.status_code  # BentoML sets the answer's status from the context
+            return answer
         info = embedded.info
+        answer = decisions(result, chosen)
         shots = embedded.describe_shots()
         for i, shot in enumerate(shots):
-            shot["scores"] = {label: float(result["scores"][label][i]) for label in chosen}
+            shot["scores"] = {label: answer["scores"][label][i] for label in chosen}
+            shot["decisions"] = {label: answer["decisions"][label][i] for label in chosen}
         return {
-            "video": {"duration_s": info.duration_s, "fps": info.fps, "width": info.width, "height": info.height},
+            "video": {"name": name, "duration_s": info.duration_s, "fps": info.fps, "width": info.width,
+                      "height": info.height},
             "encoder_id": encoder.encoder_id,
-            "versions": {label: result["versions"][label] for label in chosen},
+            "versions": answer["versions"], "thresholds": answer["thresholds"],
+            "operating_points": answer["operating_points"],
             "shots": shots,
         }
 
@@ -202,3 +218,6 @@ class VAService:
 
 
 VAService.models.extend(_packed_models())
+_config = ServingConfig.from_env()
+VAService.add_asgi_middleware(Gate, token=_config.token, max_body_mb=_config.max_body_mb,
+                              max_video_mb=_config.max_video_mb)

@@ -13,13 +13,19 @@ carries the current stage.
 Bento or container serves them without a warehouse.
 
 Each va home has its own store (``$VA_HOME/bentoml/models``, see
-``va_core.servers.serve_env``) unless BENTOML_HOME is set.
+``va_core.servers.serve_env``) unless BENTOML_HOME is set. Only BentoML's public API is
+used: ``bentoml.models`` works on the store of the process's BENTOML_HOME, so the store of
+another home is read and synced in a child process with that home's environment
+(``python -m va_serving.store sync|entries --home DIR``, what ``settings=`` does below).
+A stage change re-creates the entry with the same tag, artifact and new labels: BentoML
+has no public way to change an entry's labels, and its files are not ours to edit.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -29,7 +35,7 @@ from typing import Iterator
 KIND = "va-linear-classifier"
 ARTIFACT = "artifact.json"
 PREFIX = "va-"
-_TAG = re.compile(r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$")
+_TAG = re.compile(r"[a-z0-9]([-._a-z0-9]*[a-z0-9])?")  # used with fullmatch: no trailing newline
 
 
 def store_name(label: str) -> str:
@@ -39,10 +45,11 @@ def store_name(label: str) -> str:
     long and end with ``-`` or ``_``, so such names get a digest suffix.
     """
     name = PREFIX + label
-    if len(name) <= 63 and _TAG.match(name):
+    if len(name) <= 63 and _TAG.fullmatch(name):
         return name
     digest = hashlib.sha1(label.encode()).hexdigest()[:8]
-    return f"{PREFIX}{label[:50].rstrip('-_')}-{digest}"
+    readable = re.sub(r"[^-._a-z0-9]", "", label[:50]).rstrip("-_.")
+    return f"{PREFIX}{readable}-{digest}"
 
 
 def store_dir(settings=None) -> Path:
@@ -51,22 +58,28 @@ def store_dir(settings=None) -> Path:
         from va_core.servers import serve_env
 
         return Path(serve_env(settings)["BENTOML_HOME"]) / "models"
-    return Path(_model_store(None)._path)
+    return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml").expanduser() / "models"
 
 
 def store_location() -> str:
     return str(store_dir())
 
 
-def _model_store(settings=None):
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from bentoml._internal.models.model import ModelStore
+def _in_home(settings, command: str, *extra: str) -> list[dict]:
+    """Run ``python -m va_serving.store COMMAND`` with the home's BENTOML_HOME; its JSON answer."""
+    import subprocess
+    import sys
 
-    if settings is None:
-        return BentoMLContainer.model_store.get()
-    path = store_dir(settings)
-    path.mkdir(parents=True, exist_ok=True)
-    return ModelStore(str(path))
+    from va_core.errors import VAError
+    from va_core.servers import serve_env
+
+    argv = [sys.executable, "-m", "va_serving.store", command, "--home", str(settings.home), *extra]
+    proc = subprocess.run(argv, env=serve_env(settings), capture_output=True, text=True, timeout=300)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise VAError(f"the model store of {settings.home} could not be read or synced (status "
+                      f"{proc.returncode}): {proc.stderr.strip()[-1500:]}")
+    return json.loads(lines[-1])
 
 
 @dataclass(frozen=True)
@@ -83,14 +96,19 @@ class StoreEntry:
         from va_core.learn import LinearModel
         from va_serving.served import ServedModel
 
-        model = LinearModel.from_artifact((self.path / ARTIFACT).read_text())
+        from va_core.operating import curve_from_artifact
+
+        artifact = (self.path / ARTIFACT).read_text()
+        model = LinearModel.from_artifact(artifact)
         meta = self.metadata
         lineage = {
-            "stage": self.stage, "ap": meta.get("ap"), "n_pos": meta.get("n_pos"), "n_neg": meta.get("n_neg"),
+            "stage": self.stage, "ap": meta.get("ap"), "ap_low": meta.get("ap_low"), "ap_high": meta.get("ap_high"),
+            "n_audit": meta.get("n_audit"), "ap_method": meta.get("ap_method"),
+            "n_pos": meta.get("n_pos"), "n_neg": meta.get("n_neg"),
             "trainer": meta.get("trainer"), "trained_at": meta.get("trained_at"),
             "label_events_version": meta.get("label_events_version"), "store_tag": self.tag,
         }
-        return ServedModel(self.label, self.version, meta["encoder_id"], model, lineage)
+        return ServedModel(self.label, self.version, meta["encoder_id"], model, lineage, curve_from_artifact(artifact))
 
 
 def _entry(model) -> StoreEntry | None:
@@ -104,8 +122,13 @@ def _entry(model) -> StoreEntry | None:
 
 def entries(settings=None, stage: str | None = None) -> list[StoreEntry]:
     """va's entries in the store (of ``settings``' home, else this process's), newest version last."""
-    store = _model_store(settings)
-    found = [e for e in (_entry(m) for m in store.list()) if e is not None]
+    import bentoml
+
+    if settings is not None:
+        found = [StoreEntry(d["tag"], d["label"], d["version"], d["stage"], Path(d["path"]), d["metadata"])
+                 for d in _in_home(settings, "entries")]
+    else:
+        found = [e for e in (_entry(m) for m in bentoml.models.list()) if e is not None]
     if stage is not None:
         found = [e for e in found if e.stage == stage]
     return sorted(found, key=lambda e: (e.label, e.version))
@@ -120,25 +143,17 @@ def _metadata(row: dict, digest: str) -> dict:
         return None if v is None else cast(v)
 
     trained = row.get("trained_at")
-    return {
-        "kind": KIND, "ap": num(row.get("ap"), float), "n_pos": num(row.get("n_pos"), int),
+    meta = {
+        "kind": KIND, "ap": num(row.get("ap"), float), "ap_low": num(row.get("ap_low"), float),
+        "ap_high": num(row.get("ap_high"), float), "n_audit": num(row.get("n_audit"), int),
+        "ap_method": row.get("ap_method"), "n_pos": num(row.get("n_pos"), int),
         "n_neg": num(row.get("n_neg"), int), "encoder_id": row["encoder_id"],
         "label_events_version": num(row.get("label_events_version"), int),
         "trainer": row.get("trainer"), "trained_at": trained.isoformat() if hasattr(trained, "isoformat") else trained,
         "artifact_sha256": digest,
     }
-
-
-def _set_stage(model, stage: str) -> None:
-    """Rewrite the entry's model.yaml with a new stage label, atomically (write, then rename)."""
-    import yaml
-
-    path = Path(model.path) / "model.yaml"
-    info = yaml.safe_load(path.read_text())
-    info.setdefault("labels", {})["stage"] = stage
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(info, sort_keys=False))
-    os.replace(tmp, path)
+    # BentoML's metadata takes no None: a missing value (e.g. no corpus estimate yet) is left out
+    return {k: v for k, v in meta.items() if v is not None}
 
 
 @contextlib.contextmanager
@@ -153,52 +168,82 @@ def _sync_lock(store_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _create(tag: str, row: dict, digest: str) -> None:
+    import bentoml
+
+    labels = {"label": row["label"], "stage": row["stage"], "version": str(int(row["model_version"]))}
+    with bentoml.models.create(tag, labels=labels, metadata=_metadata(row, digest)) as created:
+        Path(created.path_of(ARTIFACT)).write_text(row["artifact"])
+
+
 def sync_models(settings, *, into=None) -> list[dict]:
     """Mirror the ``models`` table into the model store; returns what changed.
 
-    ``into`` is ``None`` for the store of ``settings``' home, or ``"process"`` for the store
-    this process already uses (the model server: BENTOML_HOME is set for it).
-    Each change is ``{"tag", "label", "version", "stage", "action"}`` with action
-    ``created`` / ``restaged`` / ``replaced`` / ``removed``.
+    ``into`` is ``None`` for the store of ``settings``' home (synced in a child process),
+    or ``"process"`` for the store this process uses (the model server: BENTOML_HOME is
+    set for it). Each change is ``{"tag", "label", "version", "stage", "action"}`` with
+    action ``created`` / ``restaged`` / ``replaced`` / ``removed``.
     """
+    if into != "process":
+        return _in_home(settings, "sync")
     import bentoml
-    from bentoml._internal.tag import Tag
 
     from va_core.registry import models_frame
     from va_core.warehouse import Warehouse
 
-    store = _model_store(None if into == "process" else settings)
     rows = models_frame(Warehouse.from_settings(settings)).to_dicts()
     changes = []
-    with _sync_lock(Path(store._path)):
-        existing = {str(m.tag): m for m in store.list() if m.info.metadata.get("kind") == KIND}
+    with _sync_lock(store_dir()):
+        existing = {str(m.tag): m for m in bentoml.models.list() if m.info.metadata.get("kind") == KIND}
         wanted = set()
         for row in rows:
             label, version, stage = row["label"], int(row["model_version"]), row["stage"]
-            tag = Tag(store_name(label), f"v{version}")
-            wanted.add(str(tag))
+            tag = f"{store_name(label)}:v{version}"
+            wanted.add(tag)
             digest = hashlib.sha256(row["artifact"].encode()).hexdigest()
-            model = existing.get(str(tag))
+            model = existing.get(tag)
             action = None
             if model is not None and model.info.metadata.get("artifact_sha256") != digest:
-                # the warehouse was rebuilt and reused the version number for a different model
-                store.delete(tag)
-                model, action = None, "replaced"
-            if model is None:
-                with bentoml.models.create(tag, labels={"label": label, "stage": stage, "version": str(version)},
-                                           metadata=_metadata(row, digest), _model_store=store) as created:
-                    Path(created.path_of(ARTIFACT)).write_text(row["artifact"])
-                action = action or "created"
-            elif model.info.labels.get("stage") != stage:
-                _set_stage(model, stage)
+                action = "replaced"  # the warehouse was rebuilt and reused the version number for another model
+            elif model is not None and model.info.labels.get("stage") != stage:
                 action = "restaged"
+            elif model is None:
+                action = "created"
+            if action in ("replaced", "restaged"):
+                bentoml.models.delete(tag)
             if action:
-                changes.append({"tag": str(tag), "label": label, "version": version, "stage": stage,
-                                "action": action})
+                _create(tag, row, digest)
+                changes.append({"tag": tag, "label": label, "version": version, "stage": stage, "action": action})
         for tag, model in existing.items():
             if tag not in wanted:
-                store.delete(model.tag)
+                bentoml.models.delete(tag)
                 labels = model.info.labels
                 changes.append({"tag": tag, "label": labels.get("label"), "version": int(labels.get("version", 0)),
                                 "stage": labels.get("stage"), "action": "removed"})
     return changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m va_serving.store sync|entries --home DIR``: one JSON line on stdout (run by ``settings=``)."""
+    import argparse
+
+    from va_core.config import Settings
+
+    parser = argparse.ArgumentParser(prog="python -m va_serving.store")
+    parser.add_argument("command", choices=["sync", "entries"])
+    parser.add_argument("--home", required=True)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(home=args.home)
+    if args.command == "sync":
+        result = sync_models(settings, into="process")
+    else:
+        result = [{"tag": e.tag, "label": e.label, "version": e.version, "stage": e.stage, "path": str(e.path),
+                   "metadata": e.metadata} for e in entries()]
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

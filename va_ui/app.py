@@ -15,13 +15,12 @@ import polars as pl
 from va_core.errors import VAError
 from va_ui import handlers as h
 from va_ui import panels, views
-from va_ui.auth import authenticator
 
 TITLE = "va · Video Annotator"
 SOURCE_CHOICES = [
     ("next (let va choose)", "next"), ("top positives", "top_positive"), ("top negatives", "top_negative"),
     ("borderline", "borderline"), ("random", "random"),
-    ("audit (random by score strata: measures the model)", "audit"), ("zero-shot (description)", "zero_shot"),
+    ("audit (measures the model on the corpus)", "audit"), ("zero-shot (description)", "zero_shot"),
 ]
 KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
              '<kbd>U</kbd> undo · <kbd>B</kbd> build</div>')
@@ -66,8 +65,6 @@ SHOWN_KEY_JS = "(...args) => { args[0] = document.querySelector('#va-player [dat
 
 
 def build_app(settings) -> gr.Blocks:
-    login = authenticator(settings) is not None
-
     with gr.Blocks(title=TITLE) as app:
         session = gr.State(h.Session())
         remembered_name = gr.BrowserState("", storage_key="va-annotator")
@@ -76,9 +73,10 @@ def build_app(settings) -> gr.Blocks:
             gr.Markdown(f"## {TITLE}")
             label = gr.Dropdown(choices=h.label_choices(settings), value=None, label="Label",
                                 info="what you are teaching va to find", scale=2, elem_id="va-label")
-            name = gr.Textbox(label="Your name", placeholder="e.g. maria", visible=not login, scale=1,
+            # Shown as the page loads: a login names the annotator, else the typed name (va_ui.logins).
+            name = gr.Textbox(label="Your name", placeholder="e.g. maria", visible=False, scale=1,
                               elem_id="va-name")
-            who = gr.Markdown(visible=login, elem_id="va-who")
+            who = gr.Markdown(visible=False, elem_id="va-who")
         banner = panels.encoder_banner(settings)
         if banner:
             gr.HTML(f'<div class="va-banner">{banner}</div>')
@@ -164,7 +162,8 @@ def build_app(settings) -> gr.Blocks:
         def on_load(remembered, request: gr.Request):
             user = getattr(request, "username", None)
             # A name typed before the page finished loading wins over the remembered one.
-            return (remembered or gr.update(), f"Labelling as **{user}**" if user else "",
+            typed = gr.update(value=remembered, visible=not user) if remembered else gr.update(visible=not user)
+            return (typed, gr.update(value=f"Labelling as **{user}**" if user else "", visible=bool(user)),
                     gr.update(choices=h.label_choices(settings)))
 
         app.load(on_load, [remembered_name], [name, who, label])

@@ -20,9 +20,8 @@ QUEUE_K = 20
 PREVIEW_K = 4
 SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "audit", "zero_shot"]
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
-MAX_NAME = 64
-MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "encoder_id", "trainer",
-                 "checks_passed"]
+MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "ap_low", "ap_high",
+                 "n_audit", "ap_method", "labelled_ap", "encoder_id", "trainer", "checks_passed"]
 
 
 def _wh(settings) -> Warehouse:
@@ -38,9 +37,7 @@ def annotator_name(login: str | None, typed: str | None) -> str:
     name = (typed or "").strip()
     if not name:
         raise InputError("type your name at the top first: every label records who gave it")
-    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
-        raise InputError(f"a name is at most {MAX_NAME} printable characters")
-    return name
+    return labels_mod.validate_person(name)  # the rule record_events applies, told before the first label
 
 
 # -- labels ---------------------------------------------------------------------------
@@ -305,9 +302,17 @@ def model_history(settings, label: str) -> pl.DataFrame:
     models = wh.read("models", columns=MODEL_COLUMNS, where={"label": label})
     if models.height == 0:
         return pl.DataFrame()
-    evals = wh.read("evaluations", where={"label": label}).drop(["label_events_version", "encoder_id"], strict=False)
+    evals = wh.read("evaluations", where={"label": label})
+    # the estimate's columns are in both tables (equal): the models row's are kept
+    evals = evals.drop([c for c in evals.columns if c in MODEL_COLUMNS + ["label_events_version"]
+                        and c not in ("label", "model_version")])
+    from va_core.quality import audit_labels_needed
+
     return (models.join(evals, on=["label", "model_version"], how="left")
-            .with_columns((pl.col("n_pos") + pl.col("n_neg")).alias("n_labels"))
+            .with_columns((pl.col("n_pos") + pl.col("n_neg")).alias("n_labels"),
+                          pl.struct("n_audit", "n_audit_pos").map_elements(
+                              lambda r: audit_labels_needed(int(r["n_audit"] or 0), int(r["n_audit_pos"] or 0)),
+                              return_dtype=pl.Int64).alias("audit_needed"))
             .sort("model_version"))
 
 
@@ -341,6 +346,7 @@ def approval_checks(settings, label: str, version: int | None = None) -> dict:
     checks = [c.as_dict() for c in parse_report(row.get("checks_report"))]
     passed = bool(row.get("checks_passed")) and all(c["passed"] for c in checks if c["blocking"])
     return {"label": label, "model_version": int(row["model_version"]), "stage": row["stage"], "ap": row["ap"],
+            "ap_low": row.get("ap_low"), "ap_high": row.get("ap_high"), "n_audit": row.get("n_audit"),
             "n_pos": row["n_pos"], "n_neg": row["n_neg"], "encoder_id": row["encoder_id"],
             "label_events_version": row["label_events_version"], "passed": passed, "checks": checks}
 

@@ -46,13 +46,23 @@ def progress(session) -> str:
             f"{len(session.queue)} more queued{last}")
 
 
+def estimate_text(ap, low, high, n_audit, needed) -> str:
+    """The corpus estimate in words, or what it still needs (and where to get it)."""
+    ask = f"needs **{needed}** more audit labels: choose **audit** in Annotate"
+    if ap is None:
+        return f"AP on the corpus unknown ({ask})"
+    text = f"AP on the corpus **{_num(ap)}** [{_num(low)}, {_num(high)}] (90%, {n_audit or 0} audit labels)"
+    return text + (f"; provisional, {ask}" if needed else "")
+
+
 def build_status(built: dict) -> str:
     r = built["result"]
+    quality_text = estimate_text(r.ap, r.ap_low, r.ap_high, r.n_audit, r.audit_needed)
     if not r.created:
-        return (f"**{r.label} v{r.model_version}** is already trained on these labels "
-                f"(AP {_num(r.ap)} ± {_num(r.ap_std)}); label more clips to improve it.")
-    return (f"Built **{r.label} v{r.model_version}** in {built['seconds']:.2f} s: AP **{_num(r.ap)}** ± "
-            f"{_num(r.ap_std)} (random {_num(r.baseline_ap)}). Feeds refreshed.")
+        return (f"**{r.label} v{r.model_version}** is already trained on these labels ({quality_text}); "
+                "label more clips to improve it.")
+    return (f"Built **{r.label} v{r.model_version}** in {built['seconds']:.2f} s: {quality_text}; labelled-set AP "
+            f"{_num(r.labelled_ap)} ± {_num(r.ap_std)}. Feeds refreshed.")
 
 
 def quality(settings, label: str, history: pl.DataFrame) -> str:
@@ -62,30 +72,41 @@ def quality(settings, label: str, history: pl.DataFrame) -> str:
                 "Until then the zero-shot source shows clips like the description.")
     r = history.row(-1, named=True)
     method = f" ({r['method']})" if r.get("method") else ""
+    baseline = r.get("prevalence") if r.get("prevalence") is not None else r["baseline_ap"]
     lines = [
         f"### {label} v{r['model_version']} · {r['stage']}",
         "",
-        "| AP | random baseline | diversity | yes | no | conflicts | agreement | checks |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| **{_num(r['ap_mean'])}** ± {_num(r['ap_std'])}{method} | {_num(r['baseline_ap'])} | "
+        estimate_text(r.get("ap"), r.get("ap_low"), r.get("ap_high"), r.get("n_audit"), r.get("audit_needed")),
+        "",
+        "| AP on the corpus (90%) | precision · recall at threshold | random baseline | labelled-set AP | "
+        "diversity | yes | no | conflicts | agreement | checks |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| **{_num(r.get('ap'))}** [{_num(r.get('ap_low'))}, {_num(r.get('ap_high'))}] · {r.get('n_audit') or 0} "
+        f"audit labels | {_num(r.get('precision'))} · {_num(r.get('recall'))} | {_num(baseline)} | "
+        f"{_num(r['ap_mean'])} ± {_num(r['ap_std'])}{method} | "
         f"{_num(r['diversity_score'], 2)} | {r['n_pos']} | {r['n_neg']} | {r.get('n_conflicts') or 0} | "
         f"{_pct(r.get('agreement'))} | {'passed' if r['checks_passed'] else 'failed'} |",
         "",
+        "The labelled-set AP is measured on clips the feeds chose: it runs high, most of all for rare labels. "
+        "The corpus estimate rests on audit labels (random draws by score strata).",
+        "",
         "<details><summary>All versions</summary>",
         "",
-        "| version | stage | labels | AP | ± | baseline | trained |",
-        "|---|---|---|---|---|---|---|",
+        "| version | stage | labels | AP on the corpus | 90% interval | audit labels | labelled-set AP | trained |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for v in history.sort("model_version", descending=True).iter_rows(named=True):
         trained = v["trained_at"].strftime("%Y-%m-%d %H:%M") if v.get("trained_at") else ""
-        lines.append(f"| v{v['model_version']} | {v['stage']} | {v['n_labels']} | {_num(v['ap_mean'])} | "
-                     f"{_num(v['ap_std'])} | {_num(v['baseline_ap'])} | {trained} |")
+        interval = "–" if v.get("ap") is None else f"[{_num(v.get('ap_low'))}, {_num(v.get('ap_high'))}]"
+        lines.append(f"| v{v['model_version']} | {v['stage']} | {v['n_labels']} | {_num(v.get('ap'))} | {interval} | "
+                     f"{v.get('n_audit') or 0} | {_num(v['ap_mean'])} | {trained} |")
     lines += ["", "</details>"]
     return "\n".join(lines)
 
 
 def ap_chart(history: pl.DataFrame, width: int = 720, height: int = 260) -> str:
-    """AP (with its spread) and the random baseline against the number of labels, per model version.
+    """AP on the corpus (with its 90% interval), the labelled-set AP and the random baseline against the
+    number of labels, per model version.
 
     Inline SVG: drawn by the browser at once, no image to render on the server.
     """
@@ -121,32 +142,46 @@ def ap_chart(history: pl.DataFrame, width: int = 720, height: int = 260) -> str:
 
     for x in sorted(set(xs)):
         parts.append(f'<text x="{px(x):.1f}" y="{top + ph + 16}" text-anchor="middle" fill="currentColor">{x}</text>')
-    base = [(px(r["n_labels"]), py(r["baseline_ap"])) for r in rows if r.get("baseline_ap") is not None]
+    base = [(px(r["n_labels"]), py(r["prevalence"] if r.get("prevalence") is not None else r["baseline_ap"]))
+            for r in rows if r.get("baseline_ap") is not None or r.get("prevalence") is not None]
     if base:
         parts.append('<polyline fill="none" stroke="#6b7280" stroke-dasharray="5 4" stroke-width="1.5" points="'
                      + " ".join(f"{x:.1f},{y:.1f}" for x, y in base) + '"/>')
         parts += [f'<rect x="{x - 3:.1f}" y="{y - 3:.1f}" width="6" height="6" fill="#6b7280"/>' for x, y in base]
-    pts = [(px(r["n_labels"]), py(r["ap_mean"]), r) for r in rows if r.get("ap_mean") is not None]
+    labelled = [(px(r["n_labels"]), py(r["ap_mean"]), r) for r in rows if r.get("ap_mean") is not None]
+    if labelled:
+        parts.append('<polyline fill="none" stroke="#2563eb" stroke-dasharray="2 3" stroke-width="1.5" points="'
+                     + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in labelled) + '"/>')
+    # one point per version: a version without a corpus estimate yet shows its labelled-set AP, hollow
+    for x, y, r in labelled:
+        if r.get("ap") is None:
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="none" stroke="#2563eb" stroke-width="1.5">'
+                         f'<title>v{r["model_version"]}: no corpus estimate yet (labelled-set AP {r["ap_mean"]:.3f}), '
+                         f'{r["n_labels"]} labels</title></circle>'
+                         f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" fill="currentColor">v{r["model_version"]}</text>')
+    pts = [(px(r["n_labels"]), py(r["ap"]), r) for r in rows if r.get("ap") is not None]
     if pts:
         parts.append('<polyline fill="none" stroke="#ea580c" stroke-width="2" points="'
                      + " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in pts) + '"/>')
     for x, y, r in pts:
-        std = r.get("ap_std") or 0.0
-        y1, y2 = py(r["ap_mean"] - std), py(r["ap_mean"] + std)
+        y1, y2 = py(r["ap_low"]), py(r["ap_high"])
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y1:.1f}" y2="{y2:.1f}" stroke="#ea580c"/>'
                      f'<line x1="{x - 4:.1f}" x2="{x + 4:.1f}" y1="{y1:.1f}" y2="{y1:.1f}" stroke="#ea580c"/>'
                      f'<line x1="{x - 4:.1f}" x2="{x + 4:.1f}" y1="{y2:.1f}" y2="{y2:.1f}" stroke="#ea580c"/>'
                      f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#ea580c"><title>v{r["model_version"]}: AP '
-                     f'{r["ap_mean"]:.3f} ± {std:.3f}, {r["n_labels"]} labels</title></circle>'
+                     f'{r["ap"]:.3f} [{r["ap_low"]:.3f}, {r["ap_high"]:.3f}] on the corpus, {r["n_audit"]} audit '
+                     f'labels, {r["n_labels"]} labels</title></circle>'
                      f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" fill="currentColor">v{r["model_version"]}</text>')
-    lx = left + pw - 190
-    parts.append(f'<g transform="translate({lx},{top + ph - 34})"><rect width="186" height="32" rx="4" '
+    lx = left + pw - 230
+    parts.append(f'<g transform="translate({lx},{top + ph - 48})"><rect width="226" height="46" rx="4" '
                  'fill="var(--background-fill-primary, white)" stroke="#9ca3af" stroke-opacity="0.5"/>'
                  '<line x1="8" x2="30" y1="11" y2="11" stroke="#ea580c" stroke-width="2"/>'
-                 '<text x="36" y="15" fill="currentColor">model AP ± spread</text>'
-                 '<line x1="8" x2="30" y1="24" y2="24" stroke="#6b7280" stroke-dasharray="5 4"/>'
-                 '<rect x="16" y="21" width="6" height="6" fill="#6b7280"/>'
-                 '<text x="36" y="28" fill="currentColor">random baseline</text></g></svg>')
+                 '<text x="36" y="15" fill="currentColor">AP on the corpus, 90% interval</text>'
+                 '<line x1="8" x2="30" y1="24" y2="24" stroke="#2563eb" stroke-dasharray="2 3"/>'
+                 '<text x="36" y="28" fill="currentColor">labelled-set AP (biased)</text>'
+                 '<line x1="8" x2="30" y1="37" y2="37" stroke="#6b7280" stroke-dasharray="5 4"/>'
+                 '<rect x="16" y="34" width="6" height="6" fill="#6b7280"/>'
+                 '<text x="36" y="41" fill="currentColor">random baseline</text></g></svg>')
     return "".join(parts)
 
 
@@ -157,7 +192,8 @@ def previews(feeds: dict[str, list[dict]]) -> str:
 
 
 def checks(report: dict) -> str:
-    lines = [f"**Approve {report['label']} v{report['model_version']}** (AP {_num(report['ap'])}, "
+    interval = "" if report.get("ap") is None else f" [{_num(report.get('ap_low'))}, {_num(report.get('ap_high'))}]"
+    lines = [f"**Approve {report['label']} v{report['model_version']}** (AP on the corpus {_num(report['ap'])}{interval}, "
              f"{report['n_pos']} yes / {report['n_neg']} no, encoder `{report['encoder_id']}`)?", ""]
     if not report["checks"]:
         lines.append("- no checks were recorded for this version")

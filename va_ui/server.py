@@ -2,7 +2,8 @@
 
 ``/va/clip?key=KEY`` answers with the clip's own mp4, cut once and cached under VA_HOME
 (:mod:`va_core.playback`). The key is looked up in the tables; no request text becomes a
-path. With a users file, the clip route asks for the same login as the app.
+path. The clip route asks for the same login as the app; both follow the users file
+while the app runs (:mod:`va_ui.logins`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from starlette.routing import Mount
 from va_core.errors import InputError, NotFound
 from va_core.playback import clip_file
 from va_ui.app import TITLE, build_app
-from va_ui.auth import authenticator
+from va_ui.auth import users_file
+from va_ui.logins import LOGIN_MESSAGE, Logins
 from va_ui.views import CLIP_ROUTE, CSS, KEYS_JS
 
 
@@ -39,11 +41,11 @@ def logged_in_user(api: FastAPI, request: Request) -> str | None:
 def create_server(settings) -> FastAPI:
     """The whole web app for one va home, ready for uvicorn."""
     api = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
-    check = authenticator(settings)
+    logins = Logins(users_file(settings))
 
     @api.get(CLIP_ROUTE)
     def clip(request: Request, key: str = Query(..., max_length=512)):
-        if check is not None and logged_in_user(api, request) is None:
+        if logins.door().needs_login and logged_in_user(api, request) is None:
             raise HTTPException(status_code=401, detail="log in to watch clips")
         try:
             path = clip_file(settings, key)
@@ -55,10 +57,13 @@ def create_server(settings) -> FastAPI:
         return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400"})
 
     blocks = build_app(settings)
-    return gr.mount_gradio_app(
-        api, blocks, path="/", auth=check, auth_message="Log in with your va user name.",
+    # Mounted with a login; Logins then opens or closes it as the users file says.
+    app = gr.mount_gradio_app(
+        api, blocks, path="/", auth=logins.check, auth_message=LOGIN_MESSAGE,
         css=CSS, head=KEYS_JS, footer_links=[], show_error=True, ssr_mode=False,
     )
+    logins.bind(_gradio_app(app), blocks).start()
+    return app
 
 
 def _warm(settings) -> None:

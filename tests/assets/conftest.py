@@ -23,12 +23,15 @@ def va_resource() -> VAResource:
 def evaluate_tick(sensor, instance, cursor, va_resource):
     """Evaluate one sensor tick the way the daemon does: returns (result, new cursor).
 
-    Dynamic partitions the tick asks for are added to the instance, as the daemon would.
+    Asset events the tick returns are recorded and the dynamic partitions it asks for are
+    added to the instance, as the daemon does.
     """
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"va": va_resource})
     result = sensor(context)
     if isinstance(result, dg.SkipReason):
         return result, cursor
+    for event in result.asset_events or []:
+        instance.report_runless_asset_event(event)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result, result.cursor if result.cursor is not None else cursor

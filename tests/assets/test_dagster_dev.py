@@ -79,3 +79,15 @@ def test_a_label_written_with_va_label_is_retrained_by_the_daemon(ball_home, dag
 
         assert server.wait_for("the run to finish", finished_runs, RETRAIN_S) == {
             f"ball@{second}": dg.DagsterRunStatus.SUCCESS}
+
+        # the catalog shows what was written outside Dagster too: v1 (trained by train_label
+        # before the server started) and the videos `va ingest` wrote, by catalog_sensor's ticks
+        def catalog():
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(dg.AssetKey("classifier"), asset_partitions=["ball"]), limit=10).records
+            versions = sorted(r.asset_materialization.metadata["model_version"].value for r in records)
+            videos = instance.get_materialized_partitions(dg.AssetKey("clip_embeddings"))
+            return (versions, len(videos)) if versions == [1, 2] and videos else None
+
+        versions, n_videos = server.wait_for("the catalog of v1, v2 and the videos", catalog, RETRAIN_S)
+        assert n_videos == wh.read("videos").height

@@ -106,3 +106,33 @@ def test_zero_shot_uses_the_description_and_skips_labelled_clips(tmp_path):
     args = type("A", (), {"label": "sunset", "feed": None, "k": 3})
     data, text = feeds.cli_feeds(args, settings)
     assert list(data["feeds"]) == ["zero_shot"] and "sunset / zero_shot" in text
+
+
+def test_sampled_feeds_carry_their_design_and_are_never_redrawn(loop):
+    settings, wh, corpus, result = loop
+    audit = feeds.get_feed(settings, "topic1", "audit", 30)
+    how = [i["provenance"] for i in audit]
+    assert {h["draw_id"] for h in how} == {f"audit@v{result.model_version}"}
+    assert all(0 < h["inclusion_prob"] <= 1 and h["stratum_low"] <= i["score"] + 1e-6 for h, i in zip(how, audit))
+    assert len({h["stratum"] for h in how}) >= 3  # a prefix of the draw spans the strata
+    random = feeds.get_feed(settings, "topic1", "random", 5)[0]["provenance"]
+    assert random["stratum"] == 0 and random["inclusion_prob"] == pytest.approx(
+        feeds.FEED_SIZE / random["stratum_size"])
+    # more than the draw holds: what is left of it, not a new draw
+    assert len(feeds.get_feed(settings, "topic1", "audit", 500)) <= feeds.FEED_SIZE
+    first = feeds.get_feed(settings, "topic1", "top_positive", 2)[0]
+    ranked = first["provenance"]
+    stored = wh.read("feeds", where={"label": "topic1", "feed": "top_positive", "clip_key": first["clip_key"]})
+    # the rank recorded is the clip's place in the stored feed (clips labelled since are skipped)
+    assert ranked["rank"] == stored["rank"][0] and "draw_id" not in ranked
+    assert ranked["chosen_by_version"] == result.model_version
+
+
+def test_an_audit_before_any_model_is_a_uniform_draw(tmp_path):
+    settings, wh, corpus = make_home(tmp_path / "home", n=300)
+    record_events(settings, truth_events(corpus, "fresh", 2, sample_rows(corpus, 2, 1, 1)))
+    items = feeds.get_feed(settings, "fresh", "audit", 10)
+    assert len(items) == 10 and all(i["feed"] == "audit" for i in items)
+    how = items[0]["provenance"]
+    assert how["draw_id"].startswith("random@") and how["stratum_size"] == 298
+    assert how["inclusion_prob"] == pytest.approx(10 / 298)

@@ -196,3 +196,50 @@ def test_import_refuses_a_folder_that_is_not_the_dataset(tmp_path, settings, cap
     assert main(["import-va-dataset", str(tmp_path), "--json"]) == 2
     assert "embeddings.h5" in json.loads(capsys.readouterr().out)["error"]
     assert not (settings.home / "warehouse" / "clips").exists()
+
+
+def test_a_label_with_no_aggregated_clip_is_skipped_with_a_message(dataset, settings, wh, capsys, tmp_path):
+    import shutil
+
+    fixture, ds = dataset
+    root = tmp_path / "released"
+    shutil.copytree(ds.root, root)
+    (root / "agg" / "empty-one.json").write_text(json.dumps({"data": []}))
+    assert main(["import-va-dataset", str(root), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["labels"] == {"action": 3 * 120, "sci-fi": 3 * 80}
+    assert "empty-one" in report["labels_skipped"] and "empty 'data' list" in report["labels_skipped"]["empty-one"]
+    assert "skipped empty-one" in captured.err
+    assert set(wh.read("label_events")["label"]) == {"action", "sci-fi"}
+
+
+def test_a_bad_label_file_name_refuses_the_import_before_anything_is_written(dataset, settings, capsys, tmp_path):
+    import shutil
+
+    fixture, ds = dataset
+    root = tmp_path / "released"
+    shutil.copytree(ds.root, root)
+    shutil.copy(root / "agg" / "action.json", root / "agg" / "Bad Name.json")
+    assert main(["import-va-dataset", str(root), "--json"]) == 2
+    assert "'Bad Name'" in json.loads(capsys.readouterr().out)["error"]
+    assert not (settings.home / "warehouse" / "clips").exists()
+
+
+def test_a_yt_id_that_is_not_a_plain_id_refuses_the_import(dataset, settings, capsys, tmp_path):
+    import shutil
+
+    fixture, ds = dataset
+    root = tmp_path / "released"
+    shutil.copytree(ds.root, root)
+    shots = pl.read_csv(root / "shot-data.csv")
+    first = shots["yt_id"][0]
+    bad = "nl\n"
+    shots = shots.with_columns(
+        pl.when(pl.col("yt_id") == first).then(pl.lit(bad)).otherwise(pl.col("yt_id")).alias("yt_id"),
+        pl.when(pl.col("yt_id") == first).then(pl.format("{}|{}", pl.lit(bad), pl.col("frame_in")))
+        .otherwise(pl.col("key")).alias("key"))
+    shots.write_csv(root / "shot-data.csv")
+    assert main(["import-va-dataset", str(root), "--json"]) == 2
+    assert "have a yt_id that is not 1-64 characters" in json.loads(capsys.readouterr().out)["error"]
+    assert not (settings.home / "warehouse" / "clips").exists()

@@ -28,11 +28,11 @@ def truth(ingested_truth) -> dict[str, dict]:
 class AppServer:
     """``python -m va_ui`` in a subprocess, exactly as ``va ui`` runs it."""
 
-    def __init__(self, home: Path, log: Path):
+    def __init__(self, home: Path, log: Path, env: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, VA_HOME=str(home), VA_ENCODER="tiny", GRADIO_ANALYTICS_ENABLED="False",
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", **(env or {}))
         self.log = log
         self._log_file = open(log, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "va_ui", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -67,5 +67,5 @@ class AppServer:
 
 @pytest.fixture(scope="session")
 def app_server():
-    """``app_server(home, log) -> AppServer`` (started and answering)."""
-    return lambda home, log: AppServer(home, log).wait()
+    """``app_server(home, log, env=None) -> AppServer`` (started and answering)."""
+    return lambda home, log, env=None: AppServer(home, log, env).wait()

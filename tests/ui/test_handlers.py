@@ -142,14 +142,16 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     assert "Built" in panels.build_status(built)
 
     history = h.model_history(ui_settings, label)
-    assert history["n_labels"].to_list() == [12] and history["ap_mean"][0] == pytest.approx(result.ap)
+    assert history["n_labels"].to_list() == [12] and history["ap_mean"][0] == pytest.approx(result.labelled_ap)
     text = panels.quality(ui_settings, label, history)
-    assert f"{result.ap:.3f}" in text and f"{result.baseline_ap:.3f}" in text
+    # no audit label yet: no corpus estimate, and the Model part says what to do about it
+    assert result.ap is None and f"{result.labelled_ap:.3f}" in text and f"{result.baseline_ap:.3f}" in text
+    assert f"needs **{result.audit_needed}** more audit labels: choose **audit** in Annotate" in text
     chart = panels.ap_chart(history)
-    assert chart.startswith("<svg") and chart.count("<circle") == 1 and f"v1: AP {result.ap:.3f}" in chart
+    assert chart.startswith("<svg") and chart.count("<circle") == 1 and "v1: no corpus estimate yet" in chart
 
     previews = h.feed_previews(ui_settings, label)
-    assert set(previews) == {"top_positive", "top_negative", "borderline", "random"}
+    assert set(previews) == {"top_positive", "top_negative", "borderline", "random", "audit"}
     labelled = set(_events(wh, label)["clip_key"])
     assert all(i["clip_key"] not in labelled for items in previews.values() for i in items)
 
@@ -170,6 +172,30 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     assert done["stage"] == "approved" and "approved" in panels.approved(done)
     events = wh.read("model_stage_events", where={"label": label})
     assert ("approved", "maria") in events.select("stage", "changed_by").rows()
+
+
+def test_an_audit_round_in_annotate_gives_the_model_part_its_corpus_estimate(ui_settings, wh, truth, colour):
+    label = f"{colour}_audit"
+    _label_by_truth(ui_settings, label, truth, colour)
+    h.build(ui_settings, label)
+    s = h.start(ui_settings, h.Session(), label, "audit")
+    answered = 0
+    while s.current is not None and answered < 60:
+        s = h.answer(ui_settings, s, truth[s.current["clip_key"]] == colour, "maria", s.current["clip_key"])
+        answered += 1
+    events = _events(wh, label).filter(pl.col("source") == "audit")
+    assert events.height == answered > 0 and events["draw_id"].unique().to_list() == ["audit@v1"]
+    assert events["inclusion_prob"].null_count() == 0 and events["stratum_size"].min() >= 1
+    result = h.build(ui_settings, label)["result"]
+    assert result.n_audit == answered
+    history = h.model_history(ui_settings, label)
+    text = panels.quality(ui_settings, label, history)
+    if result.ap is None:  # no positive among the draws: the part still says what is missing
+        assert "more audit labels" in text
+    else:
+        assert f"**{result.ap:.3f}** [{result.ap_low:.3f}, {result.ap_high:.3f}]" in text
+        assert f"v2: AP {result.ap:.3f} [{result.ap_low:.3f}, {result.ap_high:.3f}] on the corpus" in \
+            panels.ap_chart(history)
 
 
 def test_a_version_that_failed_its_checks_cannot_be_approved(ui_settings, wh, truth, colour):

@@ -1,23 +1,23 @@
 """Per-label assets: label_set -> classifier -> evaluation -> clip_scores -> feeds.
 
-One dynamic partition per label. Each asset calls one step of ``va_core.train`` (the same
-steps ``va train`` and the labelling app's Build run through ``train_label``) and owns one
-warehouse table; the next asset reads what the previous one stored, so every step can be
-re-run on its own from the Dagster UI.
+One dynamic partition per label. ``label_set`` stores the label set at the run's
+``label_events`` version; the four model assets are one step that calls
+``va_core.train.train_label`` (what ``va train`` and the labelling app's Build call), so a
+model version is composed in one place and is the same whoever trains it.
 """
 
 import json
-from typing import Any, NamedTuple
 
 import dagster as dg
 
 from va_assets import tags
-from va_assets.metadata import as_metadata, definition_metadata, markdown_table, table_metadata
+from va_assets.metadata import definition_metadata, markdown_table, table_metadata
 from va_assets.partitions import label_partitions
 from va_assets.resources import VAResource
 
 GROUP = "label_models"
 TRAINER = "fast"  # what the sensor retrains with; `va train LABEL --trainer reference` for the paper's
+DAGSTER_TRAINER = "dagster"  # who a version trained by a run is recorded as (model_stage_events.by)
 
 CONFLICT_CHECK = "no_conflicting_labels_in_training"
 EMBEDDING_CHECK = "embedding_consistent"
@@ -52,41 +52,6 @@ def _stored_label_set(wh, label: str):
     return build_label_set(wh, label, version=int(rows["label_events_version"][0]), write=False)
 
 
-class _Latest(NamedTuple):
-    """The run's label, its latest model version, and the label set and corpus that version was trained on."""
-
-    label: str
-    wh: Any
-    row: dict
-    version: int
-    label_set: Any
-    corpus: Any
-
-
-def _latest(context, va: VAResource) -> _Latest:
-    from va_core.errors import NotFound
-    from va_core.registry import latest_model
-    from va_core.train import build_label_set, corpus_for
-
-    label = _label(context)
-    wh = va.warehouse()
-    row = latest_model(wh, label)
-    if row is None:
-        raise NotFound(f"{label!r} has no model version: materialise classifier first")
-    ls = build_label_set(wh, label, version=row["label_events_version"], write=False)
-    return _Latest(label, wh, row, int(row["model_version"]), ls, corpus_for(va.settings(), row["encoder_id"]))
-
-
-def _check_result(result, asset_key: str) -> dg.AssetCheckResult:
-    """A va_core check as a Dagster asset check (same name, same verdict, its numbers as metadata)."""
-    return dg.AssetCheckResult(
-        asset_key=asset_key, check_name=result.name, passed=bool(result.passed),
-        severity=dg.AssetCheckSeverity.ERROR if result.blocking else dg.AssetCheckSeverity.WARN,
-        description=result.message,
-        metadata={"message": result.message, **{k: as_metadata(v) for k, v in result.metadata.items()}},
-    )
-
-
 @dg.asset(
     partitions_def=label_partitions,
     group_name=GROUP,
@@ -103,77 +68,28 @@ def label_set(context: dg.AssetExecutionContext, va: VAResource) -> dg.Materiali
     wh = va.warehouse()
     version = _requested_version(context, wh)
     ls = build_label_set(wh, label, version=version)
-    written = wh.version("label_sets")
     s = ls.summary()
     context.log.info(f"{label} at label_events v{version}: {s['n_pos']} positive, {s['n_neg']} negative, "
                      f"{s['n_conflicts']} conflicts")
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            wh, "label_sets", written, rows=ls.clips.height, read={"label_events": version},
-            label_events_version=version, n_pos=s["n_pos"], n_neg=s["n_neg"], n_conflicts=s["n_conflicts"],
-            n_events=s["n_events"], n_annotators=s["n_annotators"],
-            agreement=float(s["agreement"]) if s["agreement"] is not None else None,
-        ),
-        data_version=dg.DataVersion(f"label_events@{version}"),
+    return dg.MaterializeResult(metadata=label_set_metadata(wh, ls, wh.version("label_sets")),
+                                data_version=dg.DataVersion(f"label_events@{version}"))
+
+
+def label_set_metadata(wh, ls, written: int | None) -> dict:
+    """What the label_set asset shows (also for label sets that ``train_label`` stored outside Dagster)."""
+    s = ls.summary()
+    version = ls.label_events_version
+    return table_metadata(
+        wh, "label_sets", written, rows=ls.clips.height, read={"label_events": version},
+        label_events_version=version, n_pos=s["n_pos"], n_neg=s["n_neg"], n_conflicts=s["n_conflicts"],
+        n_events=s["n_events"], n_annotators=s["n_annotators"],
+        agreement=float(s["agreement"]) if s["agreement"] is not None else None,
     )
 
 
-@dg.asset(
-    partitions_def=label_partitions,
-    group_name=GROUP,
-    deps=[label_set, dg.AssetDep("clip_embeddings", partition_mapping=dg.AllPartitionMapping())],
-    output_required=False,
-    description="A new model version: logistic regression on the clip embeddings of the stored label set "
-                "(conflicts excluded), registered as a candidate with its checks. Table: models.",
-    metadata=definition_metadata("models"),
-    kinds={"delta", "scikitlearn"},
-)
-def classifier(context: dg.AssetExecutionContext, va: VAResource):
-    from va_core.learn import MIN_PER_CLASS
-    from va_core.registry import CANDIDATE, get_model, label_lock, latest_model, record_stage
-    from va_core.train import (_existing, choose_classifier, corpus_for, evaluate_classifier, next_model_version,
-                               run_checks, training_data, write_model)
-
-    label = _label(context)
-    settings = va.settings()
-    wh = va.warehouse()
-    ls = _stored_label_set(wh, label)
-    if ls.n_pos < MIN_PER_CLASS or ls.n_neg < MIN_PER_CLASS:
-        # Not an error: a new label starts with a handful of clips. Downstream steps are skipped.
-        context.log.info(f"{label}: {ls.n_pos} positive and {ls.n_neg} negative labels; a model needs "
-                         f"{MIN_PER_CLASS} of each. No new version.")
-        return
-    corpus = corpus_for(settings)
-    with label_lock(settings, label):
-        latest = latest_model(wh, label)
-        if _existing(latest, ls, corpus.encoder_id, TRAINER):
-            context.log.info(f"{label} v{latest['model_version']} was trained on this very label set; "
-                             "no new version")
-            version, created = int(latest["model_version"]), False
-            written = wh.version("models")
-        else:
-            data = training_data(ls, corpus, settings)
-            model = choose_classifier(wh, ls, corpus, data, TRAINER)
-            evaluation = evaluate_classifier(data, TRAINER, model)
-            results = run_checks(ls, data, model, evaluation, corpus, corpus.encoder_id)
-            version = next_model_version(wh, label)
-            written = write_model(wh, ls, corpus, version, model, data, evaluation, results, "dagster")
-            record_stage(wh, label, version, CANDIDATE, None, "dagster",
-                         f"trained by run {context.run_id} at label_events v{ls.label_events_version}")
-            created = True
-    row = get_model(wh, label, version)
-    yield dg.MaterializeResult(
-        asset_key="classifier",
-        metadata=table_metadata(
-            wh, "models", written, read={"label_sets": wh.version("label_sets"),
-                                         "label_events": ls.label_events_version,
-                                         "clip_embeddings": corpus.version},
-            model_version=version, created=created, trainer=TRAINER, encoder_id=corpus.encoder_id,
-            label_events_version=ls.label_events_version, n_pos=ls.n_pos, n_neg=ls.n_neg,
-            ap=float(row["ap"]), checks_passed=bool(row["checks_passed"]), stage=row["stage"],
-        ),
-        data_version=dg.DataVersion(f"{label}@v{version}"),
-    )
+def _float(value):
+    """A metadata number, or None (Dagster plots floats; the corpus estimate is None before audit labels)."""
+    return None if value is None else float(value)
 
 
 def _stored_checks(row: dict):
@@ -186,8 +102,11 @@ def evaluation_report(label: str, row: dict, ev: dict, checks: list) -> str:
     lines = [
         f"### {label} v{row['model_version']}",
         "",
-        f"- AP **{ev['ap_mean']:.3f}** ± {ev['ap_std']:.3f} ({ev['method']}, {ev['n_val']} clips, "
-        f"{ev['n_val_pos']} positive) vs random **{ev['baseline_ap']:.3f}**",
+        (f"- AP on the corpus **{ev['ap']:.3f}** [{ev['ap_low']:.3f}, {ev['ap_high']:.3f}] (90%, "
+         f"{ev['n_audit']} audit labels, {ev['ap_method']}) vs random **{ev['prevalence']:.3f}**"
+         if ev.get("ap") is not None else "- AP on the corpus: unknown (no labelled audit draw yet)"),
+        f"- labelled-set AP {ev['ap_mean']:.3f} ± {ev['ap_std']:.3f} ({ev['method']}, {ev['n_val']} clips, "
+        f"{ev['n_val_pos']} positive) vs random {ev['baseline_ap']:.3f}",
         f"- trained on {row['n_pos']} positive and {row['n_neg']} negative clips "
         f"({ev['n_conflicts']} conflicts left out), label_events v{row['label_events_version']}",
         f"- diversity {ev['diversity_score']:.3f}" if ev.get("diversity_score") is not None else "- diversity: n/a",
@@ -202,117 +121,136 @@ def evaluation_report(label: str, row: dict, ev: dict, checks: list) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
-    partitions_def=label_partitions,
-    group_name=GROUP,
-    deps=[classifier, dg.AssetKey("clip_clusters")],
-    check_specs=[dg.AssetCheckSpec(BASELINE_CHECK, asset="evaluation",
-                                   description="Held-out AP beats the AP of random scores. Approval refuses a "
-                                               "version that fails it; feeds are still built (they are how "
-                                               "a weak model gets better).")],
-    description="Quality of the latest model version: AP (mean and spread over the paper's bootstrap), "
-                "the random baseline, data diversity over the corpus clusters, annotator agreement. "
-                "Table: evaluations.",
-    metadata=definition_metadata("evaluations"),
-    kinds={"delta", "scikitlearn"},
-)
-def evaluation(context: dg.AssetExecutionContext, va: VAResource) -> dg.MaterializeResult:
-    from va_core.checks import beats_baseline
-    from va_core.train import evaluate_classifier, label_diversity, training_data, write_evaluation
+def model_metadata(wh, row: dict, ev: dict | None, checks: list, scores, feeds, written: dict,
+                   created: bool) -> dict[str, dict]:
+    """What each asset of one model version shows, from the rows that version wrote.
 
-    label, wh, row, version, ls, corpus = _latest(context, va)
-    # Evaluation is deterministic (hash split, seeded folds and bootstrap): recomputing it
-    # here reproduces the AP stored with the model, and each table keeps a single writer.
-    from va_core.learn import LinearModel
-
-    ev = evaluate_classifier(training_data(ls, corpus, va.settings()), row["trainer"],
-                             LinearModel.from_artifact(row["artifact"]))
-    diversity = label_diversity(wh, ls, corpus)
-    written = write_evaluation(wh, ls, corpus, version, ev, diversity)
-    stored = wh.read("evaluations", where={"label": label, "model_version": version}).row(0, named=True)
-    check = beats_baseline(ev.ap.mean, ev.baseline.mean, ev.method)
-    checks = [c for c in _stored_checks(row) if c.name != BASELINE_CHECK] + [check]
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            wh, "evaluations", written,
-            read={"models": wh.version("models"), "label_events": ls.label_events_version,
-                  "clip_embeddings": corpus.version, "clip_clusters": wh.version("clip_clusters")},
-            model_version=version, ap=float(ev.ap.mean), ap_std=float(ev.ap.std),
-            baseline_ap=float(ev.baseline.mean), diversity=float(diversity) if diversity is not None else None,
-            agreement=float(ls.agreement) if ls.agreement is not None else None, method=ev.method,
-            n_val=ev.n_val, n_val_pos=ev.n_val_pos,
-            ap_reproduced=abs(float(row["ap"]) - float(ev.ap.mean)) < 1e-9,
-            report=dg.MetadataValue.md(evaluation_report(label, row, stored, checks)),
-        ),
-        check_results=[_check_result(check, "evaluation")],
-        data_version=dg.DataVersion(f"{label}@v{version}"),
-    )
-
-
-@dg.asset(
-    partitions_def=label_partitions,
-    group_name=GROUP,
-    deps=[evaluation, dg.AssetDep("clip_embeddings", partition_mapping=dg.AllPartitionMapping())],
-    description="Scores of the latest model version over every clip of the corpus. Table: clip_scores.",
-    metadata=definition_metadata("clip_scores"),
-    kinds={"delta", "numpy"},
-)
-def clip_scores(context: dg.AssetExecutionContext, va: VAResource) -> dg.MaterializeResult:
-    import numpy as np
-
-    from va_core.registry import load_model
-    from va_core.train import score_corpus, write_scores
-
-    label, wh, row, version, ls, corpus = _latest(context, va)
-    scores = score_corpus(load_model(wh, label, version), corpus)
-    written = write_scores(wh, ls, corpus, version, scores)
-    threshold = json.loads(row["artifact"]).get("threshold")
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            wh, "clip_scores", written, rows=len(scores),
-            read={"models": wh.version("models"), "clip_embeddings": corpus.version},
-            model_version=version, mean_score=float(np.mean(scores)) if len(scores) else None,
-            share_above_0_5=float(np.mean(scores > 0.5)) if len(scores) else None,
-            threshold=float(threshold) if threshold is not None else None,
-        ),
-        data_version=dg.DataVersion(f"{label}@v{version}"),
-    )
-
-
-@dg.asset(
-    partitions_def=label_partitions,
-    group_name=GROUP,
-    deps=[clip_scores],
-    description="The active-learning feeds of the latest model version (top positive, top negative, "
-                "borderline, random), already-labelled clips excluded. Table: feeds.",
-    metadata=definition_metadata("feeds"),
-    kinds={"delta", "polars"},
-)
-def feeds(context: dg.AssetExecutionContext, va: VAResource) -> dg.MaterializeResult:
+    Shared by the ``model_version`` step and by the catalog sensor (a version trained by the
+    app or ``va train``), so a version looks the same in the catalog whoever trained it.
+    ``written`` maps each table to the Delta version holding the version's rows.
+    """
     import numpy as np
     import polars as pl
 
-    from va_core.train import build_feeds, write_feeds
+    label, version = row["label"], int(row["model_version"])
+    lineage = {"model_version": version, "label_events_version": row["label_events_version"],
+               "encoder_id": row["encoder_id"], "trainer": row["trainer"]}
+    threshold = json.loads(row["artifact"]).get("threshold")
+    out = {"classifier": table_metadata(
+        wh, "models", written.get("models"), read={"label_events": row["label_events_version"]},
+        **lineage, created=created, n_pos=int(row["n_pos"]), n_neg=int(row["n_neg"]), ap=_float(row["ap"]),
+        ap_low=_float(row.get("ap_low")), ap_high=_float(row.get("ap_high")), n_audit=int(row.get("n_audit") or 0),
+        ap_method=row.get("ap_method"), labelled_ap=_float(row.get("labelled_ap")),
+        threshold=float(threshold) if threshold is not None else None,
+        checks_passed=bool(row["checks_passed"]), stage=row["stage"],
+        label_set_digest=row.get("label_set_digest"))}
+    if ev is not None:
+        out["evaluation"] = table_metadata(
+            wh, "evaluations", written.get("evaluations"), read={"label_events": row["label_events_version"]},
+            **lineage, ap=_float(ev.get("ap")), ap_low=_float(ev.get("ap_low")), ap_high=_float(ev.get("ap_high")),
+            n_audit=int(ev.get("n_audit") or 0), ap_method=ev.get("ap_method"), precision=_float(ev.get("precision")),
+            recall=_float(ev.get("recall")), prevalence=_float(ev.get("prevalence")),
+            labelled_ap=float(ev["ap_mean"]), ap_std=float(ev["ap_std"]), baseline_ap=float(ev["baseline_ap"]),
+            diversity=float(ev["diversity_score"]) if ev.get("diversity_score") is not None else None,
+            agreement=float(ev["agreement"]) if ev.get("agreement") is not None else None, method=ev["method"],
+            n_val=ev["n_val"], n_val_pos=ev["n_val_pos"],
+            report=dg.MetadataValue.md(evaluation_report(label, row, ev, checks)))
+    if scores is not None:
+        values = scores["score"].to_numpy()
+        out["clip_scores"] = table_metadata(
+            wh, "clip_scores", written.get("clip_scores"), rows=scores.height, **lineage,
+            mean_score=float(np.mean(values)) if len(values) else None,
+            share_above_threshold=float(np.mean(values > threshold)) if len(values) and threshold is not None
+            else None)
+    if feeds is not None:
+        counts = dict(feeds.group_by("feed").agg(pl.len()).iter_rows()) if feeds.height else {}
+        preview = feeds.filter(pl.col("rank") < 5).sort(["feed", "rank"]).to_dicts() if feeds.height else []
+        out["feeds"] = table_metadata(
+            wh, "feeds", written.get("feeds"), rows=feeds.height, **lineage,
+            **{f"n_{name}": int(n) for name, n in sorted(counts.items())},
+            preview=dg.MetadataValue.md(markdown_table(preview, ["feed", "rank", "clip_key", "score"])))
+    return out
 
-    label, wh, row, version, ls, corpus = _latest(context, va)
-    stored = wh.read("clip_scores", columns=["clip_key", "score", "model_version"], where={"label": label})
-    if stored.height == 0 or int(stored["model_version"][0]) != version:
-        raise dg.Failure(f"clip_scores of {label} are not those of v{version}: materialise clip_scores first")
-    by_key = dict(zip(stored["clip_key"].to_list(), stored["score"].to_list()))
-    scores = np.fromiter((by_key[k] for k in corpus.keys.tolist()), dtype=np.float32, count=len(corpus))
-    frame = build_feeds(ls, corpus, scores, version)
-    written = write_feeds(wh, ls, corpus, version, frame)
-    counts = dict(frame.group_by("feed").agg(pl.len()).iter_rows()) if frame.height else {}
-    preview = frame.filter(pl.col("rank") < 5).sort(["feed", "rank"]).to_dicts() if frame.height else []
-    return dg.MaterializeResult(
-        metadata=table_metadata(
-            wh, "feeds", written, rows=frame.height,
-            read={"clip_scores": wh.version("clip_scores"), "label_events": ls.label_events_version},
-            model_version=version, **{f"n_{name}": int(n) for name, n in sorted(counts.items())},
-            preview=dg.MetadataValue.md(markdown_table(preview, ["feed", "rank", "clip_key", "score"])),
-        ),
-        data_version=dg.DataVersion(f"{label}@v{version}"),
-    )
+
+def stored_version(wh, label: str, version: int, latest: bool = True):
+    """The rows one model version wrote: (models row, evaluations row, clip_scores, feeds).
+
+    ``clip_scores`` and ``feeds`` hold the label's latest version only: a table holding
+    another version gives None for that part, and ``latest=False`` does not read them.
+    """
+    from va_core.registry import get_model
+
+    row = get_model(wh, label, version)
+    ev = wh.read("evaluations", where={"label": label, "model_version": version})
+    if not latest:
+        return row, (ev.row(0, named=True) if ev.height else None), None, None
+    scores = wh.read("clip_scores", columns=["clip_key", "score", "model_version"], where={"label": label})
+    feeds = wh.read("feeds", where={"label": label})
+
+    def of_version(frame):
+        return frame if frame.height and set(frame["model_version"].to_list()) == {version} else None
+
+    scores = of_version(scores)
+    # no unlabelled clip left gives an empty feeds table, which belongs to the scored version
+    feeds = of_version(feeds) if feeds.height or scores is None else feeds
+    return row, (ev.row(0, named=True) if ev.height else None), scores, feeds
 
 
-label_assets = [label_set, classifier, evaluation, clip_scores, feeds]
+MODEL_ASSETS = ("classifier", "evaluation", "clip_scores", "feeds")
+_EMBEDDINGS = dg.AssetDep("clip_embeddings", partition_mapping=dg.AllPartitionMapping())
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("classifier", group_name=GROUP, deps=[label_set, _EMBEDDINGS], skippable=True,
+                     kinds={"delta", "scikitlearn"}, metadata=definition_metadata("models"),
+                     description="A new model version: logistic regression on the clip embeddings of the "
+                                 "stored label set (conflicts excluded), its decision threshold from the "
+                                 "evaluation, registered as a candidate with its checks. Table: models."),
+        dg.AssetSpec("evaluation", group_name=GROUP, deps=["classifier", "clip_clusters"], skippable=True,
+                     kinds={"delta", "scikitlearn"}, metadata=definition_metadata("evaluations"),
+                     description="Quality of the model version: AP (mean and spread over the paper's "
+                                 "bootstrap), the random baseline, data diversity over the corpus clusters, "
+                                 "annotator agreement. Table: evaluations."),
+        dg.AssetSpec("clip_scores", group_name=GROUP, deps=["evaluation", _EMBEDDINGS], skippable=True,
+                     kinds={"delta", "numpy"}, metadata=definition_metadata("clip_scores"),
+                     description="Scores of the model version over every clip of the corpus. Table: clip_scores."),
+        dg.AssetSpec("feeds", group_name=GROUP, deps=["clip_scores"], skippable=True,
+                     kinds={"delta", "polars"}, metadata=definition_metadata("feeds"),
+                     description="The active-learning feeds of the model version (top positive, top negative, "
+                                 "borderline around its threshold, random), labelled clips excluded. "
+                                 "Table: feeds."),
+    ],
+    partitions_def=label_partitions,
+    can_subset=False,
+)
+def model_version(context: dg.AssetExecutionContext, va: VAResource):
+    """One model version, written by ``va_core.train.train_label``: the function ``va train`` and
+    the app's Build call, so the same label set gives the same version whoever trains it."""
+    from va_assets.catalog import run_note
+    from va_core.learn import MIN_PER_CLASS
+    from va_core.train import train_label
+
+    label = _label(context)
+    wh = va.warehouse()
+    ls = _stored_label_set(wh, label)
+    if ls.n_pos < MIN_PER_CLASS or ls.n_neg < MIN_PER_CLASS:
+        # Not an error: a new label starts with a handful of clips. Downstream steps are skipped.
+        context.log.info(f"{label}: {ls.n_pos} positive and {ls.n_neg} negative labels; a model needs "
+                         f"{MIN_PER_CLASS} of each. No new version.")
+        return
+    result = train_label(va.settings(), label, trainer=TRAINER, label_events_version=ls.label_events_version,
+                         trained_by=DAGSTER_TRAINER,
+                         note=run_note(context.run_id, ls.label_events_version))
+    if not result.created:
+        context.log.info(f"{label} v{result.model_version} was trained on this very label set; no new version")
+    row, ev, scores, feeds = stored_version(wh, label, result.model_version)
+    written = {t: wh.version(t) for t in ("models", "evaluations", "clip_scores", "feeds")}
+    meta = model_metadata(wh, row, ev, _stored_checks(row), scores, feeds, written, result.created)
+    data_version = dg.DataVersion(f"{label}@v{result.model_version}")
+    for key in MODEL_ASSETS:
+        if key in meta:  # a newer version trained meanwhile owns the tables that are missing here
+            yield dg.MaterializeResult(asset_key=key, metadata=meta[key], data_version=data_version)
+
+
+label_assets = [label_set, model_version]

@@ -45,6 +45,8 @@ ANNOTATOR_PREFIX = "va-dataset:"
 AGG_ANNOTATOR = ANNOTATOR_PREFIX + "agg"
 CHUNK_ROWS = 50_000
 N_ANNOTATORS = 3
+# A YouTube id becomes a video id: a predicate value, a Dagster partition, part of every clip key.
+YT_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 
 
 @dataclass
@@ -55,6 +57,7 @@ class ImportReport:
     clips_added: int = 0
     labels: dict[str, int] = field(default_factory=dict)  # label -> events written
     labels_already: list[str] = field(default_factory=list)
+    labels_skipped: dict[str, str] = field(default_factory=dict)  # label -> why nothing was imported
     votes: dict[str, int] = field(default_factory=lambda: {"named": 0, "from_pos_cnt": 0, "aggregate_only": 0})
     text_embeddings: str | None = None
 
@@ -84,6 +87,10 @@ def import_dataset(settings, data: str | Path, labels: Sequence[str] | None = No
     ds = VADataset(data)
     ds.validate()
     chosen = ds.select_labels(labels, kinds=("agg",))
+    from va_core.labels import validate_label
+
+    for label in chosen:  # before anything is written: a bad name refuses the whole import
+        validate_label(label)
     wh = Warehouse.from_settings(settings)
     report = ImportReport(ENCODER_ID)
     _import_corpus(wh, ds, report, chunk_rows, progress)
@@ -98,6 +105,11 @@ def _import_corpus(wh: Warehouse, ds: VADataset, report: ImportReport, chunk_row
     from tqdm import tqdm
 
     shots = ds.shots().with_row_index("row")
+    # polars' (Rust) regex: `$` is the end of the text, so this is a full match
+    bad_ids = shots.filter(~pl.col("yt_id").cast(pl.String).str.contains(f"^{YT_ID_PATTERN}$"))
+    if bad_ids.height:
+        raise InputError(f"{ds.path('shots')}: {bad_ids.height} row(s) have a yt_id that is not 1-64 characters of "
+                         f"A-Z, a-z, 0-9, '_' and '-', e.g. {bad_ids['yt_id'][:3].to_list()}")
     bad = shots.filter(pl.col("key") != pl.format("{}|{}", pl.col("yt_id"), pl.col("frame_in")))
     if bad.height:
         raise InputError(f"{ds.path('shots')}: {bad.height} key(s) are not {{yt_id}}|{{frame_in}}, "
@@ -189,10 +201,8 @@ def _import_labels(wh: Warehouse, ds: VADataset, labels: list[str], report: Impo
     import polars as pl
     from tqdm import tqdm
 
-    from va_core.labels import record_events, set_description, validate_label
+    from va_core.labels import record_events, set_description
 
-    for label in labels:
-        validate_label(label)
     already = set()
     if wh.exists("label_events"):
         imported = wh.read("label_events", columns=["label", "annotator", "source"]).filter(
@@ -202,8 +212,13 @@ def _import_labels(wh: Warehouse, ds: VADataset, labels: list[str], report: Impo
         if label in already:
             report.labels_already.append(label)
             continue
+        items = ds.agg(label).items
+        if not items:
+            report.labels_skipped[label] = f"{ds.path('agg', label)} has an empty 'data' list"
+            print(f"skipped {label}: {report.labels_skipped[label]}", file=sys.stderr)
+            continue
         events = []
-        for item in ds.agg(label).items:
+        for item in items:
             votes, how = votes_of(item)
             report.votes[how] += 1
             events += [{"label": label, "clip_key": item.key, "value": value, "annotator": who, "source": SOURCE}
@@ -229,6 +244,7 @@ def cli_import_dataset(args, settings):
             f"({report.videos_already} videos were already imported) as encoder {report.encoder_id}\n"
             f"label events: " + (", ".join(f"{k} {v}" for k, v in report.labels.items()) or "none new")
             + (f"; already imported: {', '.join(report.labels_already)}" if report.labels_already else "")
+            + "".join(f"\nskipped {label}: {why}" for label, why in report.labels_skipped.items())
             + f"\nvotes: {report.votes['named']} clips with named annotators, {report.votes['from_pos_cnt']} "
             f"unanimous from pos_cnt, {report.votes['aggregate_only']} aggregate only"
             f"\nthe home's encoder is now {report.encoder_id}; clips have no video (embeddings only)")
