@@ -53,7 +53,7 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
     from va_core.embeddings import load_corpus
     from va_core.feeds import compute_feeds, labelled_mask
     from va_core.labels import record_events
-    from va_core.learn import average_precision, bootstrap_ap, fit_fast, fit_reference, ordered, validation_mask
+    from va_core.learn import average_precision, bootstrap_ap, fit, fit_reference, ordered, validation_mask
     from tests.support.synthetic import SYNTHETIC_ENCODER_ID, make_corpus, write_corpus
     from va_core.train import train_label
     from va_core.warehouse import Warehouse
@@ -83,7 +83,7 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
             keys, y = ordered(pos, neg)
             X = corpus.matrix[[index[k] for k in keys]]
             t0 = time.perf_counter()
-            model = fit_fast(X, y)
+            model = fit(X, y)
             t1 = time.perf_counter()
             scores = model.score(corpus.matrix)
             t2 = time.perf_counter()
@@ -93,7 +93,7 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
             t4 = time.perf_counter()
 
             val = validation_mask(keys)
-            fast_val = fit_fast(X[~val], y[~val]).score(X[val])
+            fast_val = fit(X[~val], y[~val]).score(X[val])
             ref_val = fit_reference(X[~val], y[~val]).score(X[val])
             truth = synthetic.topics[held] == topic
             row = {"labels": size, "topic": topic, "fit_s": t1 - t0, "score_s": t2 - t1, "feeds_s": t3 - t2,

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from va_core.errors import InputError, NotFound
-from va_core.labels import label_set, stored_text_embedding, text_query, validate_label, warehouse_of
+from va_core.labels import label_set, validate_label, warehouse_of
 
 FEEDS = ("top_positive", "top_negative", "borderline", "random", "audit")
 SAMPLED = ("random", "audit")  # feeds that are probability samples (their design is stored)
@@ -179,25 +179,12 @@ def zero_shot(settings, label: str, k: int = 10, encoder_id: str | None = None,
               exclude: Sequence[str] | None = None) -> list[dict]:
     """Clips most similar to the label's text query, unlabelled ones only."""
     from va_core.embeddings import load_corpus
-    from va_core.encoders import load_encoder, parse_spec
+    from va_core.queries import query_vector
 
     wh = warehouse_of(settings)
-    spec = parse_spec(settings.encoder)
     wanted = encoder_id_for(settings, encoder_id)
-    if wanted != spec.encoder_id:
-        raise InputError(f"zero-shot needs the text tower of the corpus's encoder {wanted!r}, "
-                         f"but the configured encoder is {spec.encoder_id!r}")
+    query, vector = query_vector(settings, label, wanted)
     corpus = load_corpus(wh, wanted)
-    if spec.kind == "stored":
-        # An imported corpus has no text tower: its label embeddings came with the dataset.
-        query = label
-        vector = stored_text_embedding(settings, label, wanted)
-        if vector is None:
-            raise NotFound(f"encoder {wanted!r} has no text tower and the imported dataset has no text "
-                           f"embedding for {label!r}: start this label from search-free feeds (random)")
-    else:
-        query = text_query(wh, label)
-        vector = load_encoder(spec).encode_text([query])[0]
     scores = corpus.matrix @ vector
     if exclude is None:
         exclude = label_set(wh, label).labelled

@@ -182,11 +182,17 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
                                                           "paired_ap_before": before, "paired_ap_after": after,
                                                           "model_version_after": version}])[-HISTORY:]
         pending = None
-    exclude = label_set(wh, label).labelled
+    current = label_set(wh, label)
+    exclude = current.labelled
     clips: list[dict] = []
     if not has_model:
-        # nothing to learn a choice from yet: bootstrap from the text query, as the paper does
-        source = ZERO_SHOT if _zero_shot_possible(settings, encoder_id) else "random"
+        # Nothing to learn a choice from yet: bootstrap from the text query, as the paper does.
+        # A good query can fill the first rounds with positives only; then random clips (nearly
+        # all negatives for a rare concept) supply the negatives a first model needs.
+        from va_core.learn import MIN_PER_CLASS
+
+        enough_positives = current.n_pos >= MIN_PER_CLASS and current.n_neg < MIN_PER_CLASS
+        source = ZERO_SHOT if _zero_shot_possible(settings, encoder_id) and not enough_positives else "random"
         clips = _fetch(settings, label, source, k, exclude, has_model, encoder_id)
     else:
         available = list(FEEDS) + ([ZERO_SHOT] if _zero_shot_possible(settings, encoder_id) else [])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from va_core import checks as model_checks
-from va_core import quality
+from va_core import learn, quality
 from va_core.embeddings import Corpus, load_corpus
 from va_core.errors import InputError, VAError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
@@ -65,11 +65,13 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """The labelled clips a classifier sees, in the reference row order (conflicts left out)."""
+    """The labelled clips a classifier sees, in the reference row order (conflicts left out),
+    and the label's text query the trainer starts from (None when there is none)."""
 
     keys: list[str]
     y: np.ndarray
     X: np.ndarray
+    query: np.ndarray | None = None
 
 
 # -- the steps -----------------------------------------------------------------------
@@ -87,23 +89,54 @@ def build_label_set(settings_or_wh, label: str, version: int | None = None, writ
     return ls
 
 
-def training_data(ls: LabelSet, corpus: Corpus) -> TrainingData:
+def training_data(ls: LabelSet, corpus: Corpus, settings=None) -> TrainingData:
+    """``settings`` (of the home) give the trainer the label's text query as its prior."""
     if ls.n_pos < MIN_PER_CLASS or ls.n_neg < MIN_PER_CLASS:
         raise InputError(f"{ls.label} needs at least {MIN_PER_CLASS} positive and {MIN_PER_CLASS} negative "
                          f"labels to train (has {ls.n_pos} positive, {ls.n_neg} negative, "
                          f"{ls.n_conflicts} conflicts)")
     keys, y = ordered(ls.positives, ls.negatives)
     X = corpus.matrix[corpus.positions(keys)]
-    return TrainingData(keys, y, X)
+    if settings is None:
+        return TrainingData(keys, y, X)
+    from va_core.queries import prior_vector
+
+    return TrainingData(keys, y, X, prior_vector(settings, ls.label, corpus.encoder_id))
 
 
 def fit_classifier(data: TrainingData, trainer: str = "fast") -> LinearModel:
     """The model that is stored and served: fitted on every non-conflicting labelled clip."""
-    return fit(data.X, data.y, trainer)
+    return fit(data.X, data.y, trainer, data.query)
 
 
-def evaluate_classifier(data: TrainingData, trainer: str = "fast") -> Evaluation:
-    return evaluate(data.keys, data.X, data.y, trainer)
+def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: TrainingData,
+                      trainer: str = "fast") -> LinearModel:
+    """The model to store. With a text query, two candidates: the model that starts from it and
+    one that does not, each regularised by its evidence. The evidence cannot judge the query's
+    own error (both models are wrong somewhere, and the feeds chose which clips were labelled),
+    the corpus estimate can: once the label's audit labels suffice, the candidate with the
+    higher estimated corpus AP on the same draws is kept; before, the query's model."""
+    model = fit_classifier(data, trainer)
+    if data.query is None or trainer != "fast":
+        return model
+    with_query = estimate_quality(wh, ls, corpus, model, data)
+    if with_query.ap is None or with_query.needed:
+        return model
+    plain = fit_classifier(TrainingData(data.keys, data.y, data.X), trainer)
+    without = estimate_quality(wh, ls, corpus, plain, data)
+    chosen = plain if without.ap is not None and without.ap > with_query.ap else model
+    return replace(chosen, params={**chosen.params, "chosen_by": "corpus estimate",
+                                   "estimates": {"with_query": with_query.ap, "without_query": without.ap}})
+
+
+def evaluate_classifier(data: TrainingData, trainer: str = "fast", model: LinearModel | None = None) -> Evaluation:
+    """Held-out AP of the trainer; given the stored ``model``, its query and regularisation are
+    reused (one fit per fold instead of a search)."""
+    if model is None:
+        return evaluate(data.keys, data.X, data.y, trainer, data.query)
+    query = model.params.get("query")
+    return evaluate(data.keys, data.X, data.y, trainer, None if query is None else np.asarray(query),
+                    model.params.get("lambda"))
 
 
 def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
@@ -123,7 +156,7 @@ def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: Linear
         return corpus.matrix[corpus.positions(list(keys))]
 
     def refit(X, y):
-        return fit_classifier(TrainingData([], y, X), trainer or model.trainer)
+        return learn.refit(model, X, y)
 
     return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit)
 
@@ -171,8 +204,8 @@ def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
         def matrix_of(keys, corpus=corpus):
             return corpus.matrix[corpus.positions(list(keys))]
 
-        def refit(X, y, trainer=row["trainer"]):
-            return fit_classifier(TrainingData([], y, X), trainer)
+        def refit(X, y, model=model):
+            return learn.refit(model, X, y)
 
         out[int(v)] = quality.estimate_model(sample, matrix_of, model, trained, [values[k] for k in trained], refit,
                                              n_boot=n_boot)
@@ -455,11 +488,11 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         if not force and _existing(latest, ls, wanted_encoder, trainer):
             return _result_from_row(wh, latest, ls)
         corpus = load_corpus(wh, wanted_encoder)
-        data = training_data(ls, corpus)
+        data = training_data(ls, corpus, settings)
         lap("label_set")
-        model = fit_classifier(data, trainer)
+        model = choose_classifier(wh, ls, corpus, data, trainer)
         lap("fit")
-        evaluation = evaluate_classifier(data, trainer)
+        evaluation = evaluate_classifier(data, trainer, model)
         model = model.with_threshold(evaluation.threshold)
         estimate = estimate_quality(wh, ls, corpus, model, data, trainer)
         lap("evaluate")

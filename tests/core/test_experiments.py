@@ -46,22 +46,23 @@ def test_split_membership_matches_mmh3_for_known_keys():
     keys = set(HASHES_SEED0)
     agg = _agg(pos={"egB-SG97EcI|805", "gOJJm_cSRds|3987", "HnnBvemHrWA|0"}, neg=keys - {
         "egB-SG97EcI|805", "gOJJm_cSRds|3987", "HnnBvemHrWA|0"})
-    split = split_agg(agg, seed=0)
+    split = split_agg(agg, seed=0, rule="as-specified")
     assert set(split.val_keys) == VALIDATION_SEED0
     # validation in the reference order: positives sorted, then negatives sorted
     assert split.val_keys == ("egB-SG97EcI|805", "XhwgtlCns34|867")
     assert split.y_val.tolist() == [True, False]
     assert split.train_pos | split.train_neg == keys - VALIDATION_SEED0
-    assert set(split_agg(agg, seed=1).val_keys) == VALIDATION_SEED1
+    assert set(split_agg(agg, seed=1, rule="as-specified").val_keys) == VALIDATION_SEED1
 
 
-def test_reference_code_split_rule_is_hash_mod_5_below_1():
+def test_default_split_rule_is_the_released_codes_hash_mod_5_below_1():
     # The released code's Fraction(2, 10) normalises to 1/5: buckets 0 and 5 of "% 10" hold out.
     keys = set(HASHES_SEED0)
     agg = _agg(pos={"egB-SG97EcI|805", "gOJJm_cSRds|3987", "HnnBvemHrWA|0"}, neg=keys - {
         "egB-SG97EcI|805", "gOJJm_cSRds|3987", "HnnBvemHrWA|0"})
     split = split_agg(agg, seed=0, rule="reference-code")
     assert set(split.val_keys) == VALIDATION_SEED0 | {"HnnBvemHrWA|0", "LxmnOxCk3dM|4393"}
+    assert split_agg(agg, seed=0).val_keys == split.val_keys
     with pytest.raises(ValueError, match="unknown split rule"):
         split_agg(agg, seed=0, rule="% 7")
 
@@ -69,9 +70,9 @@ def test_reference_code_split_rule_is_hash_mod_5_below_1():
 def test_split_without_a_positive_on_either_side_cannot_train():
     keys = set(HASHES_SEED0)
     with pytest.raises(CannotTrain, match="validation split"):
-        split_agg(_agg(pos={"HnnBvemHrWA|0"}, neg=keys - {"HnnBvemHrWA|0"}), seed=0)
+        split_agg(_agg(pos={"HnnBvemHrWA|0"}, neg=keys - {"HnnBvemHrWA|0"}), seed=0, rule="as-specified")
     with pytest.raises(CannotTrain, match="training split"):
-        split_agg(_agg(pos=VALIDATION_SEED0, neg=keys - VALIDATION_SEED0), seed=0)
+        split_agg(_agg(pos=VALIDATION_SEED0, neg=keys - VALIDATION_SEED0), seed=0, rule="as-specified")
 
 
 # -- baseline and bootstraps -----------------------------------------------------------
@@ -286,14 +287,17 @@ def test_exp1_end_to_end_resumes_and_records_methods_that_cannot_train(tiny_data
     groups = {r["group"] for r in second["summary"]["median_gain"]}
     assert {"all", "genres", "sensitivities", "shot_types"} <= groups
     assert out.with_suffix(".png").stat().st_size > 0
-    assert "Median gain" in out.with_suffix(".summary.md").read_text()
+    summary = out.with_suffix(".summary.md").read_text()
+    assert "Median gain" in summary and "split rule: reference-code" in summary
 
 
 def test_exp2_end_to_end_with_va_reference_rows(tiny_dataset, tmp_path, capsys):
     out = tmp_path / "exp2.csv"
     code, data = _va(capsys, "experiment", "exp2", "--data", str(tiny_dataset), "--out", str(out),
-                     "--labels", "action", "--steps", "3", "--step-size", "10", "--workers", "1")
+                     "--labels", "action", "--steps", "3", "--step-size", "10", "--workers", "1",
+                     "--split-rule", "as-specified")
     assert code == 0 and data["ran"] == ["action"]
+    assert "split rule: as-specified" in out.with_suffix(".summary.md").read_text()
     table = pl.read_csv(out)
     runs = table.filter(pl.col("algorithm") != exp2.VA)
     configs = runs.select("algorithm", "params").unique().height

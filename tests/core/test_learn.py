@@ -118,3 +118,63 @@ def test_reference_is_the_papers_logistic_regression_cv(labelled):
     clf = learn.reference_classifier().fit(X.astype(np.float64), y)
     assert model.params["folds"] == 5
     assert np.abs(model.score(X) - clf.predict_proba(X)[:, 1]).max() < 1e-6
+
+
+# -- the product's trainer: the text query as the prior ---------------------------------
+
+@pytest.fixture(scope="module")
+def concept():
+    """A 2% concept in 64-d embeddings and a text query near its direction but not on it."""
+    rng = np.random.default_rng(5)
+    n, d = 6000, 64
+    direction = rng.standard_normal(d)
+    direction /= np.linalg.norm(direction)
+    y = rng.random(n) < 0.02
+    X = rng.standard_normal((n, d)) / np.sqrt(d) + 0.35 * y[:, None] * direction
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    noise = rng.standard_normal(d)
+    query = direction + 0.9 * noise / np.linalg.norm(noise)
+    return X, y, query / np.linalg.norm(query)
+
+
+def _spearman(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def test_with_two_labels_of_each_the_model_ranks_like_the_text_query(concept):
+    X, y, query = concept
+    zero_shot = X @ query
+    top = np.argsort(-zero_shot)
+    rows = np.r_[top[:2], top[-2:]]  # the query's own top clips said yes, its bottom ones no
+    model = learn.fit(X[rows], np.array([True, True, False, False]), query=query)
+    assert model.params["query_weight"] > 0
+    assert _spearman(model.score(X), zero_shot) > 0.99
+    assert learn.average_precision(y, model.score(X)) == pytest.approx(learn.average_precision(y, zero_shot), abs=0.02)
+
+
+def test_with_many_labels_the_model_follows_the_data(concept):
+    X, y, query = concept
+    rng = np.random.default_rng(0)
+    train = rng.choice(len(y), 3000, replace=False)
+    test = np.setdiff1d(np.arange(len(y)), train)
+    zero_shot_ap = learn.average_precision(y[test], X[test] @ query)
+    model = learn.fit(X[train], y[train], query=query)
+    assert learn.average_precision(y[test], model.score(X[test])) > zero_shot_ap + 0.1
+    # a query pointing elsewhere is not trusted against the data
+    wrong = rng.standard_normal(X.shape[1])
+    misled = learn.fit(X[train], y[train], query=wrong / np.linalg.norm(wrong))
+    assert learn.average_precision(y[test], misled.score(X[test])) > zero_shot_ap + 0.1
+    assert misled.params["lambda"] <= model.params["lambda"]
+
+
+def test_regularisation_is_chosen_by_the_evidence_and_can_be_fixed(concept):
+    X, y, query = concept
+    rows = np.random.default_rng(1).choice(len(y), 800, replace=False)
+    chosen = learn.fit(X[rows], y[rows], query=query)
+    for lam in learn.PRIOR_LAMBDAS:
+        fixed = learn.fit(X[rows], y[rows], query=query, lam=lam)
+        assert fixed.params["lambda"] == lam
+        assert fixed.params["log_evidence"] <= chosen.params["log_evidence"] + 1e-3  # optimiser tolerance
+    with pytest.raises(ValueError, match="dimensions"):
+        learn.fit(X[rows], y[rows], query=query[:10])

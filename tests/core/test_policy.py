@@ -86,3 +86,11 @@ def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_
     again = train.version_estimates(settings, "topic5", [v2.model_version])
     assert again[v2.model_version].ap == pytest.approx(v2.ap, abs=1e-9)
     assert wh.read("policy_state", where={"label": "topic5"}).height == 1
+
+
+def test_without_a_model_random_clips_supply_the_negatives_the_query_did_not_find(tmp_path):
+    settings, wh, corpus = make_home(tmp_path / "home", n=600)
+    record_events(settings, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 1)))
+    choice = policy.next_clips(settings, "topic5", 10)
+    assert choice["source"] == "random" and len(choice["clips"]) == 10
+    assert not {c["clip_key"] for c in choice["clips"]} & set(label_set(wh, "topic5").labelled)

@@ -156,6 +156,25 @@ def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(data
     assert main(["train", "action", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
     assert trained["encoder_id"] == ENCODER_ID and trained["model_version"] == 1
+    from va_core.registry import load_model
+
+    assert load_model(settings, "action").params["has_query"]  # the trainer started from the label's text embedding
+    # with an audit round the corpus estimate chooses between starting from the query or not
+    from va_core.sources import get_feed
+    from va_core.labels import provenance_of, record_events
+    from va_core.config import Settings
+    from va_core.train import train_label
+
+    home = Settings.from_env(home=settings.home)  # the home's own encoder, as the commands above use it
+    truth = dict(zip(fixture.keys, fixture.truth["action"].tolist()))
+    audit = get_feed(home, "action", "audit", k=120)
+    record_events(home, [{"label": "action", "clip_key": c["clip_key"], "value": truth[c["clip_key"]],
+                              "source": "audit", **provenance_of(c)} for c in audit], annotator="expert")
+    audited = train_label(home, "action")
+    params = load_model(home, "action", audited.model_version).params
+    assert audited.n_audit >= 100 and params["chosen_by"] == "corpus estimate"
+    estimates = params["estimates"]
+    assert params["has_query"] == (estimates["with_query"] >= estimates["without_query"])
     # zero-shot ranks by the dataset's stored text embedding of the label
     assert main(["feeds", "sci-fi", "--feed", "zero_shot", "-k", "5", "--json"]) == 0
     feed = json.loads(capsys.readouterr().out)

@@ -60,7 +60,7 @@ def make_va_dataset(root: str | Path, n_clips: int = 2000, dim: int = 512,
         (root / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
 
-    shots = _shot_table(rng, n_clips)
+    shots = shot_table(rng, n_clips)
     keys = shots["key"]
     n = len(keys)
     directions = _unit(rng.standard_normal((len(labels), dim)))
@@ -83,7 +83,7 @@ def make_va_dataset(root: str | Path, n_clips: int = 2000, dim: int = 512,
             for lab in labels:
                 cosine[lab.name][s:e] = block @ text[lab.name].astype(np.float32)
 
-    _write_shots(root / "shot-data.csv", shots)
+    write_shots(root / "shot-data.csv", shots)
     (root / "text-embeddings.json").write_text(json.dumps({k: [round(float(x), 7) for x in v] for k, v in text.items()}))
     for lab in labels:
         _write_label(root, rng, lab, keys, truth[lab.name], cosine[lab.name], cmp_size, annotator_accuracy)
@@ -94,7 +94,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def _shot_table(rng: np.random.Generator, n_clips: int) -> dict[str, list]:
+def shot_table(rng: np.random.Generator, n_clips: int) -> dict[str, list]:
     """Shots of YouTube-like clips: consecutive frame ranges per video, rows shuffled."""
     alphabet = np.array(list(string.ascii_letters + string.digits + "-_"))
     n_videos = max(1, n_clips // 40)
@@ -125,7 +125,7 @@ def _shot_table(rng: np.random.Generator, n_clips: int) -> dict[str, list]:
         "cluster_index": np.array([cols["cluster_index"][i] for i in order], dtype=np.int64)}
 
 
-def _write_shots(path: Path, shots: dict) -> None:
+def write_shots(path: Path, shots: dict) -> None:
     import polars as pl
 
     frame = pl.DataFrame({c: (list(v) if not isinstance(v, np.ndarray) else v) for c, v in shots.items()})

@@ -62,7 +62,7 @@ def run_experiment(which: str, data: str | Path, out: str | Path, labels: Sequen
 def cli_experiment(args, settings):
     result = run_experiment(args.which, args.data, args.out, labels=args.labels, workers=args.workers,
                             steps=getattr(args, "steps", exp2.STEPS), step_size=getattr(args, "step_size", exp2.STEP_SIZE),
-                            split_rule=getattr(args, "split_rule", DEFAULT_SPLIT_RULE))
+                            split_rule=getattr(args, "split_rule", None) or DEFAULT_SPLIT_RULE)
     rep = result.report
     if rep.failed:
         details = "; ".join(f"{label}: {error}" for label, error in rep.failed.items())

@@ -53,13 +53,15 @@ class Split:
 
 # The rule as the paper states it, and the rule its released code computes: the code keeps
 # the fraction as Fraction(2, 10), which Python normalises to 1/5, so it tests `% 5 < 1`.
-# Both hold out 20%, but different clips; "reference-code" reproduces the released numbers.
+# Both hold out 20%, but different clips. The default is the code's rule, because that is the
+# rule behind the published numbers (measured: the reference's Experiment 1 to 7e-4 AP and
+# Experiment 2 to 2e-5); "as-specified" is the rule as the paper's text states it.
 SPLIT_RULES = {"as-specified": (10, 2), "reference-code": (5, 1)}
-DEFAULT_SPLIT_RULE = "as-specified"
+DEFAULT_SPLIT_RULE = "reference-code"
 
 
 def split_agg(agg: AggLabels, seed: int, rule: str = DEFAULT_SPLIT_RULE) -> Split:
-    """80/20 by ``mmh3.hash(key, seed) % 10 < 2`` (or another of SPLIT_RULES); both sides need a positive."""
+    """80/20 by ``mmh3.hash(key, seed) % 5 < 1`` (or another of SPLIT_RULES); both sides need a positive."""
     try:
         buckets, validation_buckets = SPLIT_RULES[rule]
     except KeyError:

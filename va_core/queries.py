@@ -1,0 +1,48 @@
+"""The text query of a label as a vector in its corpus's embedding space.
+
+Zero-shot search ranks clips by it, and the trainer starts from it (va_core.learn.fit_prior).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from va_core.errors import InputError, NotFound
+from va_core.labels import stored_text_embedding, text_query, warehouse_of
+
+
+def query_vector(settings, label: str, encoder_id: str) -> tuple[str, np.ndarray]:
+    """``(query, unit vector)`` of ``label`` for the embeddings of ``encoder_id``.
+
+    An imported corpus has no text tower: its label embeddings came with the dataset. Other
+    encoders embed the label's description (else its name in words) with their text tower,
+    which must be the configured encoder's.
+    """
+    from va_core.encoders import load_encoder, parse_spec
+
+    spec = parse_spec(settings.encoder)
+    if encoder_id != spec.encoder_id:
+        raise InputError(f"zero-shot needs the text tower of the corpus's encoder {encoder_id!r}, "
+                         f"but the configured encoder is {spec.encoder_id!r}")
+    if spec.kind == "stored":
+        vector = stored_text_embedding(settings, label, encoder_id)
+        if vector is None:
+            raise NotFound(f"encoder {encoder_id!r} has no text tower and the imported dataset has no text "
+                           f"embedding for {label!r}: start this label from search-free feeds (random)")
+        return label, vector
+    query = text_query(warehouse_of(settings), label)
+    return query, load_encoder(spec).encode_text([query])[0]
+
+
+def prior_vector(settings, label: str, encoder_id: str) -> np.ndarray | None:
+    """The text query the trainer starts from, or None when there is no meaningful one: an
+    encoder with random weights (its text vectors are noise), another encoder's corpus, or an
+    imported label without a text embedding."""
+    from va_core.encoders import parse_spec
+
+    spec = parse_spec(settings.encoder)
+    if encoder_id != spec.encoder_id or not spec.has_semantics:
+        return None
+    try:
+        return query_vector(settings, label, encoder_id)[1]
+    except NotFound:
+        return None
