@@ -50,13 +50,10 @@ def screenshot(url: str, out: Path) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium")
-    if not chromium:
-        raise RuntimeError("no chromium on PATH: apt-get install -y chromium")
+    from benchmarks._browser import launch
+
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 2000, "height": 1150})
         page.goto(f"{url}/asset-groups", wait_until="networkidle", timeout=120_000)
         try:  # the first visit of an instance asks to join a newsletter
