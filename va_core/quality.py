@@ -23,7 +23,8 @@ Public API (pure functions on arrays, plus readers of label events):
   ``.method`` (:data:`METHOD`, :data:`PROVISIONAL`, :data:`NO_AUDIT`), ``.needed``,
   ``.describe()``, ``.as_dict()``.
 - :func:`estimate_model(sample, matrix_of, model, training_keys, training_y, refit)` -- the
-  same for a model version, its sampled training clips scored by cross-fitted refits.
+  same for a model version, its sampled training clips scored by cross-fitted refits
+  (:func:`cross_fitted_scores`).
 - :func:`weighted_ap`, :func:`audit_labels_needed`, :func:`cross_inclusion`.
 
 The estimator. Within one draw, a cell (stratum h) of N_h unlabelled clips of which m_h were
@@ -361,7 +362,7 @@ def _at_threshold(y: np.ndarray, above: np.ndarray, W: np.ndarray):
 
 
 def _smoothing(sample: ProbabilitySample, scores: np.ndarray) -> np.ndarray:
-    """Each label's kernel bandwidth: Silverman's rule on the scores of its cell.
+    """Each label's kernel bandwidth: Silverman's rule on the scores of its class in its cell.
 
     The smoothed bootstrap (Efron 1979; Silverman and Young 1987) draws each resampled clip's
     score from a kernel around its observed score. Resampling the observed scores alone cannot
@@ -370,9 +371,10 @@ def _smoothing(sample: ProbabilitySample, scores: np.ndarray) -> np.ndarray:
     """
     h = np.zeros(sample.n)
     for c in np.unique(sample.cell):
-        members = np.flatnonzero(sample.cell == c)
-        if len(members) > 1:
-            h[members] = SMOOTHING * np.std(scores[members], ddof=1) * len(members) ** -0.2
+        for label in (False, True):  # a kernel per class: the classes' own spreads, not their distance
+            members = np.flatnonzero((sample.cell == c) & (sample.y == label))
+            if len(members) > 1:
+                h[members] = SMOOTHING * np.std(scores[members], ddof=1) * len(members) ** -0.2
     return h
 
 
@@ -568,22 +570,12 @@ def cross_fold(key: str, folds: int = CROSS_FOLDS) -> int:
     return zlib.crc32(key.encode()) % folds
 
 
-def estimate_model(sample: ProbabilitySample, matrix_of, model, training_keys, training_y, refit,
-                   n_boot: int = N_BOOT, folds: int = CROSS_FOLDS) -> QualityEstimate:
-    """The estimate for a model version (``model.score``, ``model.threshold``).
-
-    ``matrix_of(keys)`` gives the embeddings of clip keys; ``refit(X, y)`` fits a model as the
-    version's trainer does. A sampled clip the version was trained on would be scored too
-    well, so sampled clips are scored by cross-fitting: they are split into ``folds`` folds
-    (by a hash of the key), and each fold is scored by a model refitted on the version's
-    training labels minus that fold. Each refit misses a fifth of the sampled labels only, so
-    the estimate describes the stored version closely and errs, if at all, on the low side.
-    Sampled clips the version was not trained on are scored by the version itself.
-    """
+def cross_fitted_scores(sample: ProbabilitySample, matrix_of, model, training_keys, training_y, refit,
+                        folds: int = CROSS_FOLDS) -> np.ndarray | None:
+    """Scores of ``sample``'s clips by ``model``, the clips it was trained on by cross-fitted
+    refits (see :func:`estimate_model`); None when a refit lacks labels of a class."""
     from va_core.errors import InputError
 
-    if sample.n == 0:
-        return estimate(sample, np.zeros(0), model.threshold, n_boot=n_boot)
     keys = list(training_keys)
     y = np.asarray(training_y, dtype=bool)
     trained = set(keys)
@@ -597,9 +589,32 @@ def estimate_model(sample: ProbabilitySample, matrix_of, model, training_keys, t
         try:
             scorer = refit(matrix_of([k for k, ok in zip(keys, keep) if ok]), y[keep])
         except InputError:  # too few labels of a class outside the fold
-            base = estimate(sample, np.zeros(sample.n), model.threshold, n_boot=0)
-            return QualityEstimate(*(None,) * 12, base.threshold, base.n_audit, base.n_audit_pos, base.n_draws,
-                                   CROSS_FIT_IMPOSSIBLE, base.level)
+            return None
         rows = np.flatnonzero((fold_of == f) & in_training)
         scores[rows] = scorer.score(matrix_of([sample_keys[i] for i in rows]))
+    return scores
+
+
+def estimate_model(sample: ProbabilitySample, matrix_of, model, training_keys, training_y, refit,
+                   n_boot: int = N_BOOT, folds: int = CROSS_FOLDS, scores=None) -> QualityEstimate:
+    """The estimate for a model version (``model.score``, ``model.threshold``).
+
+    ``matrix_of(keys)`` gives the embeddings of clip keys; ``refit(X, y)`` fits a model as the
+    version's trainer does. A sampled clip the version was trained on would be scored too
+    well, so sampled clips are scored by cross-fitting: they are split into ``folds`` folds
+    (by a hash of the key), and each fold is scored by a model refitted on the version's
+    training labels minus that fold. Each refit misses a fifth of the sampled labels only, so
+    the estimate describes the stored version closely and errs, if at all, on the low side.
+    Sampled clips the version was not trained on are scored by the version itself.
+    ``scores``: :func:`cross_fitted_scores` computed before for the same model and labels
+    (they do not depend on the threshold), to skip the refits.
+    """
+    if sample.n == 0:
+        return estimate(sample, np.zeros(0), model.threshold, n_boot=n_boot)
+    if scores is None:
+        scores = cross_fitted_scores(sample, matrix_of, model, training_keys, training_y, refit, folds)
+    if scores is None:
+        base = estimate(sample, np.zeros(sample.n), model.threshold, n_boot=0)
+        return QualityEstimate(*(None,) * 12, base.threshold, base.n_audit, base.n_audit_pos, base.n_draws,
+                               CROSS_FIT_IMPOSSIBLE, base.level)
     return estimate(sample, scores, model.threshold, n_boot=n_boot)
