@@ -175,13 +175,18 @@ def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: Linear
 
 def version_scorer(wh: Warehouse, label: str, corpus: Corpus):
     """``score_of(version, keys)``: a stored version's scores of clips (the draws' designs need them)."""
-    from va_core.registry import load_model
+    from va_core.registry import load_model, models_frame
 
     models: dict[int, LinearModel] = {}
+    artifacts: dict[int, str] = {}
 
     def score_of(version: int, keys) -> np.ndarray:
         if version not in models:
-            models[version] = load_model(wh, label, version)
+            if not artifacts:  # one read of the models table for every draw's version
+                frame = models_frame(wh, label)
+                artifacts.update(zip(frame["model_version"].to_list(), frame["artifact"].to_list()))
+            text = artifacts.get(int(version))
+            models[version] = LinearModel.from_artifact(text) if text else load_model(wh, label, version)
         return models[version].score(corpus.matrix[corpus.positions(list(keys))])
 
     return score_of
