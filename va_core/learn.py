@@ -366,13 +366,14 @@ def fit_prior(X: np.ndarray, y: np.ndarray, query: np.ndarray | None = None,
         return np.r_[np.full(d, value), extra, BIAS_PRECISION]
 
     fits: dict[float, tuple[float, np.ndarray]] = {}
-    start = np.zeros(A.shape[1])
 
     def at(value: float) -> tuple[float, np.ndarray]:
-        nonlocal start
         if value not in fits:
+            # warm start from the fit at the nearest lam (in log scale) so far: the posterior
+            # is log-concave, so the mode does not depend on the start, only the iterations do
+            near = min(fits, key=lambda v: abs(np.log(v / value)), default=None)
+            start = fits[near][1] if near is not None else np.zeros(A.shape[1])
             theta = _fit_map(A, y, precision(value), bounds, start)
-            start = theta  # warm start: the grid is walked from strong to weak regularisation
             fits[value] = (_log_evidence(A, y, theta, precision(value)), theta)
         return fits[value]
 

@@ -110,7 +110,7 @@ def fit_classifier(data: TrainingData, trainer: str = "fast") -> LinearModel:
 
 
 def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: TrainingData,
-                      trainer: str = "fast") -> LinearModel:
+                      trainer: str = "fast", cache: dict | None = None) -> LinearModel:
     """The model to store. With a text query, two candidates: the model that starts from it and
     one that does not, each regularised by its evidence. The evidence cannot judge the query's
     own error (both models are wrong somewhere, and the feeds chose which clips were labelled),
@@ -119,11 +119,11 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
     model = fit_classifier(data, trainer)
     if data.query is None or trainer != "fast":
         return model
-    with_query = estimate_quality(wh, ls, corpus, model, data)
+    with_query = estimate_quality(wh, ls, corpus, model, data, cache=cache)
     if with_query.ap is None or with_query.needed:
         return model
     plain = fit_classifier(TrainingData(data.keys, data.y, data.X), trainer)
-    without = estimate_quality(wh, ls, corpus, plain, data)
+    without = estimate_quality(wh, ls, corpus, plain, data, cache=cache)
     chosen = plain if without.ap is not None and without.ap > with_query.ap else model
     return replace(chosen, params={**chosen.params, "chosen_by": "corpus estimate",
                                    "estimates": {"with_query": with_query.ap, "without_query": without.ap}})
@@ -140,17 +140,23 @@ def evaluate_classifier(data: TrainingData, trainer: str = "fast", model: Linear
 
 
 def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
-                     trainer: str | None = None) -> quality.QualityEstimate:
+                     trainer: str | None = None, cache: dict | None = None) -> quality.QualityEstimate:
     """The version's quality on the corpus, from the label's labelled random draws (audit, random).
 
     Sampled clips the version was trained on are scored by a model refitted without them
-    (``quality.estimate_model``), with the version's trainer.
+    (``quality.estimate_model``), with the version's trainer. ``cache``: a dict shared by the
+    calls of one build (one label set), which keeps the sample and each model's cross-fitted
+    scores: a build estimates its chosen model before and after its threshold is set, and
+    the scores (five refits) do not depend on the threshold.
     """
     wh = warehouse_of(settings_or_wh)
-    values = {k: bool(v) for k, v in ls.clips.filter(pl.col("value").is_not_null())
-              .select("clip_key", "value").iter_rows() if corpus.has(k)}
-    sample = quality.label_sample(wh, ls.label, values, version=ls.label_events_version,
-                                  score_of=version_scorer(wh, ls.label, corpus))
+    cache = {} if cache is None else cache
+    if "sample" not in cache:
+        values = {k: bool(v) for k, v in ls.clips.filter(pl.col("value").is_not_null())
+                  .select("clip_key", "value").iter_rows() if corpus.has(k)}
+        cache["sample"] = quality.label_sample(wh, ls.label, values, version=ls.label_events_version,
+                                               score_of=version_scorer(wh, ls.label, corpus))
+    sample = cache["sample"]
 
     def matrix_of(keys):
         return corpus.matrix[corpus.positions(list(keys))]
@@ -158,18 +164,29 @@ def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: Linear
     def refit(X, y):
         return learn.refit(model, X, y)
 
-    return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit)
+    # what the scores depend on: the model's weights and how it is refitted (not its threshold)
+    key = (model.coef.tobytes(), float(model.intercept), model.trainer, model.params.get("lambda"),
+           repr(model.params.get("query")))
+    if sample.n and key not in cache:
+        cache[key] = quality.cross_fitted_scores(sample, matrix_of, model, data.keys, data.y, refit)
+    return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit,
+                                  scores=cache.get(key))
 
 
 def version_scorer(wh: Warehouse, label: str, corpus: Corpus):
     """``score_of(version, keys)``: a stored version's scores of clips (the draws' designs need them)."""
-    from va_core.registry import load_model
+    from va_core.registry import load_model, models_frame
 
     models: dict[int, LinearModel] = {}
+    artifacts: dict[int, str] = {}
 
     def score_of(version: int, keys) -> np.ndarray:
         if version not in models:
-            models[version] = load_model(wh, label, version)
+            if not artifacts:  # one read of the models table for every draw's version
+                frame = models_frame(wh, label)
+                artifacts.update(zip(frame["model_version"].to_list(), frame["artifact"].to_list()))
+            text = artifacts.get(int(version))
+            models[version] = LinearModel.from_artifact(text) if text else load_model(wh, label, version)
         return models[version].score(corpus.matrix[corpus.positions(list(keys))])
 
     return score_of
@@ -490,11 +507,12 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         corpus = load_corpus(wh, wanted_encoder)
         data = training_data(ls, corpus, settings)
         lap("label_set")
-        model = choose_classifier(wh, ls, corpus, data, trainer)
+        estimates: dict = {}  # the corpus estimate's sample and cross-fitted scores, once per model
+        model = choose_classifier(wh, ls, corpus, data, trainer, estimates)
         lap("fit")
         evaluation = evaluate_classifier(data, trainer, model)
         model = model.with_threshold(evaluation.threshold)
-        estimate = estimate_quality(wh, ls, corpus, model, data, trainer)
+        estimate = estimate_quality(wh, ls, corpus, model, data, trainer, estimates)
         lap("evaluate")
         diversity = label_diversity(wh, ls, corpus)
         lap("diversity")

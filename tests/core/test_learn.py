@@ -178,3 +178,14 @@ def test_regularisation_is_chosen_by_the_evidence_and_can_be_fixed(concept):
         assert fixed.params["log_evidence"] <= chosen.params["log_evidence"] + 1e-3  # optimiser tolerance
     with pytest.raises(ValueError, match="dimensions"):
         learn.fit(X[rows], y[rows], query=query[:10])
+
+
+def test_the_evidence_walk_warm_starts_to_the_same_modes_as_cold_fits(concept):
+    # each lam's fit starts from the nearest lam's mode; the posterior is log-concave, so the
+    # chosen model is the one a cold fit at the chosen lam finds
+    X, y, query = concept
+    rows = np.random.default_rng(2).choice(len(y), 800, replace=False)
+    chosen = learn.fit(X[rows], y[rows], query=query)
+    cold = learn.fit(X[rows], y[rows], query=query, lam=chosen.params["lambda"])
+    assert chosen.params["log_evidence"] == pytest.approx(cold.params["log_evidence"], abs=1e-2)
+    assert np.abs(chosen.score(X) - cold.score(X)).max() < 1e-3

@@ -134,7 +134,7 @@ def _population(seed, n=20000, prevalence=0.02, separation=2.5):
     return y, design, model
 
 
-def test_estimates_are_nearly_unbiased_and_90_percent_intervals_cover_about_90_percent():
+def test_estimates_are_nearly_unbiased_and_90_percent_intervals_cover_at_least_90_percent():
     y, design, model = _population(0)
     threshold = float(np.quantile(model, 0.98))
     flagged = model >= threshold
@@ -143,6 +143,7 @@ def test_estimates_are_nearly_unbiased_and_90_percent_intervals_cover_about_90_p
     reps = 80
     errors = {k: [] for k in truth}
     covered = {k: 0 for k in truth}
+    widths = []
     for r in range(reps):
         d = quality.stratified_draw(design, np.arange(len(y)), 100, seed=100 + r)
         sample = quality.make_sample(d.rows.astype(str), y[d.rows], ["audit@v1"] * 100, d.stratum,
@@ -153,11 +154,14 @@ def test_estimates_are_nearly_unbiased_and_90_percent_intervals_cover_about_90_p
             point, low, high = getattr(e, k), getattr(e, f"{k}_low"), getattr(e, f"{k}_high")
             errors[k].append(point - truth[k])
             covered[k] += low <= truth[k] <= high
+        widths.append(e.ap_high - e.ap_low)
     for k in truth:
         # ratio estimators on 100 labels of a 2% concept: a small upward bias (measured 0.04 for AP,
         # 0.05 for recall, whose denominator is the rarest count) against a spread of 0.15
         assert abs(np.mean(errors[k])) < 0.06, (k, np.mean(errors[k]))
-        assert 0.75 <= covered[k] / reps <= 0.99, (k, covered[k] / reps)
+        assert covered[k] / reps >= 0.85, (k, covered[k] / reps)
+    # ... and not by being uninformative: AP's spread here is 0.13
+    assert np.mean(widths) < 0.45, np.mean(widths)
 
 
 def test_no_positive_no_estimate_and_the_method_says_how_many_labels_are_missing():
@@ -169,3 +173,25 @@ def test_no_positive_no_estimate_and_the_method_says_how_many_labels_are_missing
     e = quality.estimate(few, [0.9, 0.1, 0.8], 0.5)
     assert e.method == quality.PROVISIONAL and e.ap is not None and e.needed >= quality.MIN_AUDIT - 3
     assert "provisional" in e.describe()
+
+
+def test_a_sample_whose_positives_all_rank_above_its_negatives_keeps_an_interval():
+    # 100 draws of a 20k-clip population; a 2% concept whose positives overlap the negatives'
+    # scores (true AP 0.90) yet every drawn positive ranks above every drawn negative
+    rng = np.random.default_rng(7)
+    y = rng.random(20000) < 0.02
+    score = rng.normal(size=20000) + 4.0 * y
+    truth = average_precision_score(y, score)
+    for seed in range(200):
+        d = quality.stratified_draw(score, np.arange(20000), 100, seed=seed)
+        yy, ss = y[d.rows], score[d.rows]
+        if yy.sum() >= 5 and ss[yy].min() > ss[~yy].max():
+            break
+    else:
+        pytest.fail("no separated draw")
+    sample = quality.make_sample(d.rows.astype(str), yy, ["d"] * 100, d.stratum, d.stratum_size, d.inclusion_prob)
+    e = quality.estimate(sample, ss, 0.0)
+    assert e.ap == pytest.approx(1.0)
+    # resampling the labelled clips alone gives [1, 1], which misses the truth
+    assert e.ap_low < truth and e.ap_high == pytest.approx(1.0)
+    assert 0.8 < truth < 0.97
