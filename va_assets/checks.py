@@ -60,11 +60,12 @@ with warnings.catch_warnings():
     def embedding_consistent(context: dg.AssetCheckExecutionContext, va: VAResource) -> dg.AssetCheckResult:
         from va_core.checks import embedding_consistent as check
         from va_core.learn import LinearModel
-        from va_core.train import corpus_for
+        from va_core.train import corpus_for, label_embeddings
 
         wh, row = _latest_model(context, va)
         model = LinearModel.from_artifact(row["artifact"])
-        corpus = corpus_for(va.settings())  # what the label is scored on now
+        settings = va.settings()
+        corpus = corpus_for(settings, label_embeddings(settings, row["label"]))  # what the label is scored on now
         return _as_asset_check(check(model.dim, row["encoder_id"], corpus.dim, corpus.encoder_id))
 
 

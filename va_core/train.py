@@ -80,6 +80,12 @@ def corpus_for(settings, encoder_id: str | None = None) -> Corpus:
     return load_corpus(warehouse_of(settings), encoder_id_for(settings, encoder_id))
 
 
+def label_embeddings(settings, label: str, encoder_id: str | None = None, features: str | None = None) -> str:
+    """The encoder id a label trains and is scored on: ``encoder_id`` if given, else the feature
+    set (clip, motion, both) asked for, else its latest model's, else CLIP's."""
+    return encoder_id or label_encoder_id(warehouse_of(settings), label, encoder_id_for(settings), features)
+
+
 def build_label_set(settings_or_wh, label: str, version: int | None = None, write: bool = True) -> LabelSet:
     """Aggregate the label's events (at a ``label_events`` version) and store them in ``label_sets``."""
     wh = warehouse_of(settings_or_wh)
@@ -497,8 +503,7 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
         timings[step] = round(now - clock, 4)
         clock = now
 
-    # the feature set (clip, motion, both): as asked, else the label's latest model's, else clip
-    wanted_encoder = encoder_id or label_encoder_id(wh, label, encoder_id_for(settings), features)
+    wanted_encoder = label_embeddings(settings, label, encoder_id, features)
     with label_lock(settings, label):
         ls = build_label_set(wh, label, version=label_events_version, write=False)
         latest = latest_model(wh, label)

@@ -194,3 +194,19 @@ def test_dagster_and_train_label_give_the_same_version(instance, ingested_home, 
     meta = materialisations(result)
     assert meta["classifier"]["threshold"] == pytest.approx(direct_rows["artifact"]["threshold"])
     assert meta["feeds"]["label_events_version"] == version
+
+
+def test_a_label_trained_on_motion_keeps_it_and_passes_the_embedding_check(instance, ingested_home,
+                                                                             ingested_truth, wh):
+    from va_core.train import train_label
+
+    first = ball_events(ingested_truth, "ball", 4, 6)
+    record_events(ingested_home, first, annotator="ann")
+    assert train_label(ingested_home, "ball", features="motion").encoder_id == "motion-v1"
+    version = record_events(ingested_home, ball_events(ingested_truth, "ball", 3, 3, skip=4), annotator="ann")
+    result = run_label(instance, "ball", version)
+    assert result.success
+    latest = wh.read("models", where={"label": "ball"}).sort("model_version").row(-1, named=True)
+    assert latest["model_version"] == 2 and latest["encoder_id"] == "motion-v1"
+    checks = {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+    assert checks[("classifier", "embedding_consistent")]
