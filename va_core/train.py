@@ -315,35 +315,11 @@ def _lineage(ls: LabelSet, corpus: Corpus, version: int) -> dict:
             "encoder_id": corpus.encoder_id}
 
 
-LATEST = "latest"  # drop_before: the label's latest committed version, read from models
-
-
-def latest_committed(wh: Warehouse, label: str) -> int | None:
-    v = wh.read("models", columns=["model_version"], where={"label": label})["model_version"].max()
-    return None if v is None else int(v)
-
-
-def _replace_version(wh: Warehouse, table: str, label: str, version: int, rows, drop_before: int | str | None) -> int:
-    """Replace one version's rows; then drop those of versions before ``drop_before``.
-
-    Two commits, both cheap: the replace's predicate names one version (other versions'
-    files are skipped by their statistics), and a delete removes whole files without
-    rewriting them. (One overwrite of ``version OR older`` would read every older row.)
-    """
-    written = wh.replace(table, {"label": label, "model_version": int(version)}, rows)
-    if drop_before == LATEST:
-        drop_before = latest_committed(wh, label)
-    if drop_before is not None:
-        written = wh.delete(table, {"label": label, "model_version": Compare("<", int(drop_before))})
-    return written
-
-
-def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray,
-                 drop_before: int | str | None = LATEST) -> int:
-    """The version's scores over the corpus; then drop older versions' rows (see ``_replace_version``)."""
+def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scores: np.ndarray) -> int:
+    """The version's scores over the corpus (its rows only: older versions go in ``prune_older_versions``)."""
     n = len(corpus)
     lin = _lineage(ls, corpus, version)
-    return _replace_version(wh, "clip_scores", ls.label, version, pa.table({
+    return wh.replace("clip_scores", {"label": ls.label, "model_version": int(version)}, pa.table({
         "label": pa.array([ls.label] * n, pa.string()),
         "model_version": pa.array(np.full(n, version), pa.int64()),
         "clip_key": pa.array(corpus.keys.tolist(), pa.string()),
@@ -351,16 +327,15 @@ def write_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, scor
         "label_events_version": pa.array(np.full(n, lin["label_events_version"] if lin["label_events_version"]
                                                  is not None else -1), pa.int64()),
         "encoder_id": pa.array([corpus.encoder_id] * n, pa.string()),
-    }), drop_before)
+    }))
 
 
-def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame,
-                drop_before: int | str | None = LATEST) -> int:
+def write_feeds(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, feeds: pl.DataFrame) -> int:
     lin = _lineage(ls, corpus, version)
     rows = feeds.with_columns(pl.lit(ls.label).alias("label"), pl.lit(version, pl.Int64).alias("model_version"),
                               pl.lit(lin["label_events_version"], pl.Int64).alias("label_events_version"),
                               pl.lit(corpus.encoder_id).alias("encoder_id"))
-    return _replace_version(wh, "feeds", ls.label, version, rows, drop_before)
+    return wh.replace("feeds", {"label": ls.label, "model_version": int(version)}, rows)
 
 
 def _estimate_columns(estimate: quality.QualityEstimate) -> dict:
@@ -445,8 +420,8 @@ def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearMod
     version = claim_model_version(wh, ls.label, trained_by, reason)
     feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
     wh.replace("label_sets", {"label": ls.label}, ls.rows())
-    write_scores(wh, ls, corpus, version, scores, drop_before=None)
-    write_feeds(wh, ls, corpus, version, feeds, drop_before=None)
+    write_scores(wh, ls, corpus, version, scores)
+    write_feeds(wh, ls, corpus, version, feeds)
     write_evaluation(wh, ls, corpus, version, evaluation, diversity, estimate)
     write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by, estimate)
     prune_older_versions(wh, ls.label, version)
