@@ -345,19 +345,9 @@ def _estimate_columns(estimate: quality.QualityEstimate) -> dict:
     return {**{n: getattr(estimate, n) for n in names}, "ap_method": estimate.method}
 
 
-def stored_estimate(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int) -> quality.QualityEstimate:
-    """The estimate of a stored version (its artifact and trainer), as train_label computed it."""
-    from va_core.registry import get_model
-
-    row = get_model(wh, ls.label, version)
-    return estimate_quality(wh, ls, corpus, LinearModel.from_artifact(row["artifact"]), training_data(ls, corpus),
-                            row["trainer"])
-
-
 def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, evaluation: Evaluation,
-                     diversity: float | None, estimate: quality.QualityEstimate | None = None) -> int:
-    """The ``evaluations`` row; without ``estimate`` it is computed from the stored version."""
-    estimate = estimate if estimate is not None else stored_estimate(wh, ls, corpus, version)
+                     diversity: float | None, estimate: quality.QualityEstimate) -> int:
+    """The ``evaluations`` row: the labelled-set evaluation and the corpus estimate."""
     row = {**_lineage(ls, corpus, version), "ap_mean": evaluation.ap.mean, "ap_std": evaluation.ap.std,
            "baseline_ap": evaluation.baseline.mean, "diversity_score": diversity, "agreement": ls.agreement,
            "method": evaluation.method, "n_val": evaluation.n_val, "n_val_pos": evaluation.n_val_pos,
@@ -367,17 +357,12 @@ def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, 
 
 def write_model(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, model: LinearModel, data: TrainingData,
                 evaluation: Evaluation, results: list[model_checks.CheckResult], trained_by: str,
-                estimate: quality.QualityEstimate | None = None) -> int:
+                estimate: quality.QualityEstimate) -> int:
     """The ``models`` row: written last, so a version exists for readers only once all its rows do.
 
     A conditional insert: a second row for one (label, model_version) is refused. ``ap`` is
-    the corpus estimate (computed here when not given) and the stored baseline check is the
-    one made against it, whoever computed the other checks.
+    the corpus estimate, the one ``run_checks`` judged the baseline check against.
     """
-    estimate = estimate if estimate is not None else estimate_quality(wh, ls, corpus, model, data)
-    baseline = model_checks.beats_baseline(evaluation.ap.mean, evaluation.baseline.mean, evaluation.method,
-                                           estimate.as_dict())
-    results = [baseline if r.name == baseline.name else r for r in results]
     passed, report = model_checks.report(results)
     lin = _lineage(ls, corpus, version)
     artifact = model.to_artifact(**{k: v for k, v in lin.items() if k != "model_version"},
@@ -408,7 +393,7 @@ def prune_older_versions(wh: Warehouse, label: str, version: int) -> None:
 def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
                    evaluation: Evaluation, diversity: float | None, scores: np.ndarray,
                    results: list[model_checks.CheckResult], trained_by: str, reason: str,
-                   estimate: quality.QualityEstimate | None = None) -> int:
+                   estimate: quality.QualityEstimate) -> int:
     """Store a trained model as a new version of its label; returns the version number.
 
     The write sequence: claim a number (the candidate stage event), write every row tagged
