@@ -40,7 +40,7 @@ SCENARIOS = {"steady": 0.6, "quick": 0.25, "burst": 0.0}
 
 def demo_home(videos: int, rounds: int) -> Path:
     home = Path(tempfile.mkdtemp(prefix="va-annotate-bench-")) / "home"
-    subprocess.run([sys.executable, "-m", "va_core.cli", "demo", "--encoder", "tiny", "--home", str(home),
+    subprocess.run([sys.executable, "-m", "va_cli", "demo", "--encoder", "tiny", "--home", str(home),
                     "--videos", str(videos), "--rounds", str(rounds)], check=True, stdout=subprocess.DEVNULL)
     return home
 

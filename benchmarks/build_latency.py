@@ -63,12 +63,13 @@ def run(n_clips: int, n_labels: int) -> dict:
     settings = Settings(home=root, warehouse_uri=str(root / "warehouse"), encoder="tiny")
     print(f"writing a synthetic corpus of {n_clips} x {DIM} to {root}", file=sys.stderr)
     synthetic = make_corpus(n_clips, dim=DIM, n_topics=20, noise=8.0, seed=0)
-    write_corpus(Warehouse.from_settings(settings), synthetic)
+    wh = Warehouse.from_settings(settings)
+    write_corpus(wh, synthetic)
     topic_of = dict(zip(synthetic.keys, synthetic.topics.tolist()))
 
     def label_up(label: str, topic: int) -> None:
         pos, neg = _labelled(synthetic, topic, N_LABELS, seed=1)
-        record_events(settings, [{"label": label, "clip_key": k, "value": k in set(pos)} for k in pos + neg],
+        record_events(wh, [{"label": label, "clip_key": k, "value": k in set(pos)} for k in pos + neg],
                       annotator="bench", source="bench")
 
     # warm-up, untimed: imports, k-means clusters of the corpus

@@ -34,7 +34,7 @@ def log(message: str) -> None:
 
 def va(home: Path, *argv: str) -> dict:
     """One `va` command in its own process, as a person would type it."""
-    done = subprocess.run([sys.executable, "-m", "va_core.cli", *argv, "--home", str(home), "--json"],
+    done = subprocess.run([sys.executable, "-m", "va_cli", *argv, "--home", str(home), "--json"],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "VA_HOME": str(home), "VA_ENCODER": "tiny"})
     if done.returncode != 0:

@@ -45,7 +45,7 @@ def run(repeats: int, n_videos: int) -> dict:
     truth = truth_for_clips(corpus.dir, wh.read("clips"))
     pos = truth.filter(pl.col("colour").is_in(WARM))["clip_key"].sort().to_list()
     neg = truth.filter(~pl.col("colour").is_in(WARM))["clip_key"].sort().to_list()
-    record_events(settings, [("warm", k, True) for k in pos[:3]] + [("warm", k, False) for k in neg[:3]],
+    record_events(wh, [("warm", k, True) for k in pos[:3]] + [("warm", k, False) for k in neg[:3]],
                   annotator="bench")
     extra = iter([("warm", k, True) for k in pos[3:]] + [("warm", k, False) for k in neg[3:]])
 
@@ -56,7 +56,7 @@ def run(repeats: int, n_videos: int) -> dict:
         instance.add_dynamic_partitions("labels", ["warm"])
         for i in range(repeats * 2 + 1):
             mode = "in_process" if i % 2 else "multiprocess"
-            version = record_events(settings, [next(extra)], annotator="bench")
+            version = record_events(wh, [next(extra)], annotator="bench")
             t = time.perf_counter()
             with dg.execute_job(reconstructable_job("label_job"), instance=instance,
                                 run_config={"execution": {"config": {mode: {}}}},

@@ -72,7 +72,7 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
     held_rows = corpus.positions([synthetic.keys[i] for i in held])
     # warm-up, untimed: imports, the corpus's k-means clusters (once per corpus version)
     pos, neg = _labelled(synthetic, 19, 60, seed=2)
-    record_events(settings, [{"label": "warmup", "clip_key": k, "value": k in set(pos)} for k in pos + neg],
+    record_events(wh, [{"label": "warmup", "clip_key": k, "value": k in set(pos)} for k in pos + neg],
                   annotator="bench")
     train_label(settings, "warmup", encoder_id=SYNTHETIC_ENCODER_ID)
     fit_reference(corpus.matrix[:60], synthetic.topics[:60] == synthetic.topics[0])
@@ -104,7 +104,7 @@ def run(n_clips: int, sizes: list[int], n_labels: int, full_train: bool) -> dict
                    "n_val": int(val.sum()), "n_val_pos": int(y[val].sum()), "reference_C": reference.params["C"]}
             if full_train:
                 label = f"s{size}-t{topic}"
-                record_events(settings, [{"label": label, "clip_key": k, "value": bool(v)} for k, v in zip(keys, y)],
+                record_events(wh, [{"label": label, "clip_key": k, "value": bool(v)} for k, v in zip(keys, y)],
                               annotator="bench")
                 t5 = time.perf_counter()
                 result = train_label(settings, label, encoder_id=SYNTHETIC_ENCODER_ID)

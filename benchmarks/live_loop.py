@@ -137,7 +137,9 @@ def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]
     from va_core.policy import next_clips
     from va_core.registry import get_model, load_model
     from va_core.train import train_label
+    from va_core.warehouse import Warehouse
 
+    wh = Warehouse.from_settings(settings)
     truth = dict(zip(world.keys, world.truth[label].tolist()))
     labelled: list[str] = []
     out, result = {}, None
@@ -146,8 +148,8 @@ def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]
             choice = next_clips(settings, label, min(ROUND, budget - len(labelled)))
             if not choice["clips"]:
                 raise RuntimeError(f"{label}: the loop has no clip left to show after {len(labelled)} labels")
-            record_events(settings, [{"label": label, "clip_key": c["clip_key"], "value": truth[c["clip_key"]],
-                                      "source": c["source"], **provenance_of(c)} for c in choice["clips"]],
+            record_events(wh, [{"label": label, "clip_key": c["clip_key"], "value": truth[c["clip_key"]],
+                                "source": c["source"], **provenance_of(c)} for c in choice["clips"]],
                           annotator=ANNOTATOR)
             labelled += [c["clip_key"] for c in choice["clips"]]
             try:
@@ -156,8 +158,8 @@ def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]
                 result = None
         if result is None:
             raise RuntimeError(f"{label}: no model after {budget} labels")
-        row = get_model(settings, label, result.model_version)
-        out[budget] = {"rows": _rows(world, labelled), "model": load_model(settings, label, result.model_version),
+        row = get_model(wh, label, result.model_version)
+        out[budget] = {"rows": _rows(world, labelled), "model": load_model(wh, label, result.model_version),
                        "reported": {k: row.get(k) for k in ("ap", "ap_low", "ap_high", "ap_method", "n_audit",
                                                           "labelled_ap") if k in row}, "result": result.as_dict()}
     return out

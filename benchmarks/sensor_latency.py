@@ -126,7 +126,7 @@ def run(n_videos: int, n_labels: int, interval: int, shot: Path | None) -> dict:
                 return f.height > 0 and set(f["label_events_version"]) == {version}
             return find
 
-        first = record_events(settings, seed, annotator="bench")
+        first = record_events(wh, seed, annotator="bench")
         server.wait_for("the first model", model_at(first), 300)
         server.wait_for("the first feeds", feeds_at(first), 300)
         samples = []
@@ -134,7 +134,7 @@ def run(n_videos: int, n_labels: int, interval: int, shot: Path | None) -> dict:
             for i, event in enumerate(todo):
                 time.sleep(float(rng.uniform(0, 1)))  # do not line writes up with the daemon's loop
                 written = time.time()
-                version = record_events(settings, [event], annotator="bench")
+                version = record_events(wh, [event], annotator="bench")
                 t_written = time.perf_counter()
                 model_version = server.wait_for(f"model at v{version}", model_at(version), 300, every=0.05)
                 t_model = time.perf_counter()

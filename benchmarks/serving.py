@@ -42,12 +42,13 @@ def _home(root: Path, n_clips: int, n_labels: int):
 
     settings = Settings(home=root, warehouse_uri=str(root / "warehouse"), encoder="tiny")
     corpus = make_corpus(n_clips, dim=DIM, n_topics=max(5, n_labels + 1), seed=0)
-    write_corpus(Warehouse.from_settings(settings), corpus)
+    wh = Warehouse.from_settings(settings)
+    write_corpus(wh, corpus)
     for t in tqdm(range(n_labels), desc="training labels", file=sys.stderr):
         label = f"topic{t}"
         pos = [k for k, x in zip(corpus.keys, corpus.topics) if x == t][:40]
         neg = [k for k, x in zip(corpus.keys, corpus.topics) if x != t][:40]
-        record_events(settings, [{"label": label, "clip_key": k, "value": True} for k in pos]
+        record_events(wh, [{"label": label, "clip_key": k, "value": True} for k in pos]
                       + [{"label": label, "clip_key": k, "value": False} for k in neg], annotator="bench")
         result = train_label(settings, label, encoder_id=SYNTHETIC_ENCODER_ID)
         approve(settings, label, result.model_version, by="bench")

@@ -76,7 +76,7 @@ def start(home: Path, log: Path, env: dict[str, str] | None = None, port: int | 
     environ = {**os.environ, **(env or {}), "VA_HOME": str(home)}
     environ.pop("DAGSTER_HOME", None)  # `va dagster` puts it under the va home
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "va_core.cli", "dagster", "--home", str(home),
+        proc = subprocess.Popen([sys.executable, "-m", "va_cli", "dagster", "--home", str(home),
                                  "--port", str(port)], env=environ, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     server = DevServer(proc, port, log, Path(home))

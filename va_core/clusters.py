@@ -5,7 +5,7 @@ they were computed from; recomputed when the corpus of that encoder changes.
 """
 from __future__ import annotations
 
-import sys
+import logging
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +16,8 @@ from va_core.warehouse import Warehouse
 
 FIT_SAMPLE = 20_000  # k-means is fitted on at most this many clips, then every clip is assigned
 SEED = 0
+
+log = logging.getLogger(__name__)
 
 
 def fit_clusters(matrix: np.ndarray, k: int = N_CLUSTERS, seed: int = SEED) -> np.ndarray:
@@ -57,7 +59,7 @@ def refresh_clusters(wh: Warehouse, corpus: Corpus, force: bool = False) -> tupl
         stored = stored_clusters(wh, corpus)
         if stored is not None:
             return stored, False
-    print(f"clustering {len(corpus)} clips of {corpus.encoder_id} into {N_CLUSTERS} clusters", file=sys.stderr)
+    log.info("clustering %d clips of %s into %d clusters", len(corpus), corpus.encoder_id, N_CLUSTERS)
     clusters = fit_clusters(corpus.matrix)
     wh.replace("clip_clusters", {"encoder_id": corpus.encoder_id}, pa.table({
         "clip_key": pa.array(corpus.keys.tolist(), pa.string()),

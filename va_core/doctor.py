@@ -25,7 +25,6 @@ from typing import Callable
 
 import polars as pl
 
-from va_core.labels import warehouse_of
 from va_core.warehouse import TABLES, Warehouse
 
 GRACE_S = 15 * 60  # a claimed version younger than this may still be training somewhere
@@ -178,9 +177,8 @@ def _versions(wh: Warehouse, tables: set[str], findings: list[Finding], notes: l
                                 lambda e=encoder: wh.delete("clip_clusters", {"encoder_id": e})))
 
 
-def check(settings_or_wh, grace_s: float = GRACE_S) -> tuple[list[Finding], list[str]]:
+def check(wh: Warehouse, grace_s: float = GRACE_S) -> tuple[list[Finding], list[str]]:
     """Every invariant of the home: (findings, notes). No finding: the home is healthy."""
-    wh = warehouse_of(settings_or_wh)
     findings: list[Finding] = []
     notes: list[str] = []
     readable = _readable(wh, findings)
@@ -189,37 +187,15 @@ def check(settings_or_wh, grace_s: float = GRACE_S) -> tuple[list[Finding], list
     return findings, notes
 
 
-def doctor(settings_or_wh, repair: bool = False, grace_s: float = GRACE_S) -> dict:
+def doctor(wh: Warehouse, repair: bool = False, grace_s: float = GRACE_S) -> dict:
     """Check, and with ``repair`` fix what is derivable and check again."""
-    findings, notes = check(settings_or_wh, grace_s)
+    findings, notes = check(wh, grace_s)
     repaired: list[dict] = []
     if repair and any(f.fix for f in findings):
         for f in findings:
             if f.fix is not None:
                 f.fix()
                 repaired.append(f.as_dict())
-        findings, notes = check(settings_or_wh, grace_s)
-    wh = warehouse_of(settings_or_wh)
+        findings, notes = check(wh, grace_s)
     return {"warehouse": wh.uri, "healthy": not findings, "problems": [f.as_dict() for f in findings],
             "repaired": repaired, "notes": notes}
-
-
-def describe(report: dict) -> str:
-    lines = [f"warehouse  {report['warehouse']}"]
-    lines += [f"repaired   [{r['check']}] {r['table']}: {r['message']} -> {r['repair']}" for r in report["repaired"]]
-    for p in report["problems"]:
-        fix = f" (`va doctor --repair`: {p['repair']})" if p["repair"] else ""
-        lines.append(f"PROBLEM    [{p['check']}] {p['table']}: {p['message']}{fix}")
-    lines += [f"note       {n}" for n in report["notes"]]
-    lines.append("healthy: every invariant holds" if report["healthy"] else
-                 f"{len(report['problems'])} problem(s) remain")
-    return "\n".join(lines)
-
-
-def cli_doctor(args, settings):
-    if args.grace < 0:
-        from va_core.errors import InputError
-
-        raise InputError(f"--grace must be a number of minutes >= 0, got {args.grace}")
-    report = doctor(settings, repair=args.repair, grace_s=args.grace * 60)
-    return report, describe(report), 0 if report["healthy"] else 1

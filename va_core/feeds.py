@@ -32,7 +32,8 @@ import numpy as np
 import polars as pl
 
 from va_core.errors import InputError, NotFound
-from va_core.labels import label_set, validate_label, warehouse_of
+from va_core.labels import label_set, validate_label
+from va_core.warehouse import Warehouse
 
 FEEDS = ("top_positive", "top_negative", "borderline", "random", "audit")
 SAMPLED = ("random", "audit")  # feeds that are probability samples (their design is stored)
@@ -181,7 +182,7 @@ def zero_shot(settings, label: str, k: int = 10, encoder_id: str | None = None,
     from va_core.embeddings import load_corpus
     from va_core.queries import query_vector
 
-    wh = warehouse_of(settings)
+    wh = Warehouse.from_settings(settings)
     wanted = encoder_id_for(settings, encoder_id)
     query, vector = query_vector(settings, label, wanted)
     corpus = load_corpus(wh, wanted)
@@ -210,7 +211,7 @@ def latest_model_version(wh, label: str) -> int | None:
 
 def stored_feed(settings, label: str, feed: str, k: int = 10, exclude: Sequence[str] | None = None) -> list[dict]:
     """The ``feed`` of the label's latest model, minus clips labelled since it was built."""
-    wh = warehouse_of(settings)
+    wh = Warehouse.from_settings(settings)
     if feed not in FEEDS:
         raise InputError(f"unknown feed {feed!r}; feeds are: {', '.join(FEEDS + (ZERO_SHOT, NEXT))}")
     version = latest_model_version(wh, label)
@@ -243,7 +244,7 @@ def random_unlabelled(settings, label: str, k: int, exclude: Sequence[str], enco
     from va_core.embeddings import load_corpus
     from va_core.quality import simple_draw_design
 
-    corpus = load_corpus(warehouse_of(settings), encoder_id_for(settings, encoder_id))
+    corpus = load_corpus(Warehouse.from_settings(settings), encoder_id_for(settings, encoder_id))
     candidates = np.flatnonzero(~labelled_mask(corpus, exclude))
     digest = hashlib.sha256("\n".join([label, *sorted(exclude)]).encode()).hexdigest()[:12]
     rows = rank("random", np.zeros(len(corpus)), candidates, k, feed_seed(label, len(exclude)))
@@ -254,7 +255,7 @@ def random_unlabelled(settings, label: str, k: int, exclude: Sequence[str], enco
 
 def all_feeds(settings, label: str, k: int = 10, encoder_id: str | None = None) -> dict[str, list[dict]]:
     """Every feed of the label's latest model, or only ``zero_shot`` when it has none yet."""
-    wh = warehouse_of(settings)
+    wh = Warehouse.from_settings(settings)
     validate_label(label)
     if latest_model_version(wh, label) is None:
         return {ZERO_SHOT: zero_shot(settings, label, k, encoder_id)}

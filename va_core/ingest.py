@@ -527,8 +527,3 @@ def ingest_video(settings, path, progress: bool = False) -> VideoOutcome:
     if not report.videos:
         raise InputError(f"{path}: not a file")
     return report.videos[0]
-
-
-def cli_ingest(args, settings):
-    report = ingest(settings, args.paths, progress=True)
-    return report.to_dict(), report.summary()

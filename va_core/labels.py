@@ -34,15 +34,6 @@ MAX_TEXT = 200  # source names reach tables and logs
 MAX_REPORTED = 5  # how many bad rows an error message lists
 
 
-def warehouse_of(settings_or_wh) -> Warehouse:
-    """Accept either a Settings or a Warehouse: callers hold one or the other."""
-    if isinstance(settings_or_wh, Warehouse):
-        return settings_or_wh
-    if hasattr(settings_or_wh, "warehouse_uri"):
-        return Warehouse.from_settings(settings_or_wh)
-    raise TypeError(f"expected Settings or Warehouse, got {type(settings_or_wh).__name__}")
-
-
 def validate_label(name: Any) -> str:
     """A label name, or InputError saying what is wrong with it."""
     if not isinstance(name, str) or not LABEL_PATTERN.fullmatch(name):
@@ -189,7 +180,7 @@ def existing_clip_keys(wh: Warehouse, keys: Iterable[str]) -> set[str]:
     return set(table.column("clip_key").to_pylist())
 
 
-def record_events(settings_or_wh, events: Iterable[Any], annotator: str | None = None,
+def record_events(wh: Warehouse, events: Iterable[Any], annotator: str | None = None,
                   source: str = "api") -> int:
     """Append label events; returns the ``label_events`` version that holds them.
 
@@ -198,7 +189,6 @@ def record_events(settings_or_wh, events: Iterable[Any], annotator: str | None =
     ``annotator`` and ``source`` fill rows that carry none; the annotator defaults to
     the login name.
     """
-    wh = warehouse_of(settings_or_wh)
     rows = [_as_event(r) for r in events]
     if not rows:
         raise InputError("no label events to record")
@@ -248,7 +238,7 @@ def record_events(settings_or_wh, events: Iterable[Any], annotator: str | None =
     return wh.append("label_events", table)
 
 
-def undo_event(settings_or_wh, label: str, clip_key: str, annotator: str, event_id: str | None = None) -> dict:
+def undo_event(wh: Warehouse, label: str, clip_key: str, annotator: str, event_id: str | None = None) -> dict:
     """Take back an annotator's latest event on a clip by appending the vote they had before it.
 
     ``label_events`` stays append-only (the sensors and the lineage see the undo as a new
@@ -256,7 +246,6 @@ def undo_event(settings_or_wh, label: str, clip_key: str, annotator: str, event_
     aggregation reads as "this annotator has no vote on this clip".
     """
     validate_person(annotator)
-    wh = warehouse_of(settings_or_wh)
     label = validate_label(label)
     events = wh.read("label_events", where={"label": label, "clip_key": clip_key, "annotator": annotator})
     if events.height == 0:
@@ -389,9 +378,8 @@ class LabelSet:
         )
 
 
-def label_set(settings_or_wh, label: str, version: int | None = None) -> LabelSet:
+def label_set(wh: Warehouse, label: str, version: int | None = None) -> LabelSet:
     """The label set of ``label`` at a ``label_events`` version (default: the current one)."""
-    wh = warehouse_of(settings_or_wh)
     validate_label(label)
     if version is None:
         version = events_version(wh)
@@ -401,9 +389,8 @@ def label_set(settings_or_wh, label: str, version: int | None = None) -> LabelSe
     return LabelSet(label, version, clips, events.height, annotators)
 
 
-def labels_overview(settings_or_wh) -> list[dict]:
+def labels_overview(wh: Warehouse) -> list[dict]:
     """Every label with events: counts, conflicts, agreement, description."""
-    wh = warehouse_of(settings_or_wh)
     events = wh.read("label_events")
     if events.height == 0:
         return []
@@ -425,8 +412,7 @@ def labels_overview(settings_or_wh) -> list[dict]:
     return out
 
 
-def known_labels(settings_or_wh) -> list[str]:
-    wh = warehouse_of(settings_or_wh)
+def known_labels(wh: Warehouse) -> list[str]:
     if not wh.exists("label_events"):
         return []
     col = wh.arrow("label_events", columns=["label"]).column("label")
@@ -437,9 +423,8 @@ def known_labels(settings_or_wh) -> list[str]:
 
 # -- descriptions -------------------------------------------------------------
 
-def set_description(settings_or_wh, label: str, text: str, annotator: str | None = None) -> int:
+def set_description(wh: Warehouse, label: str, text: str, annotator: str | None = None) -> int:
     """Store a label's description: the text query of its zero-shot feed. The latest wins."""
-    wh = warehouse_of(settings_or_wh)
     validate_label(label)
     if not isinstance(text, str) or not text.strip():
         raise InputError("a description must be non-empty text")
@@ -460,15 +445,14 @@ def _descriptions(wh: Warehouse, label: str | None = None) -> dict[str, str]:
     return dict(latest.iter_rows())
 
 
-def description(settings_or_wh, label: str) -> str | None:
+def description(wh: Warehouse, label: str) -> str | None:
     """The label's latest description, or None."""
-    wh = warehouse_of(settings_or_wh)
     return _descriptions(wh, validate_label(label)).get(label)
 
 
-def text_query(settings_or_wh, label: str) -> str:
+def text_query(wh: Warehouse, label: str) -> str:
     """What zero-shot search looks for: the description, else the name in words."""
-    return description(settings_or_wh, label) or re.sub(r"[_-]+", " ", label).strip()
+    return description(wh, label) or re.sub(r"[_-]+", " ", label).strip()
 
 
 # -- stored text embeddings ------------------------------------------------------
@@ -558,21 +542,13 @@ def read_label_file(path: str | Path) -> list[dict]:
     return rows
 
 
-# -- CLI -----------------------------------------------------------------------
+def import_label_file(wh: Warehouse, path: str | Path, annotator: str | None = None) -> tuple[int, list[dict]]:
+    """Append the label events of a CSV or Parquet file; (label_events version, the rows written).
 
-def cli_label(args, settings):
-    version = record_events(settings, [LabelEvent(args.label, args.clip_key, args.value, args.annotator,
-                                                  args.source, **{k: getattr(args, k, None) for k in PROVENANCE})])
-    ls = label_set(settings, args.label, version=version)
-    data = {"label": args.label, "clip_key": args.clip_key, "value": args.value,
-            "label_events_version": version, **{k: v for k, v in ls.summary().items() if k != "label_events_version"}}
-    text = (f"{args.label}: {args.clip_key} = {'yes' if args.value else 'no'} "
-            f"(now {ls.n_pos} positive, {ls.n_neg} negative, {ls.n_conflicts} conflicts)")
-    return data, text
-
-
-def cli_import_labels(args, settings):
-    rows = read_label_file(args.file)
+    A row without a source came from the import; an empty cell is a missing value. Nothing is
+    written unless every row is valid.
+    """
+    rows = read_label_file(path)
     for row in rows:
         row.setdefault("source", None)
         row["source"] = row["source"] or "import"
@@ -580,18 +556,7 @@ def cli_import_labels(args, settings):
             if name in row and (row[name] is None or str(row[name]).strip() == ""):
                 row[name] = None
     try:
-        version = record_events(settings, rows, annotator=args.annotator, source="import")
+        version = record_events(wh, rows, annotator=annotator, source="import")
     except InputError as exc:
-        raise InputError(f"{args.file}: {exc}") from None
-    labels = sorted({r["label"] for r in rows})
-    summary = [label_set(settings, lab, version=version).summary() for lab in labels]
-    data = {"file": str(args.file), "n_events": len(rows), "label_events_version": version, "labels": summary}
-    text = f"imported {len(rows)} label events from {args.file}\n" + "\n".join(
-        f"  {s['label']}: {s['n_pos']} positive, {s['n_neg']} negative, {s['n_conflicts']} conflicts" for s in summary)
-    return data, text
-
-
-def cli_describe(args, settings):
-    set_description(settings, args.label, args.description)
-    return ({"label": args.label, "description": args.description.strip()},
-            f"{args.label}: description set to {args.description.strip()!r}")
+        raise InputError(f"{path}: {exc}") from None
+    return version, rows

@@ -28,7 +28,8 @@ from va_core import quality
 from va_core.errors import InputError
 from va_core.feeds import (FEEDS, ZERO_SHOT, encoder_id_for, feed_seed, random_unlabelled, stored_feed, with_clip_info,
                            zero_shot)
-from va_core.labels import label_set, validate_label, warehouse_of
+from va_core.labels import label_set, validate_label
+from va_core.warehouse import Warehouse
 
 SOURCES = FEEDS + (ZERO_SHOT,)
 AUDIT = "audit"
@@ -104,16 +105,14 @@ class Bandit:
 
 # -- persisted per label -----------------------------------------------------------
 
-def load_state(settings_or_wh, label: str) -> dict | None:
-    wh = warehouse_of(settings_or_wh)
+def load_state(wh: Warehouse, label: str) -> dict | None:
     frame = wh.read("policy_state", where={"label": validate_label(label)})
     if frame.height == 0:
         return None
     return json.loads(frame.sort("updated_at").row(-1, named=True)["state_json"])
 
 
-def save_state(settings_or_wh, label: str, state: dict) -> None:
-    wh = warehouse_of(settings_or_wh)
+def save_state(wh: Warehouse, label: str, state: dict) -> None:
     wh.replace("policy_state", {"label": label}, [{
         "label": label, "policy": state["bandit"]["policy"], "state_json": json.dumps(state),
         "updated_at": datetime.now(timezone.utc)}])
@@ -147,7 +146,7 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
     Returns ``{"label", "source", "policy", "clips", "reward", "counts", "means"}``; ``reward``
     is the AP change credited to the previous choice by this call (None if none was).
     """
-    wh = warehouse_of(settings)
+    wh = Warehouse.from_settings(settings)
     validate_label(label)
     if k <= 0:
         raise InputError(f"k must be positive, got {k}")

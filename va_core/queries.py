@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from va_core.errors import InputError, NotFound
-from va_core.labels import stored_text_embedding, text_query, warehouse_of
+from va_core.labels import stored_text_embedding, text_query
+from va_core.warehouse import Warehouse
 
 
 def query_vector(settings, label: str, encoder_id: str) -> tuple[str, np.ndarray]:
@@ -29,7 +30,7 @@ def query_vector(settings, label: str, encoder_id: str) -> tuple[str, np.ndarray
             raise NotFound(f"encoder {encoder_id!r} has no text tower and the imported dataset has no text "
                            f"embedding for {label!r}: start this label from search-free feeds (random)")
         return label, vector
-    query = text_query(warehouse_of(settings), label)
+    query = text_query(Warehouse.from_settings(settings), label)
     return query, load_encoder(spec).encode_text([query])[0]
 
 

@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from va_core.embeddings import feature_set_of, features_encoder_id
 from va_core.errors import InputError, NotFound, VAError
-from va_core.labels import login_name, validate_label, validate_person, warehouse_of
+from va_core.labels import login_name, validate_label, validate_person
 from va_core.learn import LinearModel
 from va_core.warehouse import Warehouse
 
@@ -67,15 +67,13 @@ def stages_from_history(events: pl.DataFrame) -> pl.DataFrame:
             .select("label", "model_version", "stage"))
 
 
-def stage_events(settings_or_wh, label: str | None = None) -> pl.DataFrame:
-    wh = warehouse_of(settings_or_wh)
+def stage_events(wh: Warehouse, label: str | None = None) -> pl.DataFrame:
     where = {"label": validate_label(label)} if label is not None else None
     return wh.read("model_stage_events", where=where)
 
 
-def models_frame(settings_or_wh, label: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
+def models_frame(wh: Warehouse, label: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
     """The ``models`` rows (every committed version), their ``stage`` derived from the stage history."""
-    wh = warehouse_of(settings_or_wh)
     where = {"label": validate_label(label)} if label is not None else None
     if columns is not None:
         columns = list(dict.fromkeys(["label", "model_version", "stage", *columns]))
@@ -86,14 +84,14 @@ def models_frame(settings_or_wh, label: str | None = None, columns: list[str] | 
             .sort(["label", "model_version"]))
 
 
-def latest_model(settings_or_wh, label: str) -> dict | None:
+def latest_model(wh: Warehouse, label: str) -> dict | None:
     """The label's newest model version (any stage), or None."""
-    frame = models_frame(settings_or_wh, label)
+    frame = models_frame(wh, label)
     return frame.row(-1, named=True) if frame.height else None
 
 
-def get_model(settings_or_wh, label: str, version: int | None = None) -> dict:
-    frame = models_frame(settings_or_wh, label)
+def get_model(wh: Warehouse, label: str, version: int | None = None) -> dict:
+    frame = models_frame(wh, label)
     if frame.height == 0:
         raise NotFound(f"{label} has no model: train it first (`va train {label}`)")
     if version is None:
@@ -104,8 +102,8 @@ def get_model(settings_or_wh, label: str, version: int | None = None) -> dict:
     return hit.row(0, named=True)
 
 
-def load_model(settings_or_wh, label: str, version: int | None = None) -> LinearModel:
-    return LinearModel.from_artifact(get_model(settings_or_wh, label, version)["artifact"])
+def load_model(wh: Warehouse, label: str, version: int | None = None) -> LinearModel:
+    return LinearModel.from_artifact(get_model(wh, label, version)["artifact"])
 
 
 def stage_event(label: str, version: int, stage: str, previous: str | None, by: str, reason: str) -> dict:
@@ -186,7 +184,7 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
     """
     if override is not None and (not isinstance(override, str) or not override.strip()):
         raise InputError("an override needs a reason: --override \"why this version should be served anyway\"")
-    wh = warehouse_of(settings)
+    wh = Warehouse.from_settings(settings)
     validate_label(label)
     who = validate_person(by, "approver") if by is not None else login_name()
     with label_lock(settings, label):
@@ -215,7 +213,7 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
 
 
 def retire(settings, label: str, version: int, by: str | None = None, reason: str = "") -> dict:
-    wh = warehouse_of(settings)
+    wh = Warehouse.from_settings(settings)
     validate_label(label)
     who = validate_person(by, "approver") if by is not None else login_name()
     with label_lock(settings, label):
@@ -247,41 +245,25 @@ class ApprovedModel:
                 "trained_at": self.trained_at.isoformat() if self.trained_at else None}
 
 
-def approved_models(settings_or_wh) -> list[ApprovedModel]:
+def approved_models(wh: Warehouse) -> list[ApprovedModel]:
     """The approved version of every label, ready to score: what serving loads."""
-    frame = models_frame(settings_or_wh).filter(pl.col("stage") == APPROVED)
+    frame = models_frame(wh).filter(pl.col("stage") == APPROVED)
     return [ApprovedModel(r["label"], int(r["model_version"]), r["encoder_id"], LinearModel.from_artifact(r["artifact"]),
                           r["ap"], r["label_events_version"], r["trained_at"], r.get("ap_low"), r.get("ap_high"),
                           r.get("n_audit"), r.get("ap_method"))
             for r in frame.iter_rows(named=True)]
 
 
-def model_history(settings_or_wh, label: str) -> list[dict]:
+def model_history(wh: Warehouse, label: str) -> list[dict]:
     """Every stage change of the label's committed versions, oldest first.
 
     A version whose training was interrupted has a claim (its candidate event) but no
     ``models`` row: it never existed for readers, so it is not listed.
     """
-    wh = warehouse_of(settings_or_wh)
     frame = stage_events(wh, label)
     committed = wh.read("models", columns=["model_version"], where={"label": label})
     frame = frame.filter(pl.col("model_version").is_in(committed["model_version"].implode()))
     return frame.sort(["changed_at", "model_version"]).to_dicts()
-
-
-def cli_approve(args, settings):
-    if args.version is not None and args.version < 1:
-        raise InputError(f"--version must be a positive model version, got {args.version}")
-    result = approve(settings, args.label, args.version, by=args.by, override=getattr(args, "override", None))
-    if not result["changed"]:
-        text = f"{args.label} v{result['model_version']} is already approved"
-    else:
-        retired = f"; retired v{', v'.join(map(str, result['retired']))}" if result["retired"] else ""
-        ap = ("AP on the corpus unknown: no audit labels" if result["ap"] is None else
-              f"AP on the corpus {result['ap']:.3f} [{result['ap_low']:.3f}, {result['ap_high']:.3f}]")
-        forced = f"; override: {result['override']}" if result.get("override") else ""
-        text = f"{args.label} v{result['model_version']} approved ({ap}){retired}{forced}"
-    return result, text
 
 
 def stage_summary(row: dict) -> str:

@@ -99,25 +99,3 @@ def similar_clips(settings, clip_key: str, k: int = 10) -> pl.DataFrame:
     corpus = load_corpus(wh, spec.encoder_id)
     i = corpus.positions([clip_key])
     return search_vector(wh, spec.encoder_id, corpus.matrix[i[0]], k, exclude_keys=[clip_key])
-
-
-def format_results(results: pl.DataFrame) -> str:
-    if results.is_empty():
-        return "no clips"
-    lines = [f"{'#':>3}  {'score':>6}  {'clip_key':<40}  {'start':>7}  {'end':>7}  video"]
-    for r in results.iter_rows(named=True):
-        lines.append(f"{r['rank']:>3}  {r['score']:6.3f}  {r['clip_key']:<40}  {r['start_s'] or 0:7.2f}  "
-                     f"{r['end_s'] or 0:7.2f}  {r['uri']}")
-    return "\n".join(lines)
-
-
-def cli_search(args, settings):
-    results = search_text(settings, args.query, args.k)
-    spec = parse_spec(settings.encoder)
-    text = format_results(results)
-    data = {"query": args.query, "encoder_id": spec.encoder_id, "results": results.to_dicts()}
-    if not spec.has_semantics:
-        note = f"{spec.encoder_id} has random weights: these scores carry no meaning"
-        data["warning"] = note
-        text += f"\nnote: {note}"
-    return data, text

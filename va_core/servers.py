@@ -1,12 +1,15 @@
-"""`va ui`, `va dagster` and `va serve`: each replaces this process with its server.
+"""The programs behind `va ui`, `va dagster` and `va serve`, with the home's settings in their environment.
 
-They run as separate programs so that va_core never imports gradio, dagster or bentoml.
+They run as separate programs so that va_core never imports gradio, dagster or bentoml. Each
+function returns the program's ``(argv, env)``; the command replaces itself with it.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import sys
+
+__all__ = ["ui_command", "dagster_command", "serve_command", "serve_env"]
 
 
 def _env(settings) -> dict[str, str]:
@@ -17,23 +20,17 @@ def _env(settings) -> dict[str, str]:
     return env
 
 
-def _exec(argv: list[str], env: dict[str, str]) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvpe(argv[0], argv, env)
+def ui_command(settings, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    return [sys.executable, "-m", "va_ui", "--host", host, "--port", str(port)], _env(settings)
 
 
-def cli_ui(args, settings):
-    _exec([sys.executable, "-m", "va_ui", "--host", args.host, "--port", str(args.port)], _env(settings))
-
-
-def cli_dagster(args, settings):
+def dagster_command(settings, host: str, port: int) -> tuple[list[str], dict[str, str]]:
     env = _env(settings)
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     env["DAGSTER_HOME"] = str(settings.dagster_home)
     # va_assets.dev writes the local instance config (run queue, per-label run limit) on
     # first use, then execs `dagster dev -m va_assets.definitions`.
-    _exec([sys.executable, "-m", "va_assets.dev", "-h", args.host, "-p", str(args.port)], env)
+    return [sys.executable, "-m", "va_assets.dev", "-h", host, "-p", str(port)], env
 
 
 def serve_env(settings) -> dict[str, str]:
@@ -49,7 +46,7 @@ def serve_env(settings) -> dict[str, str]:
     return env
 
 
-def cli_serve(args, settings):
+def serve_command(settings, host: str, port: int) -> tuple[list[str], dict[str, str]]:
     bentoml = shutil.which("bentoml", path=os.path.dirname(sys.executable)) or "bentoml"
-    _exec([bentoml, "serve", "va_serving.service:VAService", "--host", args.host, "--port", str(args.port)],
-          serve_env(settings))
+    return ([bentoml, "serve", "va_serving.service:VAService", "--host", host, "--port", str(port)],
+            serve_env(settings))

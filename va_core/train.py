@@ -9,7 +9,6 @@ and ``encoder_id`` (the embeddings the model was fitted on).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -23,7 +22,7 @@ from va_core import learn, quality
 from va_core.embeddings import Corpus, load_corpus
 from va_core.errors import InputError, VAError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
-from va_core.labels import LabelSet, label_set, login_name, validate_label, warehouse_of
+from va_core.labels import LabelSet, label_set, login_name, validate_label
 from va_core.learn import (MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score, evaluate, fit,
                            ordered)
 from va_core.registry import CANDIDATE, label_encoder_id, label_lock, latest_model, stage_event
@@ -77,18 +76,17 @@ class TrainingData:
 # -- the steps -----------------------------------------------------------------------
 
 def corpus_for(settings, encoder_id: str | None = None) -> Corpus:
-    return load_corpus(warehouse_of(settings), encoder_id_for(settings, encoder_id))
+    return load_corpus(Warehouse.from_settings(settings), encoder_id_for(settings, encoder_id))
 
 
 def label_embeddings(settings, label: str, encoder_id: str | None = None, features: str | None = None) -> str:
     """The encoder id a label trains and is scored on: ``encoder_id`` if given, else the feature
     set (clip, motion, both) asked for, else its latest model's, else CLIP's."""
-    return encoder_id or label_encoder_id(warehouse_of(settings), label, encoder_id_for(settings), features)
+    return encoder_id or label_encoder_id(Warehouse.from_settings(settings), label, encoder_id_for(settings), features)
 
 
-def build_label_set(settings_or_wh, label: str, version: int | None = None, write: bool = True) -> LabelSet:
+def build_label_set(wh: Warehouse, label: str, version: int | None = None, write: bool = True) -> LabelSet:
     """Aggregate the label's events (at a ``label_events`` version) and store them in ``label_sets``."""
-    wh = warehouse_of(settings_or_wh)
     ls = label_set(wh, label, version=version)
     if write:
         wh.replace("label_sets", {"label": label}, ls.rows())
@@ -145,7 +143,7 @@ def evaluate_classifier(data: TrainingData, trainer: str = "fast", model: Linear
                     model.params.get("lambda"))
 
 
-def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
+def estimate_quality(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
                      trainer: str | None = None, cache: dict | None = None) -> quality.QualityEstimate:
     """The version's quality on the corpus, from the label's labelled random draws (audit, random).
 
@@ -155,7 +153,6 @@ def estimate_quality(settings_or_wh, ls: LabelSet, corpus: Corpus, model: Linear
     scores: a build estimates its chosen model before and after its threshold is set, and
     the scores (five refits) do not depend on the threshold.
     """
-    wh = warehouse_of(settings_or_wh)
     cache = {} if cache is None else cache
     if "sample" not in cache:
         values = {k: bool(v) for k, v in ls.clips.filter(pl.col("value").is_not_null())
@@ -198,7 +195,7 @@ def version_scorer(wh: Warehouse, label: str, corpus: Corpus):
     return score_of
 
 
-def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
+def version_estimates(wh: Warehouse, label: str, versions, n_boot: int = 0,
                       encoder_id: str | None = None) -> dict[int, quality.QualityEstimate]:
     """Estimates of several stored versions on one sample: the label's current labelled draws.
 
@@ -207,7 +204,6 @@ def version_estimates(settings_or_wh, label: str, versions, n_boot: int = 0,
     """
     from va_core.registry import get_model
 
-    wh = warehouse_of(settings_or_wh)
     ls = label_set(wh, label)
     out = {}
     for v in versions:
@@ -245,10 +241,10 @@ def _stored_quality(wh: Warehouse, row: dict) -> quality.QualityEstimate | None:
     return quality.QualityEstimate(**{f: e.get(f) for f in names}, n_draws=0, method=e["ap_method"])
 
 
-def label_diversity(settings_or_wh, ls: LabelSet, corpus: Corpus) -> float:
+def label_diversity(wh: Warehouse, ls: LabelSet, corpus: Corpus) -> float:
     from va_core.clusters import corpus_clusters
 
-    clusters = corpus_clusters(warehouse_of(settings_or_wh), corpus)
+    clusters = corpus_clusters(wh, corpus)
     pos = clusters[corpus.positions(ls.positives)]
     neg = clusters[corpus.positions(ls.negatives)]
     return diversity_score(pos.tolist(), neg.tolist())
@@ -453,7 +449,7 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
     validate_label(label)
     if trainer not in TRAINERS:
         raise InputError(f"unknown trainer {trainer!r}; trainers are: {', '.join(TRAINERS)}")
-    wh = warehouse_of(settings)
+    wh = Warehouse.from_settings(settings)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -504,29 +500,3 @@ def describe_quality(ap, ap_low, ap_high, n_audit: int, ap_method: str, needed: 
         return f"AP on the corpus: unknown, {ask}"
     text = f"AP on the corpus {ap:.3f} [{ap_low:.3f}, {ap_high:.3f}] (90%, {n_audit} audit labels)"
     return text + (f"; provisional: {ask}" if ap_method == quality.PROVISIONAL else "")
-
-
-def describe_result(r: TrainResult) -> str:
-    diversity = f"; diversity {r.diversity:.2f}" if r.diversity is not None else ""
-    labelled = "-" if r.labelled_ap is None else f"{r.labelled_ap:.3f} ± {r.ap_std:.3f}"
-    head = (f"{r.label} v{r.model_version} ({r.trainer}): "
-            f"{describe_quality(r.ap, r.ap_low, r.ap_high, r.n_audit, r.ap_method, r.audit_needed, r.label)}\n"
-            f"  labelled-set AP {labelled} [{r.method}] vs random {r.baseline_ap:.3f} (biased: feeds chose "
-            f"those clips); {r.n_pos} positive, {r.n_neg} negative, {r.n_conflicts} conflicts{diversity}")
-    if not r.created:
-        head += "\n  already trained on this label set: nothing written"
-    failed = [c for c in r.checks if c["blocking"] and not c["passed"]]
-    if r.stage == "approved":
-        head += "\n  approved: this version is the one served"
-    elif failed:
-        head += "\n  cannot be approved: " + "; ".join(f"{c['name']}: {c['message']}" for c in failed)
-    else:
-        head += f"\n  checks passed: `va approve {r.label}` to serve it"
-    return head
-
-
-def cli_train(args, settings):
-    result = train_label(settings, args.label, trainer=args.trainer, force=args.force, features=args.features)
-    if result.created:
-        print(f"trained in {sum(result.timings.values()):.2f} s", file=sys.stderr)
-    return result.as_dict(), describe_result(result)

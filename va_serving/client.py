@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -60,12 +59,10 @@ class ServerProcess:
         logs = Path(self.settings.home) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.log = self.log or logs / f"serve-{self.port}.log"
-        from va_core.servers import serve_env
+        from va_core.servers import serve_command
 
-        env = serve_env(self.settings)
+        argv, env = serve_command(self.settings, self.host, self.port)
         env.update(self.extra_env)
-        argv = [sys.executable, "-m", "va_core.cli", "serve", "--home", str(self.settings.home),
-                "--host", self.host, "--port", str(self.port)]
         with open(self.log, "ab") as out:
             # Own session: the server and its workers form one group we can stop together,
             # and it outlives this process when the caller keeps it.

@@ -59,7 +59,7 @@ def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int
     if source not in SOURCES and source != SIMILAR:
         raise InputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
     exclude = _keys(exclude)
-    ls = labels_mod.label_set(settings, label)  # read once: feeds exclude it, cards show its votes
+    ls = labels_mod.label_set(_wh(settings), label)  # read once: feeds exclude it, cards show its votes
     want = k + len(exclude)
     modelled = has_model(settings, label)
     hint = None

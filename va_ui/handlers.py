@@ -55,29 +55,32 @@ def save_label(settings, label: str, description: str | None, annotator: str) ->
     """Create a label or change its description (the text query for zero-shot search)."""
     label = labels_mod.validate_label((label or "").strip())
     text = (description or "").strip()
+    wh = _wh(settings)
     if text:
-        if text != (labels_mod.description(settings, label) or ""):
-            labels_mod.set_description(settings, label, text, annotator=annotator)
-    elif labels_mod.description(settings, label) is None:
+        if text != (labels_mod.description(wh, label) or ""):
+            labels_mod.set_description(wh, label, text, annotator=annotator)
+    elif labels_mod.description(wh, label) is None:
         raise InputError(f"describe {label!r} in a few words: the description is its first search query")
     return label_summary(settings, label)
 
 
 def label_summary(settings, label: str) -> dict:
     labels_mod.validate_label(label)
-    ls = labels_mod.label_set(settings, label)
+    wh = _wh(settings)
+    ls = labels_mod.label_set(wh, label)
     shared = ls.clips.filter(pl.col("annotator_cnt") >= 2).height  # what agreement is measured on
-    return {**ls.summary(), "n_shared": shared, "description": labels_mod.description(settings, label)}
+    return {**ls.summary(), "n_shared": shared, "description": labels_mod.description(wh, label)}
 
 
 def labels_table(settings) -> pl.DataFrame:
-    rows = labels_mod.labels_overview(settings)
+    wh = _wh(settings)
+    rows = labels_mod.labels_overview(wh)
     described = set(label_choices(settings))
     seen = {r["label"] for r in rows}
     for name in sorted(described - seen):  # described but not labelled yet
         rows.append({"label": name, "n_pos": 0, "n_neg": 0, "n_conflicts": 0, "agreement": None,
                      "n_events": 0, "n_annotators": 0, "last_labelled_at": None,
-                     "description": labels_mod.description(settings, name)})
+                     "description": labels_mod.description(wh, name)})
     if not rows:
         return pl.DataFrame(schema={"label": pl.String, "description": pl.String, "yes": pl.Int64,
                                     "no": pl.Int64, "conflicts": pl.Int64, "annotators": pl.Int64})
@@ -101,7 +104,7 @@ def enrich(settings, label: str | None, items: list[dict], ls=None) -> list[dict
     infos = clip_infos(settings, keys)
     votes: dict[str, dict] = {}
     if label:
-        ls = ls if ls is not None else labels_mod.label_set(settings, label)
+        ls = ls if ls is not None else labels_mod.label_set(_wh(settings), label)
         wanted = set(keys)
         for row in ls.clips.iter_rows(named=True):
             if row["clip_key"] in wanted:
@@ -157,8 +160,8 @@ def mark(settings, label: str, clip_key: str, value: bool, annotator: str, sourc
     if not isinstance(value, bool):
         raise InputError(f"a label is yes or no, got {value!r}")
     how = labels_mod.provenance_of({"provenance": provenance or {}})
-    version = labels_mod.record_events(settings, [labels_mod.LabelEvent(label, clip_key, value, annotator, source,
-                                                                        **how)])
+    event = labels_mod.LabelEvent(label, clip_key, value, annotator, source, **how)
+    version = labels_mod.record_events(_wh(settings), [event])
     return {"label": label, "clip_key": clip_key, "value": value, "annotator": annotator, "source": source,
             "label_events_version": version}
 
@@ -188,7 +191,7 @@ def build(settings, label: str, encoder_id: str | None = None, features: str | N
     from va_core.train import train_label
 
     labels_mod.validate_label(label)
-    ls = labels_mod.label_set(settings, label)
+    ls = labels_mod.label_set(_wh(settings), label)
     if ls.n_pos < MIN_PER_CLASS or ls.n_neg < MIN_PER_CLASS:
         # say what to do next, not only what is missing
         todo = ("find yes clips with Search (other words than the description may find them), or answer random "
@@ -236,7 +239,7 @@ def feed_previews(settings, label: str, k: int = PREVIEW_K) -> dict[str, list[di
     versions = _wh(settings).arrow("models", columns=["model_version"], where={"label": label})["model_version"]
     if len(versions) == 0:
         return {}
-    ls = labels_mod.label_set(settings, label)
+    ls = labels_mod.label_set(_wh(settings), label)
     stored = _wh(settings).read("feeds", columns=["feed", "rank", "clip_key", "score"],
                                 where={"label": label, "model_version": max(versions.to_pylist())})
     fresh = (stored.filter(~pl.col("clip_key").is_in(ls.labelled)).sort(["feed", "rank"])
@@ -255,7 +258,7 @@ def approval_checks(settings, label: str, version: int | None = None) -> dict:
     from va_core.checks import parse_report
     from va_core.registry import get_model
 
-    row = get_model(settings, labels_mod.validate_label(label), version)
+    row = get_model(_wh(settings), labels_mod.validate_label(label), version)
     checks = [c.as_dict() for c in parse_report(row.get("checks_report"))]
     stages = _wh(settings).read("models", columns=["model_version", "stage"], where={"label": label})
     approved_now = sorted(stages.filter(pl.col("stage") == "approved")["model_version"].to_list())

@@ -21,7 +21,7 @@ def latest(instance, asset: str, partition: str | None = None) -> dict:
 def test_versions_videos_and_clusters_written_outside_dagster_are_materialised(
         instance, ingested_home, ingested_truth, tick):
     wh = Warehouse.from_settings(ingested_home)
-    v1 = record_events(ingested_home, ball_events(ingested_truth, "ball", 8, 12), annotator="ann")
+    v1 = record_events(wh, ball_events(ingested_truth, "ball", 8, 12), annotator="ann")
     first = train_label(ingested_home, "ball")  # what `va train` and the app's Build do
 
     result, cursor = tick(catalog_sensor, None)
@@ -50,9 +50,9 @@ def test_versions_videos_and_clusters_written_outside_dagster_are_materialised(
     assert not result.asset_events
 
     # a version trained by a run is reported by the run only; one trained by va_core again is reported
-    v2 = record_events(ingested_home, ball_events(ingested_truth, "ball", 2, 2, skip=8), annotator="ann")
+    v2 = record_events(wh, ball_events(ingested_truth, "ball", 2, 2, skip=8), annotator="ann")
     assert run_label(instance, "ball", v2).success
-    v3 = record_events(ingested_home, ball_events(ingested_truth, "ball", 1, 1, skip=10), annotator="ann")
+    v3 = record_events(wh, ball_events(ingested_truth, "ball", 1, 1, skip=10), annotator="ann")
     assert train_label(ingested_home, "ball").model_version == 3
     result, cursor = tick(catalog_sensor, cursor)
     reported = {(e.asset_key.to_user_string(), e.metadata["model_version"].value) for e in result.asset_events

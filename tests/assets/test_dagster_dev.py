@@ -25,9 +25,10 @@ RETRAIN_S = 180
 @pytest.fixture
 def ball_home(ingested_home, ingested_truth):
     """A home whose label "ball" has 4 + 4 labels and a model trained on them (v1)."""
+    wh = Warehouse.from_settings(ingested_home)
     pos = ingested_truth.filter(pl.col("object") == "ball")["clip_key"].sort().to_list()
     neg = ingested_truth.filter(pl.col("object") != "ball")["clip_key"].sort().to_list()
-    first = record_events(ingested_home, [("ball", k, True) for k in pos[:4]] + [("ball", k, False) for k in neg[:4]],
+    first = record_events(wh, [("ball", k, True) for k in pos[:4]] + [("ball", k, False) for k in neg[:4]],
                           annotator="ann")
     assert train_label(ingested_home, "ball").model_version == 1
     return ingested_home, first, pos[4]
@@ -48,7 +49,7 @@ def test_a_label_written_with_va_label_is_retrained_by_the_daemon(ball_home, dag
     server = dagster_dev
     wh = Warehouse.from_settings(settings)
     labelled = subprocess.run(
-        [sys.executable, "-m", "va_core.cli", "label", "ball", new_clip, "--yes", "--annotator", "ann", "--json",
+        [sys.executable, "-m", "va_cli", "label", "ball", new_clip, "--yes", "--annotator", "ann", "--json",
          "--home", str(settings.home)], capture_output=True, text=True, timeout=120,
         env={**os.environ, "VA_HOME": str(settings.home)})
     assert labelled.returncode == 0, labelled.stderr

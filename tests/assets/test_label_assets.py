@@ -39,11 +39,12 @@ def materialisations(result) -> dict[str, dict]:
 
 @pytest.fixture
 def wh(ingested_home) -> Warehouse:
-    return Warehouse.from_settings(ingested_home)
+    wh = Warehouse.from_settings(ingested_home)
+    return wh
 
 
 def test_label_job_writes_every_table_with_lineage(instance, ingested_home, ingested_truth, wh):
-    version = record_events(ingested_home, ball_events(ingested_truth, "ball", 8, 12), annotator="ann")
+    version = record_events(wh, ball_events(ingested_truth, "ball", 8, 12), annotator="ann")
     result = run_label(instance, "ball", version)
     assert result.success
     meta = materialisations(result)
@@ -92,8 +93,8 @@ def test_label_job_writes_every_table_with_lineage(instance, ingested_home, inge
 
 
 def test_a_run_trains_on_the_version_in_its_tag(instance, ingested_home, ingested_truth, wh):
-    first = record_events(ingested_home, ball_events(ingested_truth, "ball", 4, 6), annotator="ann")
-    later = record_events(ingested_home, ball_events(ingested_truth, "ball", 3, 3, skip=4), annotator="ann")
+    first = record_events(wh, ball_events(ingested_truth, "ball", 4, 6), annotator="ann")
+    later = record_events(wh, ball_events(ingested_truth, "ball", 3, 3, skip=4), annotator="ann")
     assert later > first
     assert run_label(instance, "ball", first).success
     row = wh.read("models", where={"label": "ball"}).row(0, named=True)
@@ -105,9 +106,9 @@ def test_a_run_trains_on_the_version_in_its_tag(instance, ingested_home, ingeste
 
 def test_conflicting_clips_are_left_out_and_checked(instance, ingested_home, ingested_truth, wh):
     events = ball_events(ingested_truth, "ball", 6, 6)
-    record_events(ingested_home, events, annotator="ann")
+    record_events(wh, events, annotator="ann")
     # a second annotator disagrees on one positive: a tie, so a conflict
-    version = record_events(ingested_home, [("ball", events[0][1], False)], annotator="bob")
+    version = record_events(wh, [("ball", events[0][1], False)], annotator="bob")
     result = run_label(instance, "ball", version)
     assert result.success
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
@@ -117,7 +118,7 @@ def test_conflicting_clips_are_left_out_and_checked(instance, ingested_home, ing
 
 
 def test_too_few_labels_materialise_the_label_set_only(instance, ingested_home, ingested_truth, wh):
-    version = record_events(ingested_home, ball_events(ingested_truth, "ball", 1, 2), annotator="ann")
+    version = record_events(wh, ball_events(ingested_truth, "ball", 1, 2), annotator="ann")
     result = run_label(instance, "ball", version)
     assert result.success
     assert sorted(materialisations(result)) == ["label_set"]
@@ -127,7 +128,7 @@ def test_too_few_labels_materialise_the_label_set_only(instance, ingested_home, 
 
 
 def test_sensor_requests_run_with_the_version_that_triggered_them(instance, ingested_home, ingested_truth, wh, tick):
-    v1 = record_events(ingested_home, ball_events(ingested_truth, "ball", 4, 4)
+    v1 = record_events(wh, ball_events(ingested_truth, "ball", 4, 4)
                        + ball_events(ingested_truth, "ball_too", 4, 5), annotator="ann")
     result, cursor = tick(label_events_sensor, None)
     assert sorted(r.run_key for r in result.run_requests) == [f"ball@{v1}", f"ball_too@{v1}"]
@@ -139,7 +140,7 @@ def test_sensor_requests_run_with_the_version_that_triggered_them(instance, inge
     assert models.select("label", "model_version", "label_events_version").rows() == [
         ("ball", 1, v1), ("ball_too", 1, v1)]
 
-    v2 = record_events(ingested_home, ball_events(ingested_truth, "ball", 2, 2, skip=4), annotator="ann")
+    v2 = record_events(wh, ball_events(ingested_truth, "ball", 2, 2, skip=4), annotator="ann")
     result, cursor = tick(label_events_sensor, cursor)
     assert [r.run_key for r in result.run_requests] == [f"ball@{v2}"]
     run = job_def("label_job").execute_in_process(instance=instance, partition_key="ball",
@@ -175,7 +176,7 @@ def test_dagster_and_train_label_give_the_same_version(instance, ingested_home, 
     from va_core.config import Settings
     from va_core.train import train_label
 
-    version = record_events(ingested_home, ball_events(ingested_truth, "ball", 9, 14), annotator="ann")
+    version = record_events(wh, ball_events(ingested_truth, "ball", 9, 14), annotator="ann")
     twin = tmp_path / "twin-home"  # the same warehouse, trained by va_core instead of a run
     shutil.copytree(ingested_home.home, twin)
     twin_settings = Settings(home=twin, warehouse_uri=str(twin / "warehouse"), encoder="tiny")
@@ -201,9 +202,9 @@ def test_a_label_trained_on_motion_keeps_it_and_passes_the_embedding_check(insta
     from va_core.train import train_label
 
     first = ball_events(ingested_truth, "ball", 4, 6)
-    record_events(ingested_home, first, annotator="ann")
+    record_events(wh, first, annotator="ann")
     assert train_label(ingested_home, "ball", features="motion").encoder_id == "motion-v1"
-    version = record_events(ingested_home, ball_events(ingested_truth, "ball", 3, 3, skip=4), annotator="ann")
+    version = record_events(wh, ball_events(ingested_truth, "ball", 3, 3, skip=4), annotator="ann")
     result = run_label(instance, "ball", version)
     assert result.success
     latest = wh.read("models", where={"label": "ball"}).sort("model_version").row(-1, named=True)

@@ -10,6 +10,7 @@ from va_assets.sensors import approval_sensor
 from va_core.labels import record_events
 from va_core.registry import approve, retire
 from va_core.train import train_label
+from va_core.warehouse import Warehouse
 
 
 WARM = ("red", "orange", "yellow")
@@ -18,9 +19,10 @@ WARM = ("red", "orange", "yellow")
 @pytest.fixture
 def trained(ingested_home, ingested_truth):
     """A model of a label even the tiny random encoder separates: warm background colours."""
+    wh = Warehouse.from_settings(ingested_home)
     pos = ingested_truth.filter(pl.col("colour").is_in(WARM))["clip_key"].sort().to_list()
     neg = ingested_truth.filter(~pl.col("colour").is_in(WARM))["clip_key"].sort().to_list()
-    record_events(ingested_home, [("warm", k, True) for k in pos[:10]] + [("warm", k, False) for k in neg[:14]],
+    record_events(wh, [("warm", k, True) for k in pos[:10]] + [("warm", k, False) for k in neg[:14]],
                   annotator="ann")
     result = train_label(ingested_home, "warm")
     assert result.checks_passed, result.checks
@@ -34,7 +36,8 @@ def test_approval_changes_request_a_refresh_of_the_served_set(instance, trained,
     result, cursor = tick(approval_sensor, None)
     assert [r.run_key for r in result.run_requests] == [f"stages@{_stage_version(settings)}"]
     # a new candidate is a stage change that alters nothing served
-    record_events(settings, [("warm", k, False) for k in _unlabelled(settings, 2)], annotator="ann")
+    record_events(Warehouse.from_settings(settings), [("warm", k, False) for k in _unlabelled(settings, 2)],
+                  annotator="ann")
     assert train_label(settings, "warm").created
     result, cursor = tick(approval_sensor, cursor)
     assert result.run_requests == [] and "approved set did not" in result.skip_reason.skip_message
@@ -66,7 +69,9 @@ def test_approval_changes_request_a_refresh_of_the_served_set(instance, trained,
 def _stage_version(settings) -> int:
     from va_core.warehouse import Warehouse
 
-    return Warehouse.from_settings(settings).version("model_stage_events")
+    wh = Warehouse.from_settings(settings)
+
+    return wh.version("model_stage_events")
 
 
 def _unlabelled(settings, n: int) -> list[str]:

@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score
 
 from loop_corpus import make_home, sample_rows, truth_events
 from va_core import registry, train
-from va_core.cli import main
+from va_cli.main import main
 from va_core.labels import PROVENANCE, record_events
 
 LABEL, TOPIC = "topic6", 6
@@ -29,7 +29,7 @@ def va(capsys, home, *argv) -> dict:
 def audited(tmp_path_factory):
     settings, wh, corpus = make_home(tmp_path_factory.mktemp("audit") / "home", n=2000, n_topics=10, noise=4.0)
     settings.remember_encoder("tiny")  # the `va` commands of this home use the corpus's encoder
-    record_events(settings, truth_events(corpus, LABEL, TOPIC, sample_rows(corpus, TOPIC, 8, 40)))
+    record_events(wh, truth_events(corpus, LABEL, TOPIC, sample_rows(corpus, TOPIC, 8, 40)))
     v1 = train.train_label(settings, LABEL)
     return settings, wh, corpus, v1
 
@@ -81,7 +81,7 @@ def test_a_clearly_worse_version_needs_an_override_with_a_reason(audited, capsys
     settings, wh, corpus, _ = audited
     served = registry.approve(settings, LABEL, by="lead")
     assert served["ap"] is not None
-    record_events(settings, truth_events(corpus, LABEL, TOPIC, sample_rows(corpus, TOPIC, 2, 10, seed=7)))
+    record_events(wh, truth_events(corpus, LABEL, TOPIC, sample_rows(corpus, TOPIC, 2, 10, seed=7)))
     v = train.train_label(settings, LABEL).model_version
     # make the new version's estimate clearly worse than the served one's
     rows = registry.models_frame(wh, LABEL)

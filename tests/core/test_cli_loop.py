@@ -5,13 +5,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from loop_corpus import make_home, sample_rows
 
-VA = str(Path(sys.executable).parent / "va")
+VA = [sys.executable, "-m", "va_cli"]  # what the `va` script runs (pyproject: va_cli.main:main)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def _env(root):
 
 
 def va(root, *argv, ok=True):
-    proc = subprocess.run([VA, *argv, "--json"], capture_output=True, text=True, env=_env(root), timeout=300)
+    proc = subprocess.run([*VA, *argv, "--json"], capture_output=True, text=True, env=_env(root), timeout=300)
     assert (proc.returncode == 0) == ok, proc.stderr
     return json.loads(proc.stdout), proc  # exactly one JSON document, or this fails
 
@@ -71,7 +70,7 @@ def test_commands_that_do_not_encode_never_import_torch(cli_home):
     root, corpus, csv, fresh = cli_home
     script = f"""
 import json, sys
-from va_core.cli import main
+from va_cli.main import main
 runs = [["describe", "topic9", "a topic"], ["label", "topic9", {fresh[1]!r}, "--yes"],
         ["import-labels", {str(csv)!r}], ["train", "topic3", "--trainer", "fast"],
         ["feeds", "topic3", "--feed", "top_positive"], ["approve", "topic3"], ["status"]]
@@ -86,7 +85,7 @@ print(json.dumps({{"codes": codes, "heavy": heavy}}), file=sys.stderr)
 
 
 def test_demo_runs_the_simulated_expert_and_approves(tmp_path):
-    proc = subprocess.run([VA, "demo", "--encoder", "tiny", "--videos", "6", "--rounds", "2", "--json"],
+    proc = subprocess.run([*VA, "demo", "--encoder", "tiny", "--videos", "6", "--rounds", "2", "--json"],
                           capture_output=True, text=True, env=_env(tmp_path / "demo"), timeout=600)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)

@@ -16,6 +16,7 @@ import sys, time
 from pathlib import Path
 from va_core.config import Settings
 from va_core.labels import record_events
+from va_core.warehouse import Warehouse
 home, me, go, keys = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4].split(",")
 settings = Settings.from_env(home=home, encoder="tiny")
 while not go.exists():
@@ -57,7 +58,7 @@ def test_two_machines_training_one_label_never_share_a_version_number(tmp_path, 
     uri = f"file://{tmp_path / 'shared-warehouse'}"
     monkeypatch.setenv("VA_WAREHOUSE_URI", uri)
     settings, wh, corpus = make_home(tmp_path / "setup", n=200)
-    record_events(settings, truth_events(corpus, "race", 2, range(0, 200, 4)))
+    record_events(wh, truth_events(corpus, "race", 2, range(0, 200, 4)))
     train_label(settings, "race")  # v1 and the clusters
     per_process = race_trainers(tmp_path, {"VA_WAREHOUSE_URI": uri}, "race")
     claimed = sorted(v for vs in per_process for v in vs)

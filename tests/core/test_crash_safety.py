@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -22,7 +21,7 @@ from va_core.doctor import doctor
 from va_core.feeds import FEEDS, all_feeds
 from va_core.labels import record_events
 
-VA = str(Path(sys.executable).parent / "va")
+VA = [sys.executable, "-m", "va_cli"]  # what the `va` script runs (pyproject: va_cli.main:main)
 TRAIN_COMMITS = 8  # claim, label_sets, clip_scores, feeds, evaluations, models, prune scores, prune feeds
 N_CLIPS = 300
 
@@ -32,13 +31,13 @@ def run_va(home, *argv, kill_after=None):
     env.pop("VA_WAREHOUSE_URI", None)
     if kill_after is not None:
         env["VA_KILL_AFTER_COMMITS"] = str(kill_after)
-    return subprocess.run([VA, *argv], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([*VA, *argv], capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     settings, wh, corpus = make_home(tmp_path_factory.mktemp("crash") / "home", n=N_CLIPS)
-    record_events(settings, truth_events(corpus, "topic1", 1, sample_rows(corpus, 1, 12, 30)))
+    record_events(wh, truth_events(corpus, "topic1", 1, sample_rows(corpus, 1, 12, 30)))
     train.train_label(settings, "topic1")  # v1, and the clusters, before any kill
     return settings, wh, corpus
 
@@ -100,7 +99,7 @@ def test_approve_killed_after_its_event_commit_is_recorded_with_who(home):
     approval = [e for e in registry.model_history(wh, "topic1") if e["stage"] == "approved"]
     assert [(e["model_version"], e["changed_by"]) for e in approval] == [(version, "carol")]
     # va doctor finds the stale copy and rewrites it from the history
-    report = doctor(settings)
+    report = doctor(wh)
     assert [p["check"] for p in report["problems"]] == ["stage consistent"]
-    assert doctor(settings, repair=True)["healthy"]
+    assert doctor(wh, repair=True)["healthy"]
     assert wh.read("models", where={"label": "topic1", "model_version": version})["stage"][0] == "approved"

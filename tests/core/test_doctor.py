@@ -10,27 +10,28 @@ from loop_corpus import make_home, sample_rows, truth_events
 from va_core import registry, train
 from va_core.doctor import check, doctor
 from va_core.labels import record_events
-from va_core.warehouse import Compare
+from va_core.warehouse import Compare, Warehouse
 
 
 @pytest.fixture
 def home(tmp_path):
     settings, wh, corpus = make_home(tmp_path / "home", n=200)
-    record_events(settings, truth_events(corpus, "t1", 1, sample_rows(corpus, 1, 10, 20)))
+    record_events(wh, truth_events(corpus, "t1", 1, sample_rows(corpus, 1, 10, 20)))
     train.train_label(settings, "t1")
-    record_events(settings, truth_events(corpus, "t1", 1, sample_rows(corpus, 1, 3, 3, seed=5)))
+    record_events(wh, truth_events(corpus, "t1", 1, sample_rows(corpus, 1, 3, 3, seed=5)))
     train.train_label(settings, "t1")
     train.train_label(settings, "t1", force=True)
     return settings, wh
 
 
 def checks_of(settings, **kw):
-    return sorted({(f.check, f.table) for f in check(settings, **kw)[0]})
+    wh = Warehouse.from_settings(settings)
+    return sorted({(f.check, f.table) for f in check(wh, **kw)[0]})
 
 
 def test_a_healthy_home(home):
     settings, _ = home
-    report = doctor(settings)
+    report = doctor(Warehouse.from_settings(settings))
     assert report["healthy"] and report["problems"] == [] and report["repaired"] == []
 
 
@@ -50,7 +51,7 @@ def test_every_derivable_breakage_is_found_and_repaired(home):
         ("encoder ids", "clip_clusters"), ("no orphans", "clip_scores"), ("one row per key", "clips"),
         ("one row per key", "label_events"), ("stage consistent", "models"),
         ("versions complete", "clip_scores"), ("versions complete", "model_stage_events")]
-    report = doctor(settings, repair=True)
+    report = doctor(wh, repair=True)
     assert report["healthy"], report["problems"]
     assert len(report["repaired"]) == 7
     assert wh.read("models", where={"label": "t1", "model_version": 3})["stage"][0] == "approved"
@@ -61,7 +62,7 @@ def test_every_derivable_breakage_is_found_and_repaired(home):
 def test_a_claim_still_training_is_left_alone_within_the_grace(home):
     settings, wh = home
     train.claim_model_version(wh, "t1", "someone", "training elsewhere")
-    findings, notes = check(settings)
+    findings, notes = check(wh)
     assert findings == [] and "t1 v4 is being trained" in notes[0]
     assert checks_of(settings, grace_s=0) == [("no orphans", "model_stage_events")]
 
@@ -70,7 +71,7 @@ def test_what_is_not_derivable_stays_a_problem(home):
     settings, wh = home
     wh.delete("evaluations", {"label": "t1", "model_version": 3})
     wh.delete("feeds", {"label": "t1", "model_version": Compare(">=", 0)})
-    report = doctor(settings, repair=True)
+    report = doctor(wh, repair=True)
     assert not report["healthy"]
     assert {(p["check"], p["table"]) for p in report["problems"]} == {
         ("versions complete", "evaluations"), ("versions complete", "feeds")}
@@ -82,5 +83,5 @@ def test_an_unreadable_table_is_named(home):
     from deltalake import DeltaTable
 
     os.remove(DeltaTable(wh.table_uri("feeds")).file_uris()[0].removeprefix("file://"))
-    findings, _ = check(settings)
+    findings, _ = check(wh)
     assert [(f.check, f.table) for f in findings if f.check == "readable"] == [("readable", "feeds")]

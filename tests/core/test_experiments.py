@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from va_core.cli import main
+from va_cli.main import main
 from va_core.experiments import bandits, exp1, exp2
 from va_core.experiments.dataset import AggItem, AggLabels, Checkpoint, KeyVectors, VADataset
 from tests.support.va_dataset import FixtureLabel, make_va_dataset

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from loop_corpus import make_home, sample_rows, truth_events
+from va_cli import feeds as cli_feeds
 from va_core import feeds, labels, sources, train
 from va_core.errors import InputError, NotFound
 from va_core.labels import record_events
@@ -13,7 +14,7 @@ from va_core.labels import record_events
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     settings, wh, corpus = make_home(tmp_path_factory.mktemp("feeds") / "home")
-    record_events(settings, truth_events(corpus, "topic1", 1, sample_rows(corpus, 1, 20, 60)))
+    record_events(wh, truth_events(corpus, "topic1", 1, sample_rows(corpus, 1, 20, 60)))
     result = train.train_label(settings, "topic1")
     return settings, wh, corpus, result
 
@@ -42,7 +43,7 @@ def test_feeds_never_contain_labelled_clips(loop):
     # label the top of every feed; the next reads skip them without retraining
     shown = {f: [i["clip_key"] for i in sources.get_feed(settings, "topic1", f, 5)] for f in feeds.FEEDS}
     newly = [k for keys in shown.values() for k in keys]
-    record_events(settings, [{"label": "topic1", "clip_key": k, "value": False, "annotator": "x"} for k in newly])
+    record_events(wh, [{"label": "topic1", "clip_key": k, "value": False, "annotator": "x"} for k in newly])
     for f in feeds.FEEDS:
         again = [i["clip_key"] for i in sources.get_feed(settings, "topic1", f, 50)]
         assert len(again) == 50 and not set(again) & set(newly) and not set(again) & labelled
@@ -95,16 +96,16 @@ def test_zero_shot_uses_the_description_and_skips_labelled_clips(tmp_path):
 
     settings, wh, corpus = make_home(tmp_path / "home", n=200, n_topics=4)
     enc = load_encoder("tiny")
-    labels.set_description(settings, "sunset", "an orange sunset over the sea", annotator="a")
+    labels.set_description(wh, "sunset", "an orange sunset over the sea", annotator="a")
     query = enc.encode_text(["an orange sunset over the sea"])[0]
     expected = np.argsort(-(corpus.matrix @ query))
     first = [corpus.keys[i] for i in expected[:3]]
-    record_events(settings, [{"label": "sunset", "clip_key": first[0], "value": True, "annotator": "a"}])
+    record_events(wh, [{"label": "sunset", "clip_key": first[0], "value": True, "annotator": "a"}])
     got = sources.get_feed(settings, "sunset", "zero_shot", 5)
     assert [i["clip_key"] for i in got] == [corpus.keys[i] for i in expected[1:6]]
     assert got[0]["query"] == "an orange sunset over the sea"
     args = type("A", (), {"label": "sunset", "feed": None, "k": 3})
-    data, text = sources.cli_feeds(args, settings)
+    data, text = cli_feeds.cli_feeds(args, settings)
     assert list(data["feeds"]) == ["zero_shot"] and "sunset / zero_shot" in text
 
 
@@ -130,7 +131,7 @@ def test_sampled_feeds_carry_their_design_and_are_never_redrawn(loop):
 
 def test_an_audit_before_any_model_is_a_uniform_draw(tmp_path):
     settings, wh, corpus = make_home(tmp_path / "home", n=300)
-    record_events(settings, truth_events(corpus, "fresh", 2, sample_rows(corpus, 2, 1, 1)))
+    record_events(wh, truth_events(corpus, "fresh", 2, sample_rows(corpus, 2, 1, 1)))
     items = sources.get_feed(settings, "fresh", "audit", 10)
     assert len(items) == 10 and all(i["feed"] == "audit" for i in items)
     how = items[0]["provenance"]

@@ -171,7 +171,7 @@ def test_nothing_to_ingest_is_an_error_and_typos_are_reported(settings, sample_c
 def test_cli_ingest_json_and_progress(settings, sample_corpus_dir, capsys):
     import json
 
-    from va_core import cli
+    from va_cli import main as cli
 
     code = cli.main(["ingest", str(sample_corpus_dir / "sample_004.mp4"), "--json", "--home", str(settings.home)])
     captured = capsys.readouterr()

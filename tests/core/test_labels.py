@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from loop_corpus import make_home
+from va_cli import labels as cli_labels
 from va_core import labels
 from va_core.errors import InputError, NotFound
 from va_core.labels import LabelEvent, label_set, record_events
@@ -44,18 +45,18 @@ def test_one_bad_row_and_nothing_is_written(loop_home):
     ]
     for bad, message in cases:
         with pytest.raises(InputError, match=message) as err:
-            record_events(settings, [good, good, bad])
+            record_events(wh, [good, good, bad])
         assert "nothing was recorded" in str(err.value)
         assert _count(wh) == before
     with pytest.raises(InputError, match="no label events"):
-        record_events(settings, [])
+        record_events(wh, [])
 
 
 def test_annotator_defaults_to_login_name_and_source_is_kept(loop_home, monkeypatch):
     settings, wh, corpus = loop_home
     monkeypatch.setenv("LOGNAME", "alice")
     monkeypatch.setenv("USER", "alice")
-    version = record_events(settings, [LabelEvent("who", corpus.keys[1], True, source="top_positive")])
+    version = record_events(wh, [LabelEvent("who", corpus.keys[1], True, source="top_positive")])
     rows = wh.read("label_events", where={"label": "who"}, version=version)
     assert rows["annotator"].to_list() == ["alice"]
     assert rows["source"].to_list() == ["top_positive"]
@@ -66,7 +67,7 @@ def test_annotator_defaults_to_login_name_and_source_is_kept(loop_home, monkeypa
 def test_aggregation_latest_vote_majority_and_ties(loop_home):
     settings, wh, corpus = loop_home
     k = corpus.keys
-    record_events(settings, [
+    record_events(wh, [
         # clip 10: ann a says yes then changes to no; b says no -> negative, both agree
         LabelEvent("agg", k[10], True, "a"), LabelEvent("agg", k[10], False, "a"), LabelEvent("agg", k[10], False, "b"),
         # clip 11: a yes, b no -> a tie: conflict
@@ -77,8 +78,8 @@ def test_aggregation_latest_vote_majority_and_ties(loop_home):
         LabelEvent("agg", k[13], True, "a"),
     ])
     # a later call: b changes their mind on clip 11, which is no longer a tie
-    record_events(settings, [LabelEvent("agg", k[11], True, "b")])
-    ls = label_set(settings, "agg")
+    record_events(wh, [LabelEvent("agg", k[11], True, "b")])
+    ls = label_set(wh, "agg")
     rows = {r["clip_key"]: r for r in ls.clips.iter_rows(named=True)}
     assert rows[k[10]]["value"] is False and rows[k[10]]["pos_cnt"] == 0 and rows[k[10]]["annotator_cnt"] == 2
     assert rows[k[11]]["value"] is True and not rows[k[11]]["conflict"]
@@ -90,18 +91,18 @@ def test_aggregation_latest_vote_majority_and_ties(loop_home):
     assert ls.agreement == pytest.approx(2 / 3)
     assert ls.n_events == 10 and ls.annotators == ("a", "b", "c")
 
-    record_events(settings, [LabelEvent("agg", k[13], False, "b")])  # now a tie on 13
-    ls2 = label_set(settings, "agg")
+    record_events(wh, [LabelEvent("agg", k[13], False, "b")])  # now a tie on 13
+    ls2 = label_set(wh, "agg")
     assert ls2.conflicts == [k[13]]
     assert k[13] not in ls2.positives and k[13] not in ls2.negatives
     assert k[13] in ls2.labelled
     # the earlier version is still readable: time travel on label_events
-    assert label_set(settings, "agg", version=ls.label_events_version).conflicts == []
+    assert label_set(wh, "agg", version=ls.label_events_version).conflicts == []
 
 
 def test_labels_overview_counts(loop_home):
     settings, wh, corpus = loop_home
-    record_events(settings, [LabelEvent("overview", corpus.keys[i], i % 3 == 0, "a") for i in range(30)])
+    record_events(wh, [LabelEvent("overview", corpus.keys[i], i % 3 == 0, "a") for i in range(30)])
     row = next(r for r in labels.labels_overview(wh) if r["label"] == "overview")
     assert (row["n_pos"], row["n_neg"], row["n_conflicts"], row["n_events"]) == (10, 20, 0, 30)
     assert row["agreement"] is None
@@ -109,14 +110,14 @@ def test_labels_overview_counts(loop_home):
 
 def test_descriptions_latest_wins_and_name_is_the_fallback_query(loop_home):
     settings, wh, _ = loop_home
-    assert labels.description(settings, "car_chase") is None
-    assert labels.text_query(settings, "car_chase") == "car chase"
-    labels.set_description(settings, "car_chase", "cars chasing each other", annotator="a")
-    labels.set_description(settings, "car_chase", "a car chase on a street", annotator="b")
-    assert labels.description(settings, "car_chase") == "a car chase on a street"
-    assert labels.text_query(settings, "car_chase") == "a car chase on a street"
+    assert labels.description(wh, "car_chase") is None
+    assert labels.text_query(wh, "car_chase") == "car chase"
+    labels.set_description(wh, "car_chase", "cars chasing each other", annotator="a")
+    labels.set_description(wh, "car_chase", "a car chase on a street", annotator="b")
+    assert labels.description(wh, "car_chase") == "a car chase on a street"
+    assert labels.text_query(wh, "car_chase") == "a car chase on a street"
     with pytest.raises(InputError):
-        labels.set_description(settings, "car_chase", "   ")
+        labels.set_description(wh, "car_chase", "   ")
 
 
 def test_import_csv_and_parquet(loop_home, tmp_path):
@@ -127,7 +128,7 @@ def test_import_csv_and_parquet(loop_home, tmp_path):
                    f"imp,{corpus.keys[1]},0,bob\n"
                    f"imp,{corpus.keys[2]},TRUE,bob\n")
     args = type("A", (), {"file": str(csv), "annotator": "carol"})
-    data, text = labels.cli_import_labels(args, settings)
+    data, text = cli_labels.cli_import_labels(args, settings)
     assert data["n_events"] == 3
     rows = wh.read("label_events", where={"label": "imp"}).sort("clip_key")
     got = {r["clip_key"]: (r["value"], r["annotator"], r["source"]) for r in rows.iter_rows(named=True)}
@@ -137,7 +138,7 @@ def test_import_csv_and_parquet(loop_home, tmp_path):
     pl.DataFrame({"label": ["imp2"] * 2, "clip_key": corpus.keys[3:5], "value": [True, False],
                   "source": ["search", None]}).write_parquet(parquet)
     args = type("A", (), {"file": str(parquet), "annotator": "dave"})
-    labels.cli_import_labels(args, settings)
+    cli_labels.cli_import_labels(args, settings)
     rows = wh.read("label_events", where={"label": "imp2"}).sort("clip_key")
     assert rows["source"].to_list() == ["search", "import"] and rows["annotator"].to_list() == ["dave", "dave"]
 
@@ -157,29 +158,29 @@ def test_import_refuses_bad_files_and_writes_nothing(loop_home, tmp_path):
                           (missing_col, "missing column")]:
         args = type("A", (), {"file": str(path), "annotator": "x"})
         with pytest.raises(InputError, match=message):
-            labels.cli_import_labels(args, settings)
+            cli_labels.cli_import_labels(args, settings)
     with pytest.raises(NotFound):
-        labels.cli_import_labels(type("A", (), {"file": str(tmp_path / "none.csv"), "annotator": "x"}), settings)
+        cli_labels.cli_import_labels(type("A", (), {"file": str(tmp_path / "none.csv"), "annotator": "x"}), settings)
     assert _count(wh) == before
 
 
 def test_undo_appends_the_previous_vote_or_withdraws_it(loop_home):
     settings, wh, corpus = loop_home
     k = corpus.keys
-    record_events(settings, [LabelEvent("undo", k[20], False, "a"), LabelEvent("undo", k[20], True, "a"),
-                             LabelEvent("undo", k[21], True, "a")])
+    record_events(wh, [LabelEvent("undo", k[20], False, "a"), LabelEvent("undo", k[20], True, "a"),
+                       LabelEvent("undo", k[21], True, "a")])
     before = wh.count("label_events")
     # a's latest vote on clip 20 was yes: undo restores the no before it
-    done = labels.undo_event(settings, "undo", k[20], "a")
+    done = labels.undo_event(wh, "undo", k[20], "a")
     assert done["value"] is False
     # a's only vote on clip 21 is withdrawn: the clip is no longer labelled at all
-    assert labels.undo_event(settings, "undo", k[21], "a")["value"] is None
-    ls = label_set(settings, "undo")
+    assert labels.undo_event(wh, "undo", k[21], "a")["value"] is None
+    ls = label_set(wh, "undo")
     assert ls.negatives == [k[20]] and k[21] not in ls.labelled
     # nothing was deleted: two events were appended, each marked as an undo
     events = wh.read("label_events", where={"label": "undo"}).sort("created_at")
     assert wh.count("label_events") == before + 2 and events["source"].to_list()[-2:] == ["undo", "undo"]
     with pytest.raises(InputError, match="already withdrawn"):
-        labels.undo_event(settings, "undo", k[21], "a")
+        labels.undo_event(wh, "undo", k[21], "a")
     with pytest.raises(NotFound, match="no event"):
-        labels.undo_event(settings, "undo", k[22], "a")
+        labels.undo_event(wh, "undo", k[22], "a")

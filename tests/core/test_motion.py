@@ -57,9 +57,9 @@ def test_motion_is_an_embedding_of_its_own_and_a_label_trains_on_it(moves, setti
     uri_of = dict(wh.read("videos").select("video_id", "uri").iter_rows())
     events = [LabelEvent("pan", key, kind_of[uri_of[vid].rsplit("/", 1)[1]] == "pan", "a")
               for key, vid in clips.select("clip_key", "video_id").iter_rows()]
-    record_events(settings, events)
+    record_events(wh, events)
     run = lambda *extra: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "va_core.cli", "train", "pan", "--json", *extra],
+        [sys.executable, "-m", "va_cli", "train", "pan", "--json", *extra],
         capture_output=True, text=True, check=True).stdout
     first = json.loads(run("--features", "motion"))
     assert first["encoder_id"] == motion.ENCODER_ID and first["created"]

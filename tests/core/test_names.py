@@ -10,7 +10,7 @@ import pytest
 
 from loop_corpus import make_home, sample_rows, truth_events
 from va_core import labels, train
-from va_core.cli import main
+from va_cli.main import main
 from va_core.errors import InputError
 from va_core.labels import record_events
 from va_core.warehouse import WarehouseError, sql_literal
@@ -21,7 +21,7 @@ TABLES = ("label_events", "label_descriptions", "models", "model_stage_events")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     settings, wh, corpus = make_home(tmp_path_factory.mktemp("names") / "home", n=300)
-    record_events(settings, truth_events(corpus, "topic4", 4, sample_rows(corpus, 4, 12, 30)))
+    record_events(wh, truth_events(corpus, "topic4", 4, sample_rows(corpus, 4, 12, 30)))
     train.train_label(settings, "topic4")
     return settings, wh, corpus
 

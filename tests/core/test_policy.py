@@ -7,6 +7,7 @@ from loop_corpus import make_home, sample_rows, truth_events
 from va_core import policy, train
 from va_core.errors import InputError
 from va_core.labels import label_set, record_events
+from va_core.warehouse import Warehouse
 
 
 def test_round_robin_cycles_over_the_available_arms():
@@ -42,20 +43,21 @@ def test_state_round_trips_and_choices_are_reproducible():
 
 def _answer(settings, corpus, label, topic, clips):
     """A truthful expert labels clips and records how each was chosen."""
-    record_events(settings, [{"label": label, "clip_key": c["clip_key"], "annotator": "expert", "source": c["source"],
-                              "value": bool(corpus.topics[corpus.keys.index(c["clip_key"])] == topic),
-                              **c["provenance"]} for c in clips])
+    wh = Warehouse.from_settings(settings)
+    record_events(wh, [{"label": label, "clip_key": c["clip_key"], "annotator": "expert", "source": c["source"],
+                        "value": bool(corpus.topics[corpus.keys.index(c["clip_key"])] == topic),
+                        **c["provenance"]} for c in clips])
 
 
 def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_corpus_estimate(tmp_path):
     settings, wh, corpus = make_home(tmp_path / "home", n=600)
-    record_events(settings, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 3)))
+    record_events(wh, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 3)))
     first = policy.next_clips(settings, "topic5", 10)
     # no model yet: the text query bootstraps the label (the home's encoder has a text tower)
     assert first["source"] == "zero_shot" and len(first["clips"]) == 10 and first["reward"] is None
     labelled = set(label_set(wh, "topic5").labelled)
     assert not {c["clip_key"] for c in first["clips"]} & labelled
-    record_events(settings, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 12, 30, seed=1)))
+    record_events(wh, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 12, 30, seed=1)))
     v1 = train.train_label(settings, "topic5")
     assert v1.ap is None  # no audit label yet
 
@@ -72,7 +74,7 @@ def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_
     v2 = train.train_label(settings, "topic5")
     assert v2.n_audit == 30 and v2.ap is not None and v2.ap_low <= v2.ap <= v2.ap_high
     after = policy.next_clips(settings, "topic5", 10)
-    paired = train.version_estimates(settings, "topic5", [v1.model_version, v2.model_version])
+    paired = train.version_estimates(wh, "topic5", [v1.model_version, v2.model_version])
     expected = paired[v2.model_version].ap - paired[v1.model_version].ap
     assert after["reward"] == pytest.approx(expected)
     assert after["counts"]["audit"] == 1 and after["means"]["audit"] == pytest.approx(expected)
@@ -82,15 +84,15 @@ def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_
     # no event since v2 was trained: its stored estimate is used; after another label's event
     # the label_events version moves and it is recomputed on the same draws, to the same value
     assert paired[v2.model_version].ap == pytest.approx(v2.ap)
-    record_events(settings, truth_events(corpus, "other", 1, [0]))
-    again = train.version_estimates(settings, "topic5", [v2.model_version])
+    record_events(wh, truth_events(corpus, "other", 1, [0]))
+    again = train.version_estimates(wh, "topic5", [v2.model_version])
     assert again[v2.model_version].ap == pytest.approx(v2.ap, abs=1e-9)
     assert wh.read("policy_state", where={"label": "topic5"}).height == 1
 
 
 def test_without_a_model_random_clips_supply_the_negatives_the_query_did_not_find(tmp_path):
     settings, wh, corpus = make_home(tmp_path / "home", n=600)
-    record_events(settings, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 1)))
+    record_events(wh, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 1)))
     choice = policy.next_clips(settings, "topic5", 10)
     assert choice["source"] == "random" and len(choice["clips"]) == 10
     assert not {c["clip_key"] for c in choice["clips"]} & set(label_set(wh, "topic5").labelled)

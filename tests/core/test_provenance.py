@@ -6,7 +6,7 @@ import pytest
 
 from loop_corpus import make_home
 from va_core import labels
-from va_core.cli import main
+from va_cli.main import main
 from va_core.errors import InputError
 from va_core.labels import LabelEvent, record_events
 
@@ -18,7 +18,7 @@ def home(tmp_path_factory):
 
 def test_provenance_is_stored_with_the_event(home):
     settings, wh, corpus = home
-    version = record_events(settings, [
+    version = record_events(wh, [
         LabelEvent("prov", corpus.keys[0], True, "a", "audit", rank=3, chosen_by_version=2, chosen_score=0.8,
                    draw_id="audit@v2", stratum=1, stratum_size=40, inclusion_prob=0.25),
         {"label": "prov", "clip_key": corpus.keys[1], "value": False, "annotator": "a", "source": "top_positive",
@@ -46,7 +46,7 @@ def test_bad_provenance_is_refused_and_nothing_is_written(home, bad, message):
     settings, wh, corpus = home
     before = wh.count("label_events")
     with pytest.raises(InputError, match=message):
-        record_events(settings, [{"label": "prov", "clip_key": corpus.keys[2], "value": True, "annotator": "a", **bad}])
+        record_events(wh, [{"label": "prov", "clip_key": corpus.keys[2], "value": True, "annotator": "a", **bad}])
     assert wh.count("label_events") == before
 
 
@@ -88,8 +88,8 @@ def test_a_home_written_before_the_provenance_columns_keeps_working(tmp_path):
     before = wh.read("label_events")
     assert before["inclusion_prob"].to_list() == [None] and before.height == 1  # read as nulls
     assert labels.label_set(wh, "old").n_pos == 1
-    record_events(settings, [LabelEvent("old", corpus.keys[1], False, "a", "audit", draw_id="audit@v1",
-                                        stratum=0, stratum_size=10, inclusion_prob=0.1)])
+    record_events(wh, [LabelEvent("old", corpus.keys[1], False, "a", "audit", draw_id="audit@v1",
+                                  stratum=0, stratum_size=10, inclusion_prob=0.1)])
     after = wh.read("label_events").sort("created_at")
     assert after["inclusion_prob"].to_list() == [None, 0.1]
     assert labels.label_set(wh, "old").n_neg == 1

@@ -13,9 +13,9 @@ from va_core.labels import record_events
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
     settings, wh, corpus = make_home(tmp_path_factory.mktemp("registry") / "home", n=800)
-    record_events(settings, truth_events(corpus, "topic4", 4, sample_rows(corpus, 4, 15, 45)))
+    record_events(wh, truth_events(corpus, "topic4", 4, sample_rows(corpus, 4, 15, 45)))
     v1 = train.train_label(settings, "topic4")
-    record_events(settings, truth_events(corpus, "topic4", 4, sample_rows(corpus, 4, 5, 5, seed=3)))
+    record_events(wh, truth_events(corpus, "topic4", 4, sample_rows(corpus, 4, 5, 5, seed=3)))
     v2 = train.train_label(settings, "topic4")
     return settings, wh, corpus, v1, v2
 

@@ -131,7 +131,7 @@ def test_two_machines_training_one_label_on_s3_never_share_a_version_number(s3_e
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings, wh, corpus = make_home(tmp_path / "setup", n=120)
-    record_events(settings, truth_events(corpus, "race", 2, range(0, 120, 3)))
+    record_events(wh, truth_events(corpus, "race", 2, range(0, 120, 3)))
     train_label(settings, "race")
     per_process = race_trainers(tmp_path, env, "race", n_each=2)
     assert sorted(v for vs in per_process for v in vs) == [2, 3, 4, 5], per_process

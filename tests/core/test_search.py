@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from va_core import cli
+from va_cli import main as cli
 from va_core.embeddings import load_corpus
 from va_core.encoders import load_encoder, parse_spec
 from va_core.errors import InputError, NotFound

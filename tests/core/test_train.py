@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from loop_corpus import TINY_ID, make_home, sample_rows, truth_events
+from va_cli.models import describe_result
 from va_core import checks, train
 from va_core.errors import InputError
 from va_core.labels import LabelEvent, record_events
@@ -18,10 +19,10 @@ TABLES = ("models", "evaluations", "clip_scores", "feeds", "label_sets", "model_
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     settings, wh, corpus = make_home(tmp_path_factory.mktemp("train") / "home")
-    record_events(settings, truth_events(corpus, "topic2", 2, sample_rows(corpus, 2, 30, 120)))
+    record_events(wh, truth_events(corpus, "topic2", 2, sample_rows(corpus, 2, 30, 120)))
     # one clip on which two annotators disagree: a conflict
-    record_events(settings, [LabelEvent("topic2", corpus.keys[0], True, "a"),
-                             LabelEvent("topic2", corpus.keys[0], False, "b")])
+    record_events(wh, [LabelEvent("topic2", corpus.keys[0], True, "a"),
+                       LabelEvent("topic2", corpus.keys[0], False, "b")])
     result = train.train_label(settings, "topic2")
     return settings, wh, corpus, result
 
@@ -48,7 +49,7 @@ def test_a_version_and_its_lineage(trained):
     assert r.labelled_ap > r.baseline_ap
     # no labelled random draw: no corpus estimate, and every row says so and what is missing
     assert r.ap is None and ev["ap"] is None and r.ap_method == ev["ap_method"] == "no_audit_labels"
-    assert r.audit_needed > 0 and "needs" in train.describe_result(r)
+    assert r.audit_needed > 0 and "needs" in describe_result(r)
 
 
 def test_stored_model_reproduces_the_stored_scores(trained):
@@ -83,14 +84,14 @@ def test_same_label_events_twice_writes_nothing(trained):
     assert again.ap_method == r.ap_method and again.audit_needed == r.audit_needed
     assert {t: wh.version(t) for t in TABLES} == before
     # labels of another label do not change this label's set: still nothing to do
-    record_events(settings, truth_events(corpus, "other", 3, sample_rows(corpus, 3, 3, 3)))
+    record_events(wh, truth_events(corpus, "other", 3, sample_rows(corpus, 3, 3, 3)))
     assert not train.train_label(settings, "topic2").created
     assert {t: wh.version(t) for t in TABLES} == before
 
 
 def test_new_labels_make_a_new_version_that_replaces_scores_and_feeds(trained):
     settings, wh, corpus, _ = trained
-    record_events(settings, truth_events(corpus, "topic2", 2, sample_rows(corpus, 2, 5, 5, seed=7)))
+    record_events(wh, truth_events(corpus, "topic2", 2, sample_rows(corpus, 2, 5, 5, seed=7)))
     r2 = train.train_label(settings, "topic2")
     assert r2.created and r2.model_version == 2
     assert wh.read("models", where={"label": "topic2"})["model_version"].sort().to_list() == [1, 2]
@@ -112,7 +113,7 @@ def test_reference_trainer_is_a_version_of_its_own(trained):
 
 def test_too_few_labels_and_bad_input(trained):
     settings, wh, corpus, _ = trained
-    record_events(settings, truth_events(corpus, "few", 1, sample_rows(corpus, 1, 2, 10)))
+    record_events(wh, truth_events(corpus, "few", 1, sample_rows(corpus, 1, 2, 10)))
     before = wh.version("models")
     with pytest.raises(InputError, match="at least 3 positive"):
         train.train_label(settings, "few")

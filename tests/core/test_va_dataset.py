@@ -7,9 +7,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from va_core.cli import main
+from va_cli.main import main
 from va_core.errors import InputError, NotFound
 from va_core.experiments.dataset import AggItem, VADataset
+from va_core.warehouse import Warehouse
 from tests.support.va_dataset import FixtureLabel, make_va_dataset
 from va_core.experiments.importer import ENCODER_ID, NO_VIDEO, votes_of
 from va_core.labels import stored_text_embedding
@@ -122,7 +123,7 @@ def test_import_builds_a_warehouse_on_the_dataset_and_is_idempotent(dataset, set
 
     for lab in LABELS:
         agg = ds.agg(lab.name)
-        ls = label_set(settings, lab.name)
+        ls = label_set(wh, lab.name)
         assert set(ls.positives) == agg.pos and set(ls.negatives) == agg.neg
         expected = np.mean([i.pos_cnt in (0, 3) for i in agg.items])
         assert ls.agreement == pytest.approx(expected)
@@ -149,6 +150,7 @@ def test_import_builds_a_warehouse_on_the_dataset_and_is_idempotent(dataset, set
 
 
 def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(dataset, settings, monkeypatch, capsys):
+    wh = Warehouse.from_settings(settings)
     fixture, ds = dataset
     assert main(["import-va-dataset", str(ds.root), "--json"]) == 0
     capsys.readouterr()
@@ -158,7 +160,7 @@ def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(data
     assert trained["encoder_id"] == ENCODER_ID and trained["model_version"] == 1
     from va_core.registry import load_model
 
-    assert load_model(settings, "action").params["has_query"]  # the trainer started from the label's text embedding
+    assert load_model(wh, "action").params["has_query"]  # the trainer started from the label's text embedding
     # with an audit round the corpus estimate chooses between starting from the query or not
     from va_core.sources import get_feed
     from va_core.labels import provenance_of, record_events
@@ -168,10 +170,10 @@ def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(data
     home = Settings.from_env(home=settings.home)  # the home's own encoder, as the commands above use it
     truth = dict(zip(fixture.keys, fixture.truth["action"].tolist()))
     audit = get_feed(home, "action", "audit", k=120)
-    record_events(home, [{"label": "action", "clip_key": c["clip_key"], "value": truth[c["clip_key"]],
-                              "source": "audit", **provenance_of(c)} for c in audit], annotator="expert")
+    record_events(wh, [{"label": "action", "clip_key": c["clip_key"], "value": truth[c["clip_key"]],
+                        "source": "audit", **provenance_of(c)} for c in audit], annotator="expert")
     audited = train_label(home, "action")
-    params = load_model(home, "action", audited.model_version).params
+    params = load_model(wh, "action", audited.model_version).params
     assert audited.n_audit >= 100 and params["chosen_by"] == "corpus estimate"
     estimates = params["estimates"]
     assert params["has_query"] == (estimates["with_query"] >= estimates["without_query"])
@@ -181,9 +183,8 @@ def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(data
     keys = [c["clip_key"] for c in feed["feeds"]["zero_shot"]]
     text = stored_text_embedding(settings, "sci-fi", ENCODER_ID)
     from va_core.embeddings import load_corpus
-    from va_core.warehouse import Warehouse
 
-    corpus = load_corpus(Warehouse.from_settings(settings), ENCODER_ID)
+    corpus = load_corpus(wh, ENCODER_ID)
     labelled = set(ds.agg("sci-fi").pos | ds.agg("sci-fi").neg)
     order = [corpus.keys[i] for i in np.argsort(-(corpus.matrix @ text)) if corpus.keys[i] not in labelled]
     assert keys == order[:5]

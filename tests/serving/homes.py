@@ -45,7 +45,9 @@ def train_and_approve(settings, label: str, events: list[dict], encoder_id: str 
     from va_core.registry import approve
     from va_core.train import train_label
 
-    record_events(settings, events, annotator="tester")
+    wh = Warehouse.from_settings(settings)
+
+    record_events(wh, events, annotator="tester")
     result = train_label(settings, label, encoder_id=encoder_id)
     assert result.checks_passed, result.checks
     approve(settings, label, result.model_version, by="tester")

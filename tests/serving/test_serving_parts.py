@@ -185,7 +185,7 @@ def test_store_mirrors_every_version_with_labels_and_metadata(home):
                                   load_from_warehouse(home.settings).models["cat"].model.score(home.corpus.matrix[:5]))
 
     # a new candidate, then its approval: created, then restaged; the old one retired
-    record_events(home.settings, topic_events(home.corpus, "dog", 1, n=15, offset=25), annotator="tester")
+    record_events(home.wh, topic_events(home.corpus, "dog", 1, n=15, offset=25), annotator="tester")
     v2 = train_label(home.settings, "dog", encoder_id=SYNTHETIC_ENCODER_ID).model_version
     assert {(c["tag"], c["action"], c["stage"]) for c in sync_models(home.settings)} == {(f"va-dog:v{v2}", "created", "candidate")}
     approve(home.settings, "dog", v2, by="tester")

@@ -24,6 +24,7 @@ skipped for labels that already have imported events.
 """
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from va_core.errors import InputError
 from va_core.experiments.dataset import VADataset
 from va_core.labels import store_text_embeddings
 from va_core.warehouse import Warehouse, embedding_column
+
+log = logging.getLogger(__name__)
 
 ENCODER_ID = "va-dataset:clip-vit-b-32"
 NO_VIDEO = "no_video"
@@ -198,7 +201,7 @@ def _import_labels(wh: Warehouse, ds: VADataset, labels: list[str], report: Impo
         items = ds.agg(label).items
         if not items:
             report.labels_skipped[label] = f"{ds.path('agg', label)} has an empty 'data' list"
-            print(f"skipped {label}: {report.labels_skipped[label]}", file=sys.stderr)
+            log.warning("skipped %s: %s", label, report.labels_skipped[label])
             continue
         events = []
         for item in items:
@@ -209,17 +212,3 @@ def _import_labels(wh: Warehouse, ds: VADataset, labels: list[str], report: Impo
         record_events(wh, events, source=SOURCE)
         set_description(wh, label, re.sub(r"[_-]+", " ", label), annotator=ANNOTATOR_PREFIX + "import")
         report.labels[label] = len(events)
-
-
-def cli_import_dataset(args, settings):
-    report = import_dataset(settings, args.data)
-    data = report.as_dict()
-    text = (f"imported {report.clips_added} clips of {report.videos_added} videos "
-            f"({report.videos_already} videos were already imported) as encoder {report.encoder_id}\n"
-            f"label events: " + (", ".join(f"{k} {v}" for k, v in report.labels.items()) or "none new")
-            + (f"; already imported: {', '.join(report.labels_already)}" if report.labels_already else "")
-            + "".join(f"\nskipped {label}: {why}" for label, why in report.labels_skipped.items())
-            + f"\nvotes: {report.votes['named']} clips with named annotators, {report.votes['from_pos_cnt']} "
-            f"unanimous from pos_cnt, {report.votes['aggregate_only']} aggregate only"
-            f"\nthe home's encoder is now {report.encoder_id}; clips have no video (embeddings only)")
-    return data, text

@@ -7,6 +7,7 @@ raises is reported and left out of the file, so the next run tries it again.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -18,6 +19,8 @@ from typing import Callable, Sequence
 
 from va_core.errors import InputError
 from va_core.experiments.dataset import VADataset
+
+log = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
@@ -130,7 +133,7 @@ def run_labels(task: Callable[..., list[dict]], data_dir: str, labels: Sequence[
     finally:
         bar.close()
     for label, error in report.failed.items():
-        print(f"{desc}: label {label} failed: {error}", file=sys.stderr)
+        log.warning("%s: label %s failed: %s", desc, label, error)
     return report
 
 

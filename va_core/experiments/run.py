@@ -1,11 +1,11 @@
-"""``va experiment exp1|exp2 --data DIR --out FILE``: run, resume, summarise."""
+"""The paper's Experiment 1 or 2 over a released dataset: run (resuming what is done), then summarise."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from va_core.errors import InputError, VAError
+from va_core.errors import InputError
 from va_core.experiments import exp1, exp2, summaries
 from va_core.experiments.dataset import VADataset
 from va_core.experiments.protocol import DEFAULT_SPLIT_RULE, SPLIT_RULES
@@ -57,21 +57,3 @@ def run_experiment(which: str, data: str | Path, out: str | Path, labels: Sequen
         "Experiment 2: choosing the source of the next labels with bandits"
     summary_file.write_text(f"# {title}\n\nFrom `{out.name}` (data: `{ds.root}`, split rule: {split_rule}).\n\n{markdown}\n")
     return ExperimentResult(report, summary, summary_file, plot, markdown)
-
-
-def cli_experiment(args, settings):
-    result = run_experiment(args.which, args.data, args.out, labels=args.labels, workers=args.workers,
-                            steps=getattr(args, "steps", exp2.STEPS), step_size=getattr(args, "step_size", exp2.STEP_SIZE),
-                            split_rule=getattr(args, "split_rule", None) or DEFAULT_SPLIT_RULE)
-    rep = result.report
-    if rep.failed:
-        details = "; ".join(f"{label}: {error}" for label, error in rep.failed.items())
-        raise VAError(f"{len(rep.failed)} label(s) failed and are not in {rep.out} (run again to retry them): {details}")
-    data = {
-        "experiment": args.which, "out": str(rep.out), "labels": rep.labels, "ran": rep.ran,
-        "resumed": rep.resumed, "summary": result.summary, "summary_file": str(result.summary_file),
-        "plot": str(result.plot) if result.plot else None,
-    }
-    text = (f"{args.which}: {len(rep.ran)} label(s) run, {len(rep.resumed)} already in {rep.out}\n\n"
-            f"{result.markdown}\n\nsummary: {result.summary_file}" + (f"\nplot: {result.plot}" if result.plot else ""))
-    return data, text

@@ -4,18 +4,31 @@ sample corpus -> ingest -> a few searches -> rounds of (clips from the label's p
 the expert labels them from the corpus's ground truth -> train) -> approve -> serve.
 
 The expert answers from ``ground_truth.csv`` (the shot's background colour), so every AP
-printed is measured against labels nobody had to type.
+printed is measured against labels nobody had to type. The last step starts the model server
+on the approved model and scores a clip over HTTP; with ``--serve`` the server keeps running
+in the foreground until Ctrl-C. The demo composes every layer, which is why it is a command.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
-from typing import Callable, Sequence
 
 import numpy as np
 
+from va_core.encoders import parse_spec, resolve_auto
 from va_core.errors import VAError
+from va_core.ingest import ingest
+from va_core.labels import label_set, record_events, set_description
+from va_core.learn import MIN_PER_CLASS
+from va_core.policy import next_clips
+from va_core.registry import approve
+from va_core.sample_corpus import generate, truth_for_clips
+from va_core.search import search_text
+from va_core.train import train_label
+from va_core.warehouse import Warehouse
+from va_serving.client import serve_and_score
 
 DEFAULT_VIDEOS = 24
 DEFAULT_ROUNDS = 6
@@ -28,17 +41,12 @@ def say(text: str) -> None:
 
 
 def _encoder(args) -> str:
-    from va_core.encoders import parse_spec, resolve_auto
-
     spec = resolve_auto(stream=sys.stderr) if args.encoder in (None, "auto") else args.encoder
     return parse_spec(spec).spec
 
 
 def _truth(settings, corpus_dir) -> dict[str, str]:
     """clip_key -> the colour drawn in that shot."""
-    from va_core.sample_corpus import truth_for_clips
-    from va_core.warehouse import Warehouse
-
     clips = Warehouse.from_settings(settings).read("clips")
     truth = truth_for_clips(corpus_dir, clips)
     return dict(truth.select("clip_key", "colour").iter_rows())
@@ -54,16 +62,12 @@ def _expert_labels(label: str, keys: list[str], truth: dict[str, str], colour: s
 
 def _bootstrap(settings, label: str, truth: dict[str, str], colour: str, rng: np.random.Generator) -> list[dict]:
     """Before any model: the text query's clips, then random clips until both classes can be trained."""
-    from va_core.labels import label_set, record_events
-    from va_core.learn import MIN_PER_CLASS
-    from va_core.policy import next_clips
-
+    wh = Warehouse.from_settings(settings)
     steps = []
     first = next_clips(settings, label, BATCH)
-    record_events(settings, _expert_labels(label, [c["clip_key"] for c in first["clips"]], truth, colour,
-                                           first["source"]))
+    record_events(wh, _expert_labels(label, [c["clip_key"] for c in first["clips"]], truth, colour, first["source"]))
     steps.append(first["source"])
-    ls = label_set(settings, label)
+    ls = label_set(wh, label)
     pool = [k for k in truth if k not in set(ls.labelled)]
     rng.shuffle(pool)
     positives = [k for k in pool if truth[k] == colour]
@@ -73,29 +77,31 @@ def _bootstrap(settings, label: str, truth: dict[str, str], colour: str, rng: np
     if need_pos or need_neg:
         # the simulated expert browses until it has seen both kinds of clip, as a person would
         extra = positives[:need_pos] + negatives[:need_neg]
-        record_events(settings, _expert_labels(label, extra, truth, colour, "browse"))
+        record_events(wh, _expert_labels(label, extra, truth, colour, "browse"))
         steps.append("browse")
     return steps
 
 
-FinalStep = Callable[..., tuple[dict, list[str]]]
+def serve_step(settings, label: str, args, kept: list) -> tuple[dict, list[str]]:
+    """Start the model server, score a clip over HTTP, stop it; with ``--serve`` keep it in ``kept``."""
+    say("[serve] starting the model server and scoring a clip over HTTP")
+    result = serve_and_score(settings, keep=bool(getattr(args, "serve", False)))
+    score = result.scores.get(label)
+    lines = [f"served {label} v{result.versions.get(label)} at {result.url}: "
+             f"clip {result.clip_key} scored {score:.3f} over HTTP (POST /score)"]
+    if result.server is not None:
+        kept.append(result.server)
+        lines.append(f"the server keeps running at {result.url} (pid {result.server.pid}); Ctrl-C stops it")
+    return {"served": True, **result.as_dict()}, lines
 
 
-def run_demo(settings, args, final_steps: Sequence[FinalStep] = ()) -> tuple[dict, str]:
-    """The loop up to approval; each of ``final_steps(settings, label, approved, args)`` then runs
-    on the approved model (the serving layer passes its serve-and-score step: va_core knows no server)."""
-    from va_core.ingest import ingest
-    from va_core.registry import approve
-    from va_core.sample_corpus import generate
-    from va_core.search import search_text
-    from va_core.train import train_label
-    from va_core.labels import label_set, record_events, set_description
-    from va_core.policy import next_clips
-
+def run_demo(settings, args, kept: list) -> tuple[dict, str]:
+    """The loop, ending in :func:`serve_step` on the approved model (a server kept with ``--serve`` in ``kept``)."""
     started = time.perf_counter()
     encoder = _encoder(args)
     settings = dataclasses.replace(settings, encoder=encoder)
     settings.remember_encoder(encoder)
+    wh = Warehouse.from_settings(settings)
     n_videos = args.videos or DEFAULT_VIDEOS
     n_rounds = args.rounds or DEFAULT_ROUNDS
     if n_videos < 2 or n_rounds < 1:
@@ -120,7 +126,7 @@ def run_demo(settings, args, final_steps: Sequence[FinalStep] = ()) -> tuple[dic
     colours, counts = np.unique(list(truth.values()), return_counts=True)
     colour = str(colours[int(np.argmax(counts))])
     label = f"{colour}_scene"
-    set_description(settings, label, f"a {colour} scene", annotator="demo-expert")
+    set_description(wh, label, f"a {colour} scene", annotator="demo-expert")
     lines.append(f"\nlabel {label!r}: the expert says yes when the shot's background is {colour} "
                  f"({int(counts.max())} of {len(truth)} clips)")
 
@@ -151,9 +157,9 @@ def run_demo(settings, args, final_steps: Sequence[FinalStep] = ()) -> tuple[dic
         if not step["clips"]:
             lines.append("every clip is labelled")
             break
-        record_events(settings, _expert_labels(label, [c["clip_key"] for c in step["clips"]], truth, colour,
-                                               step["source"], {c["clip_key"]: c.get("provenance") or {}
-                                                                for c in step["clips"]}))
+        record_events(wh, _expert_labels(label, [c["clip_key"] for c in step["clips"]], truth, colour,
+                                         step["source"], {c["clip_key"]: c.get("provenance") or {}
+                                                          for c in step["clips"]}))
         sources = [step["source"]]
 
     say("[5/5] approving")
@@ -166,11 +172,9 @@ def run_demo(settings, args, final_steps: Sequence[FinalStep] = ()) -> tuple[dic
         lines.append(f"not approved: {exc}")
     final = {}
     if "error" not in approved:
-        for step_fn in final_steps:
-            data, more = step_fn(settings, label, approved, args)
-            final[step_fn.__name__] = data
-            lines += more
-    ls = label_set(settings, label)
+        final["serve_step"], more = serve_step(settings, label, args, kept)
+        lines += more
+    ls = label_set(wh, label)
     lines += ["", "next steps:",
               f"  va status --home {settings.home}",
               f"  va feeds {label} --home {settings.home}",
@@ -182,3 +186,20 @@ def run_demo(settings, args, final_steps: Sequence[FinalStep] = ()) -> tuple[dic
             "searches": searches, "label": label, "colour": colour, "rounds": rounds, "approved": approved,
             "final": final, "n_labelled": len(ls.labelled), "seconds": round(time.perf_counter() - started, 2)}
     return data, "\n".join(lines)
+
+
+def cli_demo(args, settings):
+    kept: list = []
+    data, text = run_demo(settings, args, kept)
+    if not kept:
+        return data, text
+    # --serve: show the result now, then stay in the foreground with the server until Ctrl-C.
+    server = kept[0]
+    print(json.dumps(data, default=str) if args.json else text, flush=True)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    raise SystemExit(0)

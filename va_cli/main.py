@@ -1,39 +1,42 @@
-"""The ``va`` command. Its arguments are a contract (see docs/ARCHITECTURE.md).
+"""The ``va`` command's parser and its one loop: parse, run the handler, print its answer.
 
-Each subcommand's handler is named here by its module and imported only when that subcommand
-runs, so commands that do not encode never import torch. The names are strings on purpose:
-this table is where the `va` command composes the layers (``demo`` ends in va_serving's
-serve step), while va_core's modules themselves import nothing above va_core.
-Handlers take ``(args, settings)`` and return ``(data, text)``: ``data`` is printed as one
-JSON document with ``--json``, ``text`` otherwise.
+Its arguments are a contract (see docs/ARCHITECTURE.md). Each handler lives in the module of
+its domain (``va_cli.corpus``, ``va_cli.labels``, ...), takes ``(args, settings)`` and returns
+``(data, text)``, optionally with an exit status: ``data`` is printed as one JSON document with
+``--json``, ``text`` otherwise. The handlers call va_core's functions, which return data and
+print nothing; only this package writes to the terminal.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import logging
 import sys
 from typing import Any, Callable
 
+from va_cli import corpus, demo, doctor, experiments, feeds, labels, models, servers
+from va_core.config import Settings
 from va_core.errors import VAError
 
-HANDLERS: dict[str, str] = {
-    "demo": "va_serving.demo:cli_demo",
-    "ingest": "va_core.ingest:cli_ingest",
-    "search": "va_core.search:cli_search",
-    "label": "va_core.labels:cli_label",
-    "import-labels": "va_core.labels:cli_import_labels",
-    "describe": "va_core.labels:cli_describe",
-    "train": "va_core.train:cli_train",
-    "feeds": "va_core.sources:cli_feeds",
-    "approve": "va_core.registry:cli_approve",
-    "status": "va_core.status:cli_status",
-    "doctor": "va_core.doctor:cli_doctor",
-    "ui": "va_core.servers:cli_ui",
-    "dagster": "va_core.servers:cli_dagster",
-    "serve": "va_core.servers:cli_serve",
-    "experiment": "va_core.experiments.cli:cli_experiment",
-    "import-va-dataset": "va_core.experiments.importer:cli_import_dataset",
+Handler = Callable[..., tuple[Any, ...]]
+
+HANDLERS: dict[str, Handler] = {
+    "demo": demo.cli_demo,
+    "ingest": corpus.cli_ingest,
+    "search": corpus.cli_search,
+    "label": labels.cli_label,
+    "import-labels": labels.cli_import_labels,
+    "describe": labels.cli_describe,
+    "train": models.cli_train,
+    "feeds": feeds.cli_feeds,
+    "approve": models.cli_approve,
+    "status": models.cli_status,
+    "doctor": doctor.cli_doctor,
+    "ui": servers.cli_ui,
+    "dagster": servers.cli_dagster,
+    "serve": servers.cli_serve,
+    "experiment": experiments.cli_experiment,
+    "import-va-dataset": experiments.cli_import_dataset,
 }
 
 
@@ -186,23 +189,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _handler(command: str) -> Callable[..., tuple[Any, str]]:
-    module, func = HANDLERS[command].split(":")
-    return getattr(importlib.import_module(module), func)
+class _Stderr(logging.Handler):
+    """va_core's messages (``logging``) as plain lines on the stderr of the moment (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr, flush=True)
+
+
+def _show_messages() -> None:
+    """va_core reports through ``logging`` and prints nothing; the command shows its INFO and above."""
+    logger = logging.getLogger("va_core")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        logger.addHandler(_Stderr())
+    logger.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from va_core.config import Settings
-
     _Parser.json_errors = "--json" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # a usage error (2) or --help (0): an exit code, as for every other answer
         return exc.code if isinstance(exc.code, int) else 2
+    _show_messages()
     try:
         settings = Settings.from_env(home=args.home, encoder=getattr(args, "encoder", None)
                                      if getattr(args, "encoder", None) not in (None, "auto") else None)
-        data, text, *status = _handler(args.command)(args, settings)  # a handler may add an exit status
+        data, text, *status = HANDLERS[args.command](args, settings)  # a handler may add an exit status
     except VAError as exc:
         if args.json:
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
@@ -216,7 +228,3 @@ def main(argv: list[str] | None = None) -> int:
     elif text:
         print(text)
     return status[0] if status else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from va_cli.main import main
+
+sys.exit(main())
