@@ -56,7 +56,7 @@ def _bootstrap(settings, label: str, truth: dict[str, str], colour: str, rng: np
     """Before any model: the text query's clips, then random clips until both classes can be trained."""
     from va_core.labels import label_set, record_events
     from va_core.learn import MIN_PER_CLASS
-    from va_core.policy import next_clips
+    from va_core.sources import next_clips
 
     steps = []
     first = next_clips(settings, label, BATCH)
@@ -90,7 +90,7 @@ def run_demo(settings, args, final_steps: Sequence[FinalStep] = ()) -> tuple[dic
     from va_core.search import search_text
     from va_core.train import train_label
     from va_core.labels import label_set, record_events, set_description
-    from va_core.policy import next_clips
+    from va_core.sources import next_clips
 
     started = time.perf_counter()
     encoder = _encoder(args)
