@@ -15,9 +15,10 @@ from va_assets.metadata import definition_metadata, markdown_table, table_metada
 from va_assets.partitions import label_partitions
 from va_assets.resources import VAResource
 from va_core.feeds import stored_feeds
+from va_core.learn import DEFAULT_TRAINER
 
 GROUP = "label_models"
-TRAINER = "fast"  # what the sensor retrains with; `va train LABEL --trainer reference` for the paper's
+TRAINER = DEFAULT_TRAINER  # what the sensor retrains with; `va train LABEL --trainer reference` for the paper's
 DAGSTER_TRAINER = "dagster"  # who a version trained by a run is recorded as (model_stage_events.by)
 
 CONFLICT_CHECK = "no_conflicting_labels_in_training"
