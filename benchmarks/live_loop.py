@@ -13,7 +13,7 @@ imperfect (AP 0.5-0.75).
 Per label and seed, strategies spend the same budgets of truthful labels:
 
 - ``va``: the product's loop through its own entry points, as an expert at the command line:
-  ``policy.next_clips`` (``va feeds LABEL --feed next``, 25 clips a round) ->
+  ``sources.next_clips`` (``va feeds LABEL --feed next``, 25 clips a round) ->
   ``labels.record_events`` (``va label`` / ``va import-labels``) -> ``train.train_label``
   (``va train``); the model is the version stored after the budget's last round;
 - ``random``: uniform clips; ``cc``: half the budget from the top of the zero-shot ranking,
@@ -134,7 +134,7 @@ def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]
     """The product's loop at each budget: the stored model, the labelled rows, what it reports."""
     from va_core.errors import InputError
     from va_core.labels import provenance_of, record_events
-    from va_core.policy import next_clips
+    from va_core.sources import next_clips
     from va_core.registry import get_model, load_model
     from va_core.train import train_label
     from va_core.warehouse import Warehouse

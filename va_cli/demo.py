@@ -22,7 +22,7 @@ from va_core.errors import VAError
 from va_core.ingest import ingest
 from va_core.labels import label_set, record_events, set_description
 from va_core.learn import MIN_PER_CLASS
-from va_core.policy import next_clips
+from va_core.sources import next_clips
 from va_core.registry import approve
 from va_core.sample_corpus import generate, truth_for_clips
 from va_core.search import search_text

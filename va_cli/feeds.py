@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from va_core.feeds import NEXT, all_feeds
-from va_core.policy import next_clips
-from va_core.sources import get_feed
+
+from va_core.sources import get_feed, next_clips
 
 
 def format_feeds(label: str, groups: dict[str, list[dict]]) -> str:

@@ -6,11 +6,17 @@ our numbers with theirs: the hash split, the bootstrap seeds and the random base
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from va_core.operating import Curve
+
+__all__ = ["in_validation", "validation_mask", "ordered", "bootstrap_indices", "APResult", "average_precision",
+           "bootstrap_ap", "baseline_ap", "diversity_score", "reference_classifier", "MIN_PER_CLASS",
+           "MIN_VALIDATION_POSITIVES", "sigmoid", "score_matrix", "LinearModel", "one_blas_thread", "n_folds",
+           "fit_reference", "fit_prior", "Trainer", "TRAINERS", "DEFAULT_TRAINER", "get_trainer", "trainer_names",
+           "fit", "refit", "Evaluation", "best_f1_threshold", "evaluate"]
 
 SPLIT_SEED = 0
 # The rule is `hash % 10 < 2`, literally: a Fraction(2, 10) would normalise to 1/5, and
@@ -162,7 +168,6 @@ def reference_classifier(seed: int = SPLIT_SEED, n_jobs: int | None = None):
 # which the reference's own inner cross-validation needs.
 MIN_PER_CLASS = 3
 MIN_VALIDATION_POSITIVES = 5  # below this the hash split's AP is too coarse; cross-validate instead
-TRAINERS = ("fast", "reference")
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -402,18 +407,54 @@ def fit_prior(X: np.ndarray, y: np.ndarray, query: np.ndarray | None = None,
                         "query": [float(v) for v in t] if query is not None else None})
 
 
-def fit(X: np.ndarray, y: np.ndarray, trainer: str = "fast", query: np.ndarray | None = None,
-        lam: float | None = None) -> LinearModel:
-    """``fast``: the product's trainer (:func:`fit_prior`, with the label's text query when
-    there is one; ``lam`` fixes its regularisation); ``reference``: the paper's
-    LogisticRegressionCV (which ignores both)."""
-    if trainer == "fast":
-        return fit_prior(X, y, query, lam=lam)
-    if trainer == "reference":
-        return fit_reference(X, y)
-    from va_core.errors import InputError
+@dataclass(frozen=True)
+class Trainer:
+    """A way to fit a :class:`LinearModel`: ``fit(X, y, query, lam)``.
 
-    raise InputError(f"unknown trainer {trainer!r}; trainers are: {', '.join(TRAINERS)}")
+    ``text_prior``: it starts from the label's text query when there is one (``query``), so
+    training also tries the model without it and keeps the better by the corpus estimate.
+    ``lam`` is the regularisation the stored model was fitted with (``params["lambda"]``):
+    refits of it (its evaluation, the corpus estimate's folds) pass it back; a trainer that
+    chooses its own ignores it.
+    """
+
+    name: str
+    description: str  # one line for people
+    fit: Callable[[np.ndarray, np.ndarray, "np.ndarray | None", "float | None"], LinearModel]
+    text_prior: bool = False
+
+
+# The trainers. A new one is one entry here.
+TRAINERS: dict[str, Trainer] = {t.name: t for t in (
+    Trainer("fast", "the product's: logistic regression from the label's text query, regularisation and the "
+            "query's weight chosen by the evidence (interactive)",
+            lambda X, y, query, lam: fit_prior(X, y, query, lam=lam), text_prior=True),
+    Trainer("reference", "the paper's: scikit-learn's LogisticRegressionCV, 5 folds scored by AP (ignores the query)",
+            lambda X, y, query, lam: fit_reference(X, y)),
+)}
+DEFAULT_TRAINER = "fast"
+
+
+def get_trainer(name: str) -> Trainer:
+    """The trainer called ``name``, or InputError naming the known ones."""
+    found = TRAINERS.get(name)
+    if found is None:
+        from va_core.errors import InputError
+
+        raise InputError(f"unknown trainer {name!r}; trainers are: {', '.join(TRAINERS)}")
+    return found
+
+
+def trainer_names() -> list[str]:
+    """The trainers' names (``va train --trainer``)."""
+    return list(TRAINERS)
+
+
+def fit(X: np.ndarray, y: np.ndarray, trainer: str = DEFAULT_TRAINER, query: np.ndarray | None = None,
+        lam: float | None = None) -> LinearModel:
+    """A model fitted by ``trainer`` (:data:`TRAINERS`) with the label's text ``query`` and a
+    fixed regularisation ``lam``, for the trainers that use them."""
+    return get_trainer(trainer).fit(X, y, query, lam)
 
 
 def refit(model: LinearModel, X: np.ndarray, y: np.ndarray) -> LinearModel:
@@ -465,7 +506,7 @@ def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(f1))]) if len(thresholds) else 0.5
 
 
-def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = "fast",
+def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = DEFAULT_TRAINER,
              query: np.ndarray | None = None, lam: float | None = None) -> Evaluation:
     """AP of ``trainer`` on labelled clips (rows in :func:`ordered` order).
 

@@ -1,7 +1,8 @@
 """Which source the next batch of clips comes from: the paper's second experiment, made live.
 
 A per-label multi-armed bandit (round-robin, epsilon-greedy or UCB) chooses among the
-sources (the feeds, ``audit`` among them, and zero-shot); the reward of a choice is the change
+sources that are its arms (the registry's, ``va_core.sources.arms``: the feeds, ``audit``
+among them, and zero-shot; the registry calls :func:`choose_next` with them); the reward of a choice is the change
 in the corpus estimate of AP (``va_core.quality``) between the model before the batch and the
 first model trained after it, both estimated on the same labelled draws (a paired
 difference: how the sample grew does not count as improvement). While the latest model's
@@ -20,19 +21,18 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from va_core import quality
 from va_core.errors import InputError
-from va_core.feeds import (FEEDS, ZERO_SHOT, encoder_id_for, feed_seed, random_unlabelled, stored_feed, with_clip_info,
-                           zero_shot)
+from va_core.feeds import AUDIT, RANDOM, ZERO_SHOT, feed_seed, with_clip_info
 from va_core.labels import label_set, validate_label
 from va_core.warehouse import Warehouse
 
-SOURCES = FEEDS + (ZERO_SHOT,)
-AUDIT = "audit"
+__all__ = ["Bandit", "POLICIES", "DEFAULT_POLICY", "choose_next", "load_state", "save_state"]
+
 POLICIES = ("round_robin", "epsilon_greedy", "ucb")
 DEFAULT_POLICY = "ucb"
 EPSILON = 0.2
@@ -45,7 +45,7 @@ class Bandit:
     """A multi-armed bandit over named arms; its whole state is JSON."""
 
     policy: str = DEFAULT_POLICY
-    arms: tuple[str, ...] = SOURCES
+    arms: tuple[str, ...] = ()
     counts: dict = field(default_factory=dict)
     sums: dict = field(default_factory=dict)
     steps: int = 0
@@ -124,25 +124,17 @@ def _latest(wh, label):
     return latest_model(wh, label)
 
 
-def _zero_shot_possible(settings, encoder_id: str | None) -> bool:
-    from va_core.encoders import parse_spec
-
-    return encoder_id_for(settings, encoder_id) == parse_spec(settings.encoder).encoder_id
+# fetch(source, k, exclude, model_version) -> feed items; model_version None before the first model
+Fetch = Callable[[str, int, list, "int | None"], list]
 
 
-def _fetch(settings, label: str, source: str, k: int, exclude: list[str], has_model: bool,
-           encoder_id: str | None) -> list[dict]:
-    if source == ZERO_SHOT:
-        return zero_shot(settings, label, k, encoder_id, exclude=exclude)
-    if not has_model:  # no model scores to stratify by: random and audit are one uniform draw
-        return random_unlabelled(settings, label, k, exclude, encoder_id)
-    return stored_feed(settings, label, source, k, exclude=exclude)
-
-
-def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
-               encoder_id: str | None = None) -> dict:
+def choose_next(settings, label: str, k: int, arms: Sequence[str], usable: Sequence[str], fetch: Fetch,
+                policy: str | None = None, encoder_id: str | None = None) -> dict:
     """The next ``k`` clips to label for ``label``, from the source the label's policy picks.
 
+    ``arms``: every source it may choose (``va_core.sources.arms``, which calls this with
+    them); ``usable``: those that can answer here (zero-shot needs the configured encoder's
+    text tower); ``fetch``: how to get clips from one of them.
     Returns ``{"label", "source", "policy", "clips", "reward", "counts", "means"}``; ``reward``
     is the AP change credited to the previous choice by this call (None if none was).
     """
@@ -154,9 +146,9 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
     if "bandit" in state and (policy is None or policy == state["bandit"]["policy"]):
         bandit = Bandit.from_state(state["bandit"])
     else:
-        bandit = Bandit(policy or DEFAULT_POLICY, seed=feed_seed(label, 0))
+        bandit = Bandit(policy or DEFAULT_POLICY, arms=tuple(arms), seed=feed_seed(label, 0))
         state = {"pending": None, "history": []}
-    for arm in SOURCES:  # a state saved before a source existed learns about it too
+    for arm in arms:  # a state saved before a source existed learns about it too
         if arm not in bandit.arms:
             bandit.arms += (arm,)
             bandit.counts.setdefault(arm, 0)
@@ -191,18 +183,18 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
         from va_core.learn import MIN_PER_CLASS
 
         enough_positives = current.n_pos >= MIN_PER_CLASS and current.n_neg < MIN_PER_CLASS
-        source = ZERO_SHOT if _zero_shot_possible(settings, encoder_id) and not enough_positives else "random"
-        clips = _fetch(settings, label, source, k, exclude, has_model, encoder_id)
+        source = ZERO_SHOT if ZERO_SHOT in usable and not enough_positives else RANDOM
+        clips = fetch(source, k, exclude, None)
     else:
-        available = list(FEEDS) + ([ZERO_SHOT] if _zero_shot_possible(settings, encoder_id) else [])
+        available = [a for a in arms if a in usable]
         source = pending["source"] if pending else None
         if source is None and latest.get("ap_method") != quality.METHOD:
             source = AUDIT  # the estimate that rewards every arm needs audit labels first
         if source is not None and source in available:
-            clips = _fetch(settings, label, source, k, exclude, has_model, encoder_id)
+            clips = fetch(source, k, exclude, version)
         while not clips and available:
             source = bandit.choose(available)
-            clips = _fetch(settings, label, source, k, exclude, has_model, encoder_id)
+            clips = fetch(source, k, exclude, version)
             if not clips:  # this source has nothing unlabelled left
                 available = [a for a in available if a != source]
     state["pending"] = {"source": source, "ap": ap_now, "model_version": version} if clips else None

@@ -10,6 +10,8 @@ from va_core.errors import InputError, NotFound
 from va_core.labels import stored_text_embedding, text_query
 from va_core.warehouse import Warehouse
 
+__all__ = ["query_vector", "prior_vector"]
+
 
 def query_vector(settings, label: str, encoder_id: str) -> tuple[str, np.ndarray]:
     """``(query, unit vector)`` of ``label`` for the embeddings of ``encoder_id``.
@@ -18,13 +20,13 @@ def query_vector(settings, label: str, encoder_id: str) -> tuple[str, np.ndarray
     encoders embed the label's description (else its name in words) with their text tower,
     which must be the configured encoder's.
     """
-    from va_core.encoders import load_encoder, parse_spec
+    from va_core.encoders import encoder_kind, load_encoder, parse_spec
 
     spec = parse_spec(settings.encoder)
     if encoder_id != spec.encoder_id:
         raise InputError(f"zero-shot needs the text tower of the corpus's encoder {encoder_id!r}, "
                          f"but the configured encoder is {spec.encoder_id!r}")
-    if spec.kind == "stored":
+    if not encoder_kind(spec.kind).text_tower:
         vector = stored_text_embedding(settings, label, encoder_id)
         if vector is None:
             raise NotFound(f"encoder {encoder_id!r} has no text tower and the imported dataset has no text "

@@ -23,8 +23,8 @@ from va_core.embeddings import Corpus, load_corpus
 from va_core.errors import InputError, VAError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
 from va_core.labels import LabelSet, label_set, login_name, validate_label
-from va_core.learn import (MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score, evaluate, fit,
-                           ordered)
+from va_core.learn import (DEFAULT_TRAINER, MIN_PER_CLASS, Evaluation, LinearModel, diversity_score, evaluate, fit,
+                           get_trainer, ordered)
 from va_core.registry import CANDIDATE, label_encoder_id, label_lock, latest_model, stage_event
 from va_core.warehouse import CommitConflict, Compare, Warehouse
 
@@ -108,20 +108,20 @@ def training_data(ls: LabelSet, corpus: Corpus, settings=None) -> TrainingData:
     return TrainingData(keys, y, X, prior_vector(settings, ls.label, corpus.encoder_id))
 
 
-def fit_classifier(data: TrainingData, trainer: str = "fast") -> LinearModel:
+def fit_classifier(data: TrainingData, trainer: str = DEFAULT_TRAINER) -> LinearModel:
     """The model that is stored and served: fitted on every non-conflicting labelled clip."""
     return fit(data.X, data.y, trainer, data.query)
 
 
 def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: TrainingData,
-                      trainer: str = "fast", cache: dict | None = None) -> LinearModel:
+                      trainer: str = DEFAULT_TRAINER, cache: dict | None = None) -> LinearModel:
     """The model to store. With a text query, two candidates: the model that starts from it and
     one that does not, each regularised by its evidence. The evidence cannot judge the query's
     own error (both models are wrong somewhere, and the feeds chose which clips were labelled),
     the corpus estimate can: once the label's audit labels suffice, the candidate with the
     higher estimated corpus AP on the same draws is kept; before, the query's model."""
     model = fit_classifier(data, trainer)
-    if data.query is None or trainer != "fast":
+    if data.query is None or not get_trainer(trainer).text_prior:
         return model
     with_query = estimate_quality(wh, ls, corpus, model, data, cache=cache)
     if with_query.ap is None or with_query.needed:
@@ -133,7 +133,7 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
                                    "estimates": {"with_query": with_query.ap, "without_query": without.ap}})
 
 
-def evaluate_classifier(data: TrainingData, trainer: str = "fast", model: LinearModel | None = None) -> Evaluation:
+def evaluate_classifier(data: TrainingData, trainer: str = DEFAULT_TRAINER, model: LinearModel | None = None) -> Evaluation:
     """Held-out AP of the trainer; given the stored ``model``, its query and regularisation are
     reused (one fit per fold instead of a search)."""
     if model is None:
@@ -432,7 +432,7 @@ def _result_from_row(wh: Warehouse, row: dict, ls: LabelSet) -> TrainResult:
         quality={k: e.get(k) for k in quality.QualityEstimate.__dataclass_fields__ if k in e})
 
 
-def train_label(settings, label: str, trainer: str = "fast", force: bool = False,
+def train_label(settings, label: str, trainer: str = DEFAULT_TRAINER, force: bool = False,
                 encoder_id: str | None = None, label_events_version: int | None = None,
                 trained_by: str | None = None, note: str | None = None,
                 features: str | None = None) -> TrainResult:
@@ -447,8 +447,7 @@ def train_label(settings, label: str, trainer: str = "fast", force: bool = False
     either, the label keeps the feature set of its latest model.
     """
     validate_label(label)
-    if trainer not in TRAINERS:
-        raise InputError(f"unknown trainer {trainer!r}; trainers are: {', '.join(TRAINERS)}")
+    get_trainer(trainer)  # an unknown trainer is named before anything is read
     wh = Warehouse.from_settings(settings)
     timings: dict[str, float] = {}
     clock = time.perf_counter()

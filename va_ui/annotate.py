@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from va_core import labels as labels_mod
+from va_core import sources as sources_mod
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
-from va_ui.handlers import SIMILAR, similar_rows
 
 QUEUE_K = 20
-SOURCES = ["next", "top_positive", "top_negative", "borderline", "random", "audit", "zero_shot"]
 # "next" before the first model starts from the description (zero-shot); after this many
 # answers without a single yes the description is not finding the concept, so it turns to
 # random clips and says so.
@@ -52,49 +51,34 @@ def batch(settings, label: str, source: str, exclude: Iterable[str] = (), k: int
     each item carries its ``provenance``, and ``hint`` says what to do when ``items`` is
     empty (or why the source changed).
     """
-    from va_core import feeds
     from va_ui.handlers import enrich
 
     labels_mod.validate_label(label)
-    if source not in SOURCES and source != SIMILAR:
-        raise InputError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}")
+    entry = sources_mod.source(source)  # an unknown source is named with the known ones
     exclude = _keys(exclude)
     ls = labels_mod.label_set(_wh(settings), label)  # read once: feeds exclude it, cards show its votes
     want = k + len(exclude)
     modelled = has_model(settings, label)
     hint = None
-    if source in feeds.FEEDS and source not in feeds.SAMPLED and not modelled:
+    if entry.needs_model and not modelled:
         return {"source": source, "items": [], "hint": (
             f"{label} has no model yet, so there is no {source.replace('_', ' ')} feed. Answer a few clips from "
             "Search, or from next or random here, then press Build.")}
-    if source == "next" and not modelled:
+    if source == sources_mod.NEXT and not modelled:
         summary = ls.summary()
         if summary["n_pos"] == 0 and summary["n_pos"] + summary["n_neg"] >= NO_YES_AFTER:
-            chosen, rows = "random", feeds.random_unlabelled(settings, label, want, ls.labelled)
+            chosen = sources_mod.RANDOM
+            rows = sources_mod.get_feed(settings, label, chosen, want, exclude=ls.labelled)
             hint = (f"no yes among {summary['n_neg']} answers: the description does not find {label}, so va now "
                     "shows random clips. Search with other words to find a first yes.")
         else:
-            from va_core.policy import next_clips
-
-            got = next_clips(settings, label, want)
+            got = sources_mod.next_clips(settings, label, want)
             chosen, rows = got["source"], got["clips"]
-    elif source == SIMILAR:
-        chosen, rows = source, similar_rows(settings, like, want + len(ls.labelled))
-        labelled = set(ls.labelled)
-        # ranked among the unlabelled clips, as the stored feeds are
-        rows = [{**r, "rank": i + 1} for i, r in enumerate(r for r in rows if r["clip_key"] not in labelled)][:want]
-    elif source == "next":
-        from va_core.policy import next_clips
-
-        got = next_clips(settings, label, want)
+    elif source == sources_mod.NEXT:
+        got = sources_mod.next_clips(settings, label, want)
         chosen, rows = got["source"], got["clips"]
-    elif source == feeds.ZERO_SHOT:
-        chosen, rows = source, feeds.zero_shot(settings, label, want, exclude=ls.labelled)
-    elif source in feeds.SAMPLED and not modelled:
-        # no model scores to stratify by yet: an audit is a uniform draw (one stratum)
-        chosen, rows = source, feeds.random_unlabelled(settings, label, want, ls.labelled)
     else:
-        chosen, rows = source, feeds.stored_feed(settings, label, source, want, exclude=ls.labelled)
+        chosen, rows = source, sources_mod.get_feed(settings, label, source, want, exclude=ls.labelled, like=like)
     items = [{"clip_key": r["clip_key"], "score": r.get("score"),
               "source": r.get("source") or r.get("feed") or chosen, "provenance": provenance(r)}
              for r in rows if r["clip_key"] not in exclude][:k]

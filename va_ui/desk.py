@@ -21,15 +21,13 @@ from __future__ import annotations
 
 from html import escape
 
-SOURCE_CHOICES = [
-    ("next (let va choose)", "next"), ("top positives", "top_positive"), ("top negatives", "top_negative"),
-    ("borderline", "borderline"), ("random", "random"),
-    ("audit (measures the model on the corpus)", "audit"), ("zero-shot (description)", "zero_shot"),
-]
+from va_core import sources
 
 
 def template() -> str:
-    options = "".join(f'<option value="{escape(v)}">{escape(t)}</option>' for t, v in SOURCE_CHOICES)
+    picker = [sources.source(name) for name in sources.source_names()]
+    options = "".join(f'<option value="{escape(s.name)}" title="{escape(s.description)}">{escape(s.title)}</option>'
+                      for s in picker)
     return (
         '<div class="va-desk">'
         '<div class="va-desk-bar"><label>Clips from <select class="va-source" aria-label="Clips from">'

@@ -11,13 +11,14 @@ from typing import Any
 import polars as pl
 
 from va_core import labels as labels_mod
+from va_core import sources
 from va_core.errors import InputError, VAError
 from va_core.playback import clip_infos
 from va_core.registry import models_frame
 from va_core.warehouse import Warehouse
 
 SEARCH_K = 12
-SIMILAR = "similar"  # "more like this": not a feed, so not in the source picker
+SIMILAR = sources.SIMILAR  # "more like this": it starts from a clip, so it is not in the source picker
 PREVIEW_K = 4
 REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
 MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "ap_low", "ap_high",
@@ -234,7 +235,7 @@ def model_history(settings, label: str) -> pl.DataFrame:
 
 def feed_previews(settings, label: str, k: int = PREVIEW_K) -> dict[str, list[dict]]:
     """The first ``k`` unlabelled clips of each feed of the latest model (one read of ``feeds``)."""
-    from va_core.feeds import FEEDS
+    from va_core.feeds import stored_feeds
 
     versions = _wh(settings).arrow("models", columns=["model_version"], where={"label": label})["model_version"]
     if len(versions) == 0:
@@ -246,7 +247,7 @@ def feed_previews(settings, label: str, k: int = PREVIEW_K) -> dict[str, list[di
              .group_by("feed", maintain_order=True).head(k))
     items = enrich(settings, label, [{"clip_key": r["clip_key"], "score": float(r["score"]), "source": r["feed"]}
                                      for r in fresh.iter_rows(named=True)], ls=ls)
-    return {name: [i for i in items if i["source"] == name] for name in FEEDS}
+    return {name: [i for i in items if i["source"] == name] for name in stored_feeds()}
 
 
 def approval_checks(settings, label: str, version: int | None = None) -> dict:

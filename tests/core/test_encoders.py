@@ -213,3 +213,89 @@ def test_local_checkpoint_loads_through_open_clip(tiny_checkpoint):
     # the checkpoint holds the tiny weights: the same model, loaded by the real path
     np.testing.assert_allclose(enc.encode_images(frames), load_encoder("tiny").encode_images(frames), atol=1e-5)
     np.testing.assert_allclose(enc.encode_text(["x"]), load_encoder("tiny").encode_text(["x"]), atol=1e-5)
+
+
+def _frames_with_a_red_left_edge(n=2, h=90, w=160):
+    """Smooth frames (a gradient) whose leftmost eighth is red: a centre crop of a wide frame cuts it off."""
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([40 + 100 * x / w, 60 + 80 * y / h, 120 + 0 * x], axis=-1)
+    frames = np.repeat(base[None], n, axis=0)
+    frames[:, :, : w // 8] = (230, 20, 20)
+    frames[1] = frames[1][::-1]  # another frame: upside down
+    return frames.round().astype(np.uint8)
+
+
+def _open_clips_own(cfg, frames):
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+    from PIL import Image
+
+    transform = image_transform_v2(PreprocessCfg(**cfg), is_train=False)
+    return np.stack([transform(Image.fromarray(f)).numpy() for f in frames])
+
+
+@pytest.mark.parametrize("arch, tag, mode, mean", [
+    ("ViT-B-16-SigLIP", "webli", "squash", (0.5, 0.5, 0.5)),
+    ("ViT-B-32", "laion2b_s34b_b79k", "shortest", (0.48145466, 0.4578275, 0.40821073)),
+])
+def test_preprocessing_comes_from_open_clips_config_for_the_model(arch, tag, mode, mean):
+    cfg = encoders.preprocess_cfg(arch, tag)  # open_clip's own JSON and pretrained configs: no download
+    assert (cfg["resize_mode"], tuple(cfg["mean"]), cfg["size"]) == (mode, mean, 224)
+    pp = encoders.Preprocess.from_cfg(cfg)
+    frames = _frames_with_a_red_left_edge()
+    ours = pp(frames).numpy()
+    theirs = _open_clips_own(cfg, frames)
+    assert ours.shape == theirs.shape == (2, 3, 224, 224)
+    # one batch of torch ops gives what open_clip's per-image PIL transform gives
+    assert np.abs(ours - theirs).mean() < 0.01 and np.abs(ours - theirs).max() < 0.05
+    red = (ours[:, 0, :, :8] * pp.std[0] + pp.mean[0]).mean() > 0.8  # red channel at the left edge, unnormalised
+    assert red == (mode == "squash")  # squash keeps the whole frame; shortest centre-crops the edge away
+
+
+def test_longest_side_resize_pads_with_the_fill_colour():
+    cfg = {**encoders.preprocess_cfg("ViT-B-32"), "resize_mode": "longest", "fill_color": 0}
+    pp = encoders.Preprocess.from_cfg(cfg)
+    frames = _frames_with_a_red_left_edge()
+    ours, theirs = pp(frames).numpy(), _open_clips_own(cfg, frames)
+    assert ours.shape == theirs.shape == (2, 3, 224, 224)
+    assert np.abs(ours - theirs).mean() < 0.01
+    top = ours[:, :, :40] * np.array(pp.std).reshape(1, 3, 1, 1) + np.array(pp.mean).reshape(1, 3, 1, 1)
+    np.testing.assert_allclose(top, 0.0, atol=1e-6)  # 160x90 -> 224x126: 49 rows of black above
+    with pytest.raises(InputError, match="resize_mode 'crop'"):
+        encoders.Preprocess.from_cfg({**cfg, "resize_mode": "crop"})
+
+
+def test_a_checkpoint_gets_its_architectures_preprocessing_and_random_weights_the_default(tmp_path):
+    ckpt = tmp_path / "siglip.pt"
+    ckpt.write_bytes(b"weights")
+    assert encoders.preprocess_cfg("ViT-B-16-SigLIP", str(ckpt))["resize_mode"] == "squash"  # every tag says so
+    assert encoders.preprocess_cfg("ViT-B-16-SigLIP", "random")["resize_mode"] == "shortest"  # open_clip's default
+    with pytest.raises(InputError, match="no pretrained tag 'nope'"):
+        encoders.preprocess_cfg("ViT-B-32", "nope")
+    with pytest.raises(InputError, match="no architecture"):
+        encoders.preprocess_cfg("ViT-B-33", "x")
+
+
+def test_an_open_clip_model_is_built_with_its_preprocessing(tiny_checkpoint):
+    spec, arch = tiny_checkpoint
+    enc = load_encoder(spec)
+    assert enc.preprocess == encoders.Preprocess.from_cfg(encoders.preprocess_cfg(arch, parse_spec(spec).weights))
+    assert enc.preprocess.size == (64, 64) and enc.image_size == 64
+
+
+def test_a_registered_kind_of_encoder_is_parsed_built_and_named(monkeypatch):
+    tiny = encoders.KINDS["tiny"]
+    kind = encoders.EncoderKind(
+        "tiny2", "the tiny tower under another name", "`tiny2`",
+        lambda text: encoders.EncoderSpec("tiny2", "t2", "random-seed0") if text == "tiny2" else None,
+        lambda s: "tiny2", lambda s: "tiny2:random-seed0", lambda s: tiny.build(s), has_weights=False)
+    monkeypatch.setitem(encoders.KINDS, "tiny2", kind)
+    spec = parse_spec("tiny2")
+    assert (spec.spec, spec.encoder_id, spec.has_semantics, weights_problem("tiny2")) == (
+        "tiny2", "tiny2:random-seed0", False, None)
+    enc = load_encoder("tiny2")
+    assert enc.encoder_id == "tiny2:random-seed0" and enc.encode_images(np.zeros((1, 64, 64, 3), np.uint8)).shape == (1, 64)
+    with pytest.raises(InputError, match="`tiny2`"):
+        parse_spec("tiny3")  # the message lists the registered kinds
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="unknown encoder spec 'tiny2'"):
+        parse_spec("tiny2")

@@ -38,13 +38,13 @@ def test_feeds_never_contain_labelled_clips(loop):
     settings, wh, corpus, _ = loop
     labelled = set(labels.label_set(wh, "topic1").labelled)
     stored = wh.read("feeds", where={"label": "topic1"})
-    assert stored.height == len(feeds.FEEDS) * feeds.FEED_SIZE
+    assert stored.height == len(feeds.stored_feeds()) * feeds.FEED_SIZE
     assert not set(stored["clip_key"]) & labelled
     # label the top of every feed; the next reads skip them without retraining
-    shown = {f: [i["clip_key"] for i in sources.get_feed(settings, "topic1", f, 5)] for f in feeds.FEEDS}
+    shown = {f: [i["clip_key"] for i in sources.get_feed(settings, "topic1", f, 5)] for f in feeds.stored_feeds()}
     newly = [k for keys in shown.values() for k in keys]
     record_events(wh, [{"label": "topic1", "clip_key": k, "value": False, "annotator": "x"} for k in newly])
-    for f in feeds.FEEDS:
+    for f in feeds.stored_feeds():
         again = [i["clip_key"] for i in sources.get_feed(settings, "topic1", f, 50)]
         assert len(again) == 50 and not set(again) & set(newly) and not set(again) & labelled
     # more than was stored: ranked again from the model's corpus scores, still unlabelled
@@ -86,7 +86,7 @@ def test_no_model_yet(loop):
     settings, wh, corpus, _ = loop
     with pytest.raises(NotFound, match="no model yet"):
         sources.get_feed(settings, "untrained", "top_positive", 5)
-    with pytest.raises(InputError, match="unknown feed"):
+    with pytest.raises(InputError, match="unknown source 'best'; sources are: next, top_positive"):
         sources.get_feed(settings, "topic1", "best", 5)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from loop_corpus import make_home, sample_rows, truth_events
-from va_core import policy, train
+from va_core import policy, sources, train
 from va_core.errors import InputError
 from va_core.labels import label_set, record_events
 from va_core.warehouse import Warehouse
@@ -52,7 +52,7 @@ def _answer(settings, corpus, label, topic, clips):
 def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_corpus_estimate(tmp_path):
     settings, wh, corpus = make_home(tmp_path / "home", n=600)
     record_events(wh, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 3)))
-    first = policy.next_clips(settings, "topic5", 10)
+    first = sources.next_clips(settings, "topic5", 10)
     # no model yet: the text query bootstraps the label (the home's encoder has a text tower)
     assert first["source"] == "zero_shot" and len(first["clips"]) == 10 and first["reward"] is None
     labelled = set(label_set(wh, "topic5").labelled)
@@ -61,19 +61,19 @@ def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_
     v1 = train.train_label(settings, "topic5")
     assert v1.ap is None  # no audit label yet
 
-    step = policy.next_clips(settings, "topic5", 40, policy="ucb")
+    step = sources.next_clips(settings, "topic5", 40, policy="ucb")
     # the estimate that rewards every arm needs audit labels: the policy asks for them first
     assert step["policy"] == "ucb" and step["source"] == "audit" and step["reward"] is None
     assert all(c["provenance"]["draw_id"] == f"audit@v{v1.model_version}" for c in step["clips"])
     _answer(settings, corpus, "topic5", 5, step["clips"][:20])
-    again = policy.next_clips(settings, "topic5", 10)  # asked again before retraining: same source, new clips
+    again = sources.next_clips(settings, "topic5", 10)  # asked again before retraining: same source, new clips
     assert again["source"] == "audit" and not {c["clip_key"] for c in again["clips"]} & {
         c["clip_key"] for c in step["clips"][:20]}
     _answer(settings, corpus, "topic5", 5, again["clips"])
 
     v2 = train.train_label(settings, "topic5")
     assert v2.n_audit == 30 and v2.ap is not None and v2.ap_low <= v2.ap <= v2.ap_high
-    after = policy.next_clips(settings, "topic5", 10)
+    after = sources.next_clips(settings, "topic5", 10)
     paired = train.version_estimates(wh, "topic5", [v1.model_version, v2.model_version])
     expected = paired[v2.model_version].ap - paired[v1.model_version].ap
     assert after["reward"] == pytest.approx(expected)
@@ -93,6 +93,6 @@ def test_next_clips_asks_for_audit_labels_then_rewards_the_paired_change_of_the_
 def test_without_a_model_random_clips_supply_the_negatives_the_query_did_not_find(tmp_path):
     settings, wh, corpus = make_home(tmp_path / "home", n=600)
     record_events(wh, truth_events(corpus, "topic5", 5, sample_rows(corpus, 5, 3, 1)))
-    choice = policy.next_clips(settings, "topic5", 10)
+    choice = sources.next_clips(settings, "topic5", 10)
     assert choice["source"] == "random" and len(choice["clips"]) == 10
     assert not {c["clip_key"] for c in choice["clips"]} & set(label_set(wh, "topic5").labelled)

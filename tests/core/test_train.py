@@ -157,3 +157,29 @@ def test_clusters_are_stored_and_refreshed_when_the_corpus_changes(tmp_path):
     c2 = load_corpus(wh, TINY_ID)
     clusters2, computed2 = refresh_clusters(wh, c2)
     assert computed2 and len(clusters2) == 350 and wh.count("clip_clusters") == 350
+
+
+def test_a_registered_trainer_trains_evaluates_and_is_recorded(tmp_path, monkeypatch):
+    from va_core import learn
+
+    settings, wh, corpus = make_home(tmp_path / "home", n=400)
+    record_events(settings, truth_events(corpus, "topic3", 3, sample_rows(corpus, 3, 12, 30)))
+    fitted = []
+
+    def centroids(X, y, query, lam):
+        fitted.append((len(y), query is None, lam))
+        return learn.LinearModel(X[y].mean(axis=0) - X[~y].mean(axis=0), 0.0, "centroid", {"method": "centroids"})
+
+    monkeypatch.setitem(learn.TRAINERS, "centroid", learn.Trainer("centroid", "the difference of the class means",
+                                                                  centroids))
+    assert "centroid" in learn.trainer_names()
+    r = train.train_label(settings, "topic3", trainer="centroid")
+    row = wh.read("models", where={"label": "topic3"}).row(0, named=True)
+    assert r.created and r.trainer == "centroid" and row["trainer"] == "centroid"
+    assert json.loads(row["artifact"])["params"]["method"] == "centroids"
+    # the stored model and its held-out evaluation both came from it
+    assert len(fitted) >= 2 and all(n >= 1 for n, _, _ in fitted)
+    assert train.train_label(settings, "topic3", trainer="centroid").created is False  # same labels, same trainer
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="unknown trainer 'centroid'; trainers are: fast, reference"):
+        train.train_label(settings, "topic3", trainer="centroid")

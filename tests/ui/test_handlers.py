@@ -315,3 +315,25 @@ def test_a_label_trains_on_camera_motion_and_keeps_that_choice(ui_settings, trut
     assert again.encoder_id == "motion-v1" and again.model_version == 2
     clip = h.build(ui_settings, label, features="clip")["result"]
     assert clip.encoder_id == parse_spec("tiny").encoder_id and clip.model_version == 3
+
+
+def test_a_registered_source_is_in_the_picker_and_annotate_serves_it(ui_settings, wh, monkeypatch):
+    from va_core import feeds, sources
+    from va_ui import desk
+
+    keys = sorted(wh.read("clips", columns=["clip_key"])["clip_key"].to_list())
+
+    def first_keys(ask):
+        rows = [k for k in keys if k not in set(ask.exclude)][:ask.k]
+        return [feeds.feed_item("first_keys", i + 1, {"clip_key": k, "score": None}, None) for i, k in enumerate(rows)]
+
+    monkeypatch.setitem(sources.SOURCES, "first_keys",
+                        sources.Source("first_keys", "first keys", "the first clips by key", first_keys))
+    assert '<option value="first_keys" title="the first clips by key">first keys</option>' in desk.template()
+    got = annotate.batch(ui_settings, "registered", "first_keys", k=3)
+    assert [i["clip_key"] for i in got["items"]] == keys[:3] and {i["source"] for i in got["items"]} == {"first_keys"}
+    assert [i["provenance"]["rank"] for i in got["items"]] == [1, 2, 3]
+    monkeypatch.undo()
+    assert 'value="first_keys"' not in desk.template()
+    with pytest.raises(InputError, match="unknown source"):
+        annotate.batch(ui_settings, "registered", "first_keys", k=3)

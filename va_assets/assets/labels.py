@@ -14,9 +14,11 @@ from va_assets import tags
 from va_assets.metadata import definition_metadata, markdown_table, table_metadata
 from va_assets.partitions import label_partitions
 from va_assets.resources import VAResource
+from va_core.feeds import stored_feeds
+from va_core.learn import DEFAULT_TRAINER
 
 GROUP = "label_models"
-TRAINER = "fast"  # what the sensor retrains with; `va train LABEL --trainer reference` for the paper's
+TRAINER = DEFAULT_TRAINER  # what the sensor retrains with; `va train LABEL --trainer reference` for the paper's
 DAGSTER_TRAINER = "dagster"  # who a version trained by a run is recorded as (model_stage_events.by)
 
 CONFLICT_CHECK = "no_conflicting_labels_in_training"
@@ -214,9 +216,8 @@ _EMBEDDINGS = dg.AssetDep("clip_embeddings", partition_mapping=dg.AllPartitionMa
                      description="Scores of the model version over every clip of the corpus. Table: clip_scores."),
         dg.AssetSpec("feeds", group_name=GROUP, deps=["clip_scores"], skippable=True,
                      kinds={"delta", "polars"}, metadata=definition_metadata("feeds"),
-                     description="The active-learning feeds of the model version (top positive, top negative, "
-                                 "borderline around its threshold, random), labelled clips excluded. "
-                                 "Table: feeds."),
+                     description=f"The active-learning feeds of the model version ({', '.join(stored_feeds())}), "
+                                 "labelled clips excluded. Table: feeds."),
     ],
     partitions_def=label_partitions,
     can_subset=False,
