@@ -22,7 +22,7 @@ settings = Settings.from_env(home=home, encoder="tiny")
 while not go.exists():
     time.sleep(0.01)
 for b in range({events} // {batch}):
-    record_events(settings, [{{"label": "race", "clip_key": keys[(b * {batch} + i) % len(keys)],
+    record_events(Warehouse.from_settings(settings), [{{"label": "race", "clip_key": keys[(b * {batch} + i) % len(keys)],
                                "value": (b + i) % 2 == 0, "annotator": f"p{{me}}", "source": f"p{{me}}-b{{b}}-{{i}}"}}
                               for i in range({batch})])
 """.format(events=EVENTS, batch=BATCH)

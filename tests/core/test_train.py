@@ -163,7 +163,7 @@ def test_a_registered_trainer_trains_evaluates_and_is_recorded(tmp_path, monkeyp
     from va_core import learn
 
     settings, wh, corpus = make_home(tmp_path / "home", n=400)
-    record_events(settings, truth_events(corpus, "topic3", 3, sample_rows(corpus, 3, 12, 30)))
+    record_events(wh, truth_events(corpus, "topic3", 3, sample_rows(corpus, 3, 12, 30)))
     fitted = []
 
     def centroids(X, y, query, lam):
