@@ -35,7 +35,14 @@ MAX_REPORTED = 5  # how many bad rows an error message lists
 
 
 def validate_label(name: Any) -> str:
-    """A label name, or InputError saying what is wrong with it."""
+    """A label name, or InputError saying what is wrong with it.
+
+    Checked once, where a name comes in: by the entry points that act on a label (record_events,
+    undo_event, set_description, train_label, approve, retire, next_clips, get_feed, all_feeds,
+    the dataset import) and by the adapters' handlers. The reads and steps those call
+    (label_set, read_events, description, models_frame, stage_events, load_state, label_lock)
+    trust the name they are given.
+    """
     if not isinstance(name, str) or not LABEL_PATTERN.fullmatch(name):
         raise InputError(
             f"bad label name {name!r}: use 1-64 characters of a-z, 0-9, '_' and '-', "
@@ -273,7 +280,7 @@ def events_version(wh: Warehouse) -> int | None:
 
 
 def read_events(wh: Warehouse, label: str | None = None, version: int | None = None) -> pl.DataFrame:
-    where = {"label": validate_label(label)} if label is not None else None
+    where = {"label": label} if label is not None else None
     return wh.read("label_events", where=where, version=version)
 
 
@@ -380,7 +387,6 @@ class LabelSet:
 
 def label_set(wh: Warehouse, label: str, version: int | None = None) -> LabelSet:
     """The label set of ``label`` at a ``label_events`` version (default: the current one)."""
-    validate_label(label)
     if version is None:
         version = events_version(wh)
     events = read_events(wh, label, version=version) if version is not None else read_events(wh, label).head(0)
@@ -447,7 +453,7 @@ def _descriptions(wh: Warehouse, label: str | None = None) -> dict[str, str]:
 
 def description(wh: Warehouse, label: str) -> str | None:
     """The label's latest description, or None."""
-    return _descriptions(wh, validate_label(label)).get(label)
+    return _descriptions(wh, label).get(label)
 
 
 def text_query(wh: Warehouse, label: str) -> str:

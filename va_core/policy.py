@@ -106,7 +106,7 @@ class Bandit:
 # -- persisted per label -----------------------------------------------------------
 
 def load_state(wh: Warehouse, label: str) -> dict | None:
-    frame = wh.read("policy_state", where={"label": validate_label(label)})
+    frame = wh.read("policy_state", where={"label": label})
     if frame.height == 0:
         return None
     return json.loads(frame.sort("updated_at").row(-1, named=True)["state_json"])

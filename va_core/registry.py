@@ -40,11 +40,12 @@ def label_lock(settings, label: str) -> Iterator[None]:
 
     Only an optimisation: correctness across machines comes from Delta's conflict detection
     (version numbers are claimed by a conditional insert). Here it saves a second trainer
-    the work of training a label set the first one is about to store.
+    the work of training a label set the first one is about to store. ``label`` names a file:
+    its callers have validated it.
     """
     locks = Path(settings.home) / "locks"
     locks.mkdir(parents=True, exist_ok=True)
-    with FileLock(locks / f"label-{validate_label(label)}.lock"):
+    with FileLock(locks / f"label-{label}.lock"):
         yield
 
 
@@ -68,13 +69,13 @@ def stages_from_history(events: pl.DataFrame) -> pl.DataFrame:
 
 
 def stage_events(wh: Warehouse, label: str | None = None) -> pl.DataFrame:
-    where = {"label": validate_label(label)} if label is not None else None
+    where = {"label": label} if label is not None else None
     return wh.read("model_stage_events", where=where)
 
 
 def models_frame(wh: Warehouse, label: str | None = None, columns: list[str] | None = None) -> pl.DataFrame:
     """The ``models`` rows (every committed version), their ``stage`` derived from the stage history."""
-    where = {"label": validate_label(label)} if label is not None else None
+    where = {"label": label} if label is not None else None
     if columns is not None:
         columns = list(dict.fromkeys(["label", "model_version", "stage", *columns]))
     frame = wh.read("models", columns=columns, where=where)
