@@ -324,7 +324,9 @@ def latest_answers(events: pl.DataFrame) -> pl.DataFrame:
     return (events.sort(["created_at", "event_id"])
             .group_by(["label", "clip_key", "annotator"], maintain_order=True)
             .agg(pl.col("value").last(), pl.col("unsure").fill_null(False).last(), drawn.last(),
-                 pl.col("created_at").last()))
+                 pl.col("created_at").last())
+            # an unsure answer is no vote, even one written around record_events with a value
+            .with_columns(pl.when(pl.col("unsure")).then(None).otherwise(pl.col("value")).alias("value")))
 
 
 def aggregate(events: pl.DataFrame) -> pl.DataFrame:

@@ -118,6 +118,15 @@ TABLES: dict[str, TableSpec] = {
             description="Append-only: a label's text description (its zero-shot query); the latest wins.",
         ),
         TableSpec(
+            "label_guidelines",
+            _schema(
+                ("label", pa.string()), ("kind", pa.string()), ("text", pa.string()), ("clip_key", pa.string()),
+                ("value", pa.bool_()), ("annotator", pa.string()), ("created_at", TS),
+            ),
+            description="Append-only: a label's guideline text (kind 'text', the latest wins) and its pinned "
+                        "example clips (kind 'example': value yes/no, null unpins; per clip the latest wins).",
+        ),
+        TableSpec(
             "label_sets",
             _schema(
                 ("label", pa.string()), ("clip_key", pa.string()), ("value", pa.bool_()),
