@@ -1,19 +1,20 @@
 """`va label`, `va import-labels` and `va describe`: what people say about clips and labels."""
 from __future__ import annotations
 
-from va_core.labels import PROVENANCE, LabelEvent, import_label_file, label_set, record_events, set_description
+from va_core.labels import PROVENANCE, UNSURE, LabelEvent, import_label_file, label_set, record_events, set_description
 from va_core.warehouse import Warehouse
 
 
 def cli_label(args, settings):
     wh = Warehouse.from_settings(settings)
     label = args.label
+    unsure = bool(args.unsure)  # --unsure: the answer "unsure" (no value)
     version = record_events(wh, [LabelEvent(label, args.clip_key, args.value, args.annotator, args.source,
-                                            **{k: getattr(args, k, None) for k in PROVENANCE})])
+                                            **{k: getattr(args, k, None) for k in PROVENANCE}, unsure=unsure)])
     ls = label_set(wh, label, version=version)
-    data = {"label": label, "clip_key": args.clip_key, "value": args.value,
+    data = {"label": label, "clip_key": args.clip_key, "value": args.value, "unsure": unsure,
             "label_events_version": version, **{k: v for k, v in ls.summary().items() if k != "label_events_version"}}
-    text = (f"{label}: {args.clip_key} = {'yes' if args.value else 'no'} "
+    text = (f"{label}: {args.clip_key} = {UNSURE if unsure else 'yes' if args.value else 'no'} "
             f"(now {ls.n_pos} positive, {ls.n_neg} negative, {ls.n_conflicts} conflicts)")
     return data, text
 

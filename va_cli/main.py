@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--yes", dest="value", action="store_const", const=True)
     g.add_argument("--no", dest="value", action="store_const", const=False)
+    g.add_argument("--unsure", action="store_true", help="the answer unsure: never trained on, never shown again")
     p.add_argument("--annotator", default=None, help="default: your login name")
     p.add_argument("--source", default="cli", help="where the clip came from (search, a feed's name, import)")
     # how the clip was chosen: `va feeds --json` gives each clip's values under "provenance"

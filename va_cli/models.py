@@ -15,6 +15,9 @@ def describe_result(r: TrainResult) -> str:
             f"{describe_quality(r.ap, r.ap_low, r.ap_high, r.n_audit, r.ap_method, r.audit_needed, r.label)}\n"
             f"  labelled-set AP {labelled} [{r.method}] vs random {r.baseline_ap:.3f} (biased: feeds chose "
             f"those clips); {r.n_pos} positive, {r.n_neg} negative, {r.n_conflicts} conflicts{diversity}")
+    if r.n_audit_unsure:
+        head += (f"\n  {r.n_audit_unsure} audit clip(s) answered unsure are left out of the estimate (as if not "
+                 "drawn: the estimate assumes they are like the other clips of their stratum)")
     if not r.created:
         head += "\n  already trained on this label set: nothing written"
     failed = [c for c in r.checks if c["blocking"] and not c["passed"]]

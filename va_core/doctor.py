@@ -10,7 +10,9 @@ Checks, table by table:
   a claim younger than ``grace_s`` is a train still running, only noted;
 - stage consistent: ``models.stage`` equals the stage the history says;
 - encoder ids consistent: a version's rows carry its encoder id, which ``clip_embeddings``
-  still holds; clusters only of encoders with embeddings.
+  still holds; clusters only of encoders with embeddings;
+- answers well formed: no unsure event carries a value; guideline rows of a known kind,
+  examples naming a clip (pinned clips that left ``clips`` are a note).
 
 ``repair`` fixes what is derivable (duplicates, orphans, unpruned rows of superseded
 versions, the stage copy, a stage event missing for a version, clusters of a vanished
@@ -184,7 +186,28 @@ def check(wh: Warehouse, grace_s: float = GRACE_S) -> tuple[list[Finding], list[
     readable = _readable(wh, findings)
     _keys(wh, readable, findings)
     _versions(wh, readable, findings, notes, grace_s)
+    _answers(wh, readable, findings, notes)
     return findings, notes
+
+
+def _answers(wh: Warehouse, tables: set[str], findings: list[Finding], notes: list[str]) -> None:
+    """People's tables written around va_core: unsure answers without a value, well-formed guidelines."""
+    from va_core import guidelines
+
+    if "label_events" in tables:
+        both = wh.read("label_events", columns=["event_id", "value", "unsure"]).filter(
+            pl.col("unsure").fill_null(False) & pl.col("value").is_not_null())
+        if both.height:
+            findings.append(Finding("answers well formed", "label_events",
+                                    f"{both.height} event(s) are unsure and carry a value too (read as unsure), "
+                                    f"e.g. event {both['event_id'][0]}"))
+    if "label_guidelines" in tables:
+        for problem in guidelines.problems(wh):
+            findings.append(Finding("answers well formed", "label_guidelines", problem))
+        vanished = guidelines.vanished_examples(wh)
+        if vanished:
+            notes.append(f"{len(vanished)} pinned example clip(s) are no longer in clips (shown as missing): "
+                         + ", ".join(vanished[:5]))
 
 
 def doctor(wh: Warehouse, repair: bool = False, grace_s: float = GRACE_S) -> dict:

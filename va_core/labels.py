@@ -3,6 +3,10 @@
 ``label_events`` is append-only and the only table people write. A label set is derived
 from it: for each clip, each annotator's latest event counts, the majority over annotators
 decides, and a tie is a *conflict*: excluded from training and reported.
+
+An answer is yes, no or *unsure*: an unsure event has ``unsure = true`` and a null
+``value``, so it is no vote (never trained on, never in a quality sample), but the clip
+counts as answered and no feed shows it again.
 """
 from __future__ import annotations
 
@@ -89,7 +93,7 @@ def _text(what: str, value: Any) -> str:
 # ``inclusion_prob`` n_h/N_h and ``stratum_low``/``stratum_high`` the stratum's score bounds. ``va_core.quality`` estimates corpus quality from those.
 PROVENANCE = ("rank", "chosen_by_version", "chosen_score", "draw_id", "stratum", "stratum_size",
               "inclusion_prob", "stratum_low", "stratum_high")
-EVENT_FIELDS = ("label", "clip_key", "value", "annotator", "source") + PROVENANCE
+EVENT_FIELDS = ("label", "clip_key", "value", "annotator", "source") + PROVENANCE + ("unsure",)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class LabelEvent:
     inclusion_prob: float | None = None
     stratum_low: float | None = None  # the stratum's score bounds under chosen_by_version
     stratum_high: float | None = None
+    unsure: bool = False  # an unsure answer: no value, never trained on, never fed again
 
     def provenance(self) -> dict:
         return {k: getattr(self, k) for k in PROVENANCE}
@@ -207,8 +212,7 @@ def record_events(wh: Warehouse, events: Iterable[Any], annotator: str | None = 
             validate_label(ev.label)
             if not isinstance(ev.clip_key, str) or not ev.clip_key:
                 raise InputError(f"clip key must be a non-empty string, got {ev.clip_key!r}")
-            if not _is_bool(ev.value):
-                raise InputError(f"value must be true or false, got {ev.value!r}")
+            unsure = _unsure_flag(ev)
             who = ev.annotator if ev.annotator is not None else annotator
             if who is None:
                 default_annotator = default_annotator or login_name()
@@ -219,7 +223,7 @@ def record_events(wh: Warehouse, events: Iterable[Any], annotator: str | None = 
         except InputError as exc:
             problems.append(f"event {i + 1}: {exc}")
             continue
-        clean.append((ev.label, ev.clip_key, bool(ev.value), who, where) + how)
+        clean.append((ev.label, ev.clip_key, None if unsure else bool(ev.value), who, where) + how + (unsure,))
     if not problems:
         known = existing_clip_keys(wh, (c[1] for c in clean))
         missing = sorted({c[1] for c in clean} - known)
@@ -235,14 +239,28 @@ def record_events(wh: Warehouse, events: Iterable[Any], annotator: str | None = 
         "event_id": [uuid.uuid4().hex for _ in clean],
         "label": [c[0] for c in clean],
         "clip_key": [c[1] for c in clean],
-        "value": [c[2] for c in clean],
+        "value": pa.array([c[2] for c in clean], type=pa.bool_()),
         "annotator": [c[3] for c in clean],
         "source": [c[4] for c in clean],
         "created_at": pa.array([now + timedelta(microseconds=i) for i in range(len(clean))],
                                type=pa.timestamp("us", tz="UTC")),
         **{name: [c[5 + j] for c in clean] for j, name in enumerate(PROVENANCE)},
+        "unsure": [c[-1] for c in clean],
     })
     return wh.append("label_events", table)
+
+
+def _unsure_flag(ev: LabelEvent) -> bool:
+    """Whether the event is an unsure answer; InputError for a value that is neither a vote nor unsure."""
+    if ev.unsure is not None and not _is_bool(ev.unsure):
+        raise InputError(f"unsure must be true or false, got {ev.unsure!r}")
+    if ev.unsure:
+        if ev.value is not None:
+            raise InputError(f"an unsure answer has no value, got value {ev.value!r}")
+        return True
+    if not _is_bool(ev.value):
+        raise InputError(f"value must be true or false (or the answer unsure), got {ev.value!r}")
+    return False
 
 
 def undo_event(wh: Warehouse, label: str, clip_key: str, annotator: str, event_id: str | None = None) -> dict:
@@ -261,18 +279,20 @@ def undo_event(wh: Warehouse, label: str, clip_key: str, annotator: str, event_i
     last = events.row(events.height - 1, named=True)
     if event_id is not None and last["event_id"] != event_id:
         raise InputError(f"{annotator} labelled {clip_key} again after that event; undo the later one first")
-    if last["value"] is None:
+    if last["value"] is None and not last["unsure"]:
         raise InputError(f"{annotator}'s vote on {clip_key} is already withdrawn")
     previous = events["value"][-2] if events.height > 1 else None
+    previous_unsure = bool(events["unsure"][-2]) if events.height > 1 else False
     now = datetime.now(timezone.utc)
     version = wh.append("label_events", pa.table({
         "event_id": [uuid.uuid4().hex], "label": [label], "clip_key": [clip_key],
         "value": pa.array([previous], type=pa.bool_()), "annotator": [annotator], "source": ["undo"],
         "created_at": pa.array([max(now, last["created_at"] + timedelta(microseconds=1))],
                                type=pa.timestamp("us", tz="UTC")),
+        "unsure": [previous_unsure],
     }))
     return {"label": label, "clip_key": clip_key, "annotator": annotator, "undone_event_id": last["event_id"],
-            "value": previous, "label_events_version": version}
+            "value": previous, "unsure": previous_unsure, "label_events_version": version}
 
 
 def events_version(wh: Warehouse) -> int | None:
@@ -286,20 +306,36 @@ def read_events(wh: Warehouse, label: str | None = None, version: int | None = N
 
 # -- label sets ----------------------------------------------------------------
 
+def latest_answers(events: pl.DataFrame) -> pl.DataFrame:
+    """Each annotator's latest answer per (label, clip_key): value, unsure, drawn, created_at.
+
+    ``value`` null and ``unsure`` false: a withdrawn vote (undo). ``drawn``: the answer's
+    event carried a random draw's design (the audit or random feed). Rows of homes written
+    before unsure answers existed have no ``unsure`` (or a null one): they are votes.
+    """
+    if "unsure" not in events.columns:
+        events = events.with_columns(pl.lit(False).alias("unsure"))
+    drawn = (pl.col("inclusion_prob").is_not_null() if "inclusion_prob" in events.columns
+             else pl.lit(False)).alias("drawn")
+    return (events.sort(["created_at", "event_id"])
+            .group_by(["label", "clip_key", "annotator"], maintain_order=True)
+            .agg(pl.col("value").last(), pl.col("unsure").fill_null(False).last(), drawn.last(),
+                 pl.col("created_at").last())
+            # an unsure answer is no vote, even one written around record_events with a value
+            .with_columns(pl.when(pl.col("unsure")).then(None).otherwise(pl.col("value")).alias("value")))
+
+
 def aggregate(events: pl.DataFrame) -> pl.DataFrame:
     """Events -> one row per (label, clip_key): value, pos_cnt, annotator_cnt, conflict, agree.
 
     Each annotator's latest event counts; the majority over annotators decides; a tie is
-    a conflict (``value`` is null there).
+    a conflict (``value`` is null there). Unsure answers and withdrawn votes are no votes.
     """
     if events.height == 0:
         return pl.DataFrame(schema={"label": pl.String, "clip_key": pl.String, "value": pl.Boolean,
                                     "pos_cnt": pl.Int32, "annotator_cnt": pl.Int32,
                                     "conflict": pl.Boolean, "agree": pl.Boolean})
-    latest = (events.sort(["created_at", "event_id"])
-              .group_by(["label", "clip_key", "annotator"], maintain_order=True)
-              .agg(pl.col("value").last())
-              .filter(pl.col("value").is_not_null()))  # a withdrawn vote (undo) is no vote
+    latest = latest_answers(events).filter(pl.col("value").is_not_null())
     per_clip = latest.group_by(["label", "clip_key"]).agg(
         pl.col("value").cast(pl.Int32).sum().alias("pos_cnt"),
         pl.len().cast(pl.Int32).alias("annotator_cnt"),
@@ -314,6 +350,25 @@ def aggregate(events: pl.DataFrame) -> pl.DataFrame:
     ).select(["label", "clip_key", "value", "pos_cnt", "annotator_cnt", "conflict", "agree"]).sort(["label", "clip_key"])
 
 
+UNSURE_SCHEMA = {"label": pl.String, "clip_key": pl.String, "unsure_cnt": pl.Int32, "drawn": pl.Boolean}
+
+
+def unsure_clips(events: pl.DataFrame) -> pl.DataFrame:
+    """Clips answered unsure and by nobody yes or no: label, clip_key, unsure_cnt, drawn.
+
+    A clip someone answered yes or no is in :func:`aggregate` (the vote counts, the unsure
+    answer of another annotator does not). ``drawn``: an unsure answer was given to a random
+    draw, so that draw is left with one labelled clip less (the estimate says how many).
+    """
+    if events.height == 0:
+        return pl.DataFrame(schema=UNSURE_SCHEMA)
+    latest = latest_answers(events)
+    voted = latest.filter(pl.col("value").is_not_null()).select("label", "clip_key").unique()
+    return (latest.filter(pl.col("unsure")).join(voted, on=["label", "clip_key"], how="anti")
+            .group_by(["label", "clip_key"]).agg(pl.len().cast(pl.Int32).alias("unsure_cnt"), pl.col("drawn").any())
+            .sort(["label", "clip_key"]))
+
+
 @dataclass(frozen=True)
 class LabelSet:
     """One label's clips as a classifier sees them, and how much the annotators agree."""
@@ -323,6 +378,11 @@ class LabelSet:
     clips: pl.DataFrame  # clip_key, value, pos_cnt, annotator_cnt, conflict, agree
     n_events: int
     annotators: tuple[str, ...]
+    unsure: pl.DataFrame = None  # clip_key, unsure_cnt, drawn: answered unsure only (not in clips)
+
+    def __post_init__(self):
+        if self.unsure is None:
+            object.__setattr__(self, "unsure", pl.DataFrame(schema=UNSURE_SCHEMA).drop("label"))
 
     @property
     def positives(self) -> list[str]:
@@ -338,8 +398,21 @@ class LabelSet:
 
     @property
     def labelled(self) -> list[str]:
-        """Every clip anyone labelled, conflicts included: feeds never show these again."""
-        return self.clips["clip_key"].to_list()
+        """Every clip anyone answered, conflicts and unsure answers included: feeds never show these again."""
+        return self.clips["clip_key"].to_list() + self.unsure["clip_key"].to_list()
+
+    @property
+    def unsure_keys(self) -> list[str]:
+        return self.unsure["clip_key"].to_list()
+
+    @property
+    def n_unsure(self) -> int:
+        return self.unsure.height
+
+    @property
+    def n_unsure_drawn(self) -> int:
+        """Random draws answered unsure: the corpus estimate leaves them out as undrawn."""
+        return int(self.unsure["drawn"].sum())
 
     @property
     def n_pos(self) -> int:
@@ -374,7 +447,7 @@ class LabelSet:
 
     def summary(self) -> dict:
         return {"label": self.label, "n_pos": self.n_pos, "n_neg": self.n_neg, "n_conflicts": self.n_conflicts,
-                "n_clips": self.clips.height, "n_events": self.n_events, "n_annotators": len(self.annotators),
+                "n_unsure": self.n_unsure, "n_clips": self.clips.height, "n_events": self.n_events, "n_annotators": len(self.annotators),
                 "agreement": self.agreement, "label_events_version": self.label_events_version}
 
     def rows(self) -> pl.DataFrame:
@@ -387,12 +460,13 @@ class LabelSet:
 
 def label_set(wh: Warehouse, label: str, version: int | None = None) -> LabelSet:
     """The label set of ``label`` at a ``label_events`` version (default: the current one)."""
-    if version is None:
-        version = events_version(wh)
-    events = read_events(wh, label, version=version) if version is not None else read_events(wh, label).head(0)
+    if version is None:  # the current events and their version from one snapshot
+        events, version = wh.read_current("label_events", where={"label": label})
+    else:
+        events = read_events(wh, label, version=version)
     clips = aggregate(events).drop("label")
     annotators = tuple(sorted(set(events["annotator"].to_list()))) if events.height else ()
-    return LabelSet(label, version, clips, events.height, annotators)
+    return LabelSet(label, version, clips, events.height, annotators, unsure_clips(events).drop("label"))
 
 
 def labels_overview(wh: Warehouse) -> list[dict]:
@@ -407,6 +481,9 @@ def labels_overview(wh: Warehouse) -> list[dict]:
         pl.col("conflict").sum().alias("n_conflicts"),
         pl.col("agree").filter(pl.col("annotator_cnt") >= 2).mean().alias("agreement"),
     )
+    unsure = unsure_clips(events).group_by("label").agg(pl.len().alias("n_unsure"))
+    per_label = per_label.join(unsure, on="label", how="full", coalesce=True).with_columns(
+        pl.col("n_pos", "n_neg", "n_conflicts", "n_unsure").fill_null(0))
     counts = events.group_by("label").agg(pl.len().alias("n_events"),
                                           pl.col("annotator").n_unique().alias("n_annotators"),
                                           pl.col("created_at").max().alias("last_labelled_at"))
@@ -498,7 +575,13 @@ _TRUE = {"true", "t", "yes", "y", "1", "pos", "positive"}
 _FALSE = {"false", "f", "no", "n", "0", "neg", "negative"}
 
 
-def parse_value(raw: Any) -> bool:
+UNSURE = "unsure"
+
+
+def parse_value(raw: Any) -> bool | str:
+    """A file's value: a boolean, or ``UNSURE`` for the answer "unsure"."""
+    if isinstance(raw, str) and raw.strip().lower() == UNSURE:
+        return UNSURE
     if _is_bool(raw):
         return bool(raw)
     if isinstance(raw, int) and raw in (0, 1):
@@ -508,7 +591,7 @@ def parse_value(raw: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise InputError(f"value {raw!r} is not a boolean (use true/false, yes/no or 1/0)")
+    raise InputError(f"value {raw!r} is not a boolean (use true/false, yes/no or 1/0, or unsure)")
 
 
 def read_label_file(path: str | Path) -> list[dict]:
@@ -529,7 +612,7 @@ def read_label_file(path: str | Path) -> list[dict]:
     missing = [c for c in ("label", "clip_key", "value") if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; expected label, clip_key, value[, annotator, source]")
-    extra = [c for c in frame.columns if c not in EVENT_FIELDS]
+    extra = [c for c in frame.columns if c not in EVENT_FIELDS or c == "unsure"]  # unsure is a value
     if extra:
         raise InputError(f"{path}: unknown column(s) {extra}; expected label, clip_key, value[, annotator, source] "
                          f"and optionally the provenance columns {', '.join(PROVENANCE)}")
@@ -537,6 +620,8 @@ def read_label_file(path: str | Path) -> list[dict]:
     for i, row in enumerate(frame.iter_rows(named=True)):
         try:
             row["value"] = parse_value(row["value"])
+            if row["value"] == UNSURE:
+                row["value"], row["unsure"] = None, True
         except InputError as exc:
             problems.append(f"row {i + 2 if path.suffix.lower() != '.parquet' else i + 1}: {exc}")
         rows.append(row)

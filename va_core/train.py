@@ -57,6 +57,7 @@ class TrainResult:
     ap_method: str = ""
     audit_needed: int = 0  # labelled draws missing before the estimate is more than provisional
     quality: dict = field(default_factory=dict)  # the whole estimate: precision, recall, prevalence, ...
+    n_audit_unsure: int = 0  # random draws answered unsure: left out of the estimate as undrawn
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -347,7 +348,8 @@ def write_evaluation(wh: Warehouse, ls: LabelSet, corpus: Corpus, version: int, 
     row = {**_lineage(ls, corpus, version), "ap_mean": evaluation.ap.mean, "ap_std": evaluation.ap.std,
            "baseline_ap": evaluation.baseline.mean, "diversity_score": diversity, "agreement": ls.agreement,
            "method": evaluation.method, "n_val": evaluation.n_val, "n_val_pos": evaluation.n_val_pos,
-           "n_conflicts": ls.n_conflicts, "labelled_ap": evaluation.ap.mean, **_estimate_columns(estimate)}
+           "n_conflicts": ls.n_conflicts, "labelled_ap": evaluation.ap.mean, **_estimate_columns(estimate),
+           "n_audit_unsure": ls.n_unsure_drawn}
     return wh.replace("evaluations", {"label": ls.label, "model_version": version}, [row])
 
 
@@ -429,7 +431,8 @@ def _result_from_row(wh: Warehouse, row: dict, ls: LabelSet) -> TrainResult:
         e.get("diversity_score"), bool(row["checks_passed"]), checks, labelled_ap=labelled_ap,
         ap_low=row.get("ap_low"), ap_high=row.get("ap_high"), n_audit=n_audit, ap_method=row.get("ap_method") or "",
         audit_needed=quality.audit_labels_needed(n_audit, n_pos),
-        quality={k: e.get(k) for k in quality.QualityEstimate.__dataclass_fields__ if k in e})
+        quality={k: e.get(k) for k in quality.QualityEstimate.__dataclass_fields__ if k in e},
+        n_audit_unsure=int(e.get("n_audit_unsure") or 0))
 
 
 def train_label(settings, label: str, trainer: str = DEFAULT_TRAINER, force: bool = False,
@@ -489,7 +492,8 @@ def train_label(settings, label: str, trainer: str = DEFAULT_TRAINER, force: boo
         ls.n_conflicts, ls.agreement, estimate.ap, evaluation.ap.std, evaluation.baseline.mean,
         evaluation.method, diversity, passed, [r.as_dict() for r in results], timings,
         labelled_ap=evaluation.ap.mean, ap_low=estimate.ap_low, ap_high=estimate.ap_high, n_audit=estimate.n_audit,
-        ap_method=estimate.method, audit_needed=estimate.needed, quality=estimate.as_dict())
+        ap_method=estimate.method, audit_needed=estimate.needed, quality=estimate.as_dict(),
+        n_audit_unsure=ls.n_unsure_drawn)
 
 
 def describe_quality(ap, ap_low, ap_high, n_audit: int, ap_method: str, needed: int, label: str = "LABEL") -> str:

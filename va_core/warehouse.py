@@ -101,9 +101,11 @@ TABLES: dict[str, TableSpec] = {
                 ("rank", pa.int32()), ("chosen_by_version", pa.int64()), ("chosen_score", pa.float64()),
                 ("draw_id", pa.string()), ("stratum", pa.int32()), ("stratum_size", pa.int64()),
                 ("inclusion_prob", pa.float64()), ("stratum_low", pa.float64()), ("stratum_high", pa.float64()),
+                # an unsure answer: value null, never trained on, never fed again (null in older rows: a vote)
+                ("unsure", pa.bool_()),
             ),
-            description="Append-only log of every label anyone gave, with how its clip was chosen. "
-                        "The only table people write.",
+            description="Append-only log of every answer anyone gave (yes, no, unsure), with how its clip was "
+                        "chosen. The only table people write.",
             key=("event_id",),
             change_feed=True,
         ),
@@ -114,6 +116,15 @@ TABLES: dict[str, TableSpec] = {
                 ("created_at", TS),
             ),
             description="Append-only: a label's text description (its zero-shot query); the latest wins.",
+        ),
+        TableSpec(
+            "label_guidelines",
+            _schema(
+                ("label", pa.string()), ("kind", pa.string()), ("text", pa.string()), ("clip_key", pa.string()),
+                ("value", pa.bool_()), ("annotator", pa.string()), ("created_at", TS),
+            ),
+            description="Append-only: a label's guideline text (kind 'text', the latest wins) and its pinned "
+                        "example clips (kind 'example': value yes/no, null unpins; per clip the latest wins).",
         ),
         TableSpec(
             "label_sets",
@@ -166,6 +177,8 @@ TABLES: dict[str, TableSpec] = {
                 ("recall", pa.float64()), ("recall_low", pa.float64()), ("recall_high", pa.float64()),
                 ("prevalence", pa.float64()), ("prevalence_low", pa.float64()), ("prevalence_high", pa.float64()),
                 ("threshold", pa.float64()), ("labelled_ap", pa.float64()),
+                # random draws answered unsure: not in the estimate's sample (null in older rows)
+                ("n_audit_unsure", pa.int32()),
             ),
             partition_by=("label",),
             description="Quality of each model version: the corpus estimate of AP, precision and recall with "
@@ -321,6 +334,9 @@ COMMIT_RETRIES = 100
 # A conditional commit (replace, delete, insert_new) that truly conflicted is rerun on a
 # fresh snapshot this many times; each rerun re-reads, so it cannot overwrite newer rows.
 CONFLICT_RERUNS = 20
+
+# Files of an appended table (one per append) before they are merged into one.
+COMPACT_AFTER = 32
 
 _commits = 0
 _commits_lock = threading.Lock()
@@ -482,16 +498,41 @@ class Warehouse:
         from deltalake import write_deltalake
 
         rows = self._conform(table, data)
-        current = self.create(table)
-        if len(rows) == 0:
-            return current
+        if len(rows) == 0 or not self.exists(table):
+            current = self.create(table)
+            if len(rows) == 0:
+                return current
         spec = self.spec(table)
         rerun_on_conflict(lambda: write_deltalake(
             self.table_uri(table), rows, mode="append", partition_by=list(spec.partition_by) or None,
             schema_mode="merge", storage_options=self._options(), commit_properties=_commit_properties(),
         ), f"append to {table}")
         _committed()
-        return self.version(table)
+        delta = self._open(table)
+        version = delta.version()
+        self._compact_if_fragmented(table, delta)
+        return version
+
+    def _compact_if_fragmented(self, table: str, delta) -> None:
+        """Merge an appended table's small files once there are ``COMPACT_AFTER`` of them.
+
+        Every append is a file, and every read opens every file (its statistics first): one
+        file per answer made reading a label's events, hence each answer in the app, grow
+        with every answer ever given (0.37 s after 3 answers, 3 s after 200 on a loaded
+        machine). Compaction rewrites the rows into one file in a commit that changes no data
+        (``dataChange=false``: the change feed, time travel and versions are as before), so
+        reads stay near the cost of one file. A compaction that loses to a concurrent commit
+        is left to the next append.
+        """
+        if len(delta.file_uris()) < COMPACT_AFTER:
+            return
+        from deltalake.exceptions import CommitFailedError
+
+        try:
+            delta.optimize.compact(commit_properties=_commit_properties())
+        except CommitFailedError:
+            return
+        _committed()
 
     def replace(self, table: str, where: Mapping[str, Any], data) -> int:
         """Atomically replace the rows matching ``where`` (one video, one label) with ``data``.
@@ -642,13 +683,15 @@ class Warehouse:
         return pl.scan_pyarrow_dataset(dataset)
 
     def arrow(self, table: str, columns: list[str] | None = None, where: Mapping[str, Any] | None = None,
-              version: int | None = None) -> pa.Table:
-        """Read as Arrow, with column projection and an equality filter pushed to the files."""
+              version: int | None = None, delta=None) -> pa.Table:
+        """Read as Arrow, with column projection and an equality filter pushed to the files.
+
+        ``delta``: a snapshot of the table opened before (instead of ``version``)."""
         spec = self.spec(table)
-        if not self.exists(table):
+        if delta is None and not self.exists(table):
             empty = spec.schema.empty_table()
             return empty.select(columns) if columns else empty
-        dataset = self._dataset(table, version)
+        dataset = self._dataset(table, version, delta=delta)
         # A table written before a column was added to its spec lacks it until the next write
         # merges the schema: such columns read as nulls, so old homes keep working.
         present = set(dataset.schema.names)
@@ -676,6 +719,14 @@ class Warehouse:
     def read(self, table: str, columns: list[str] | None = None, where: Mapping[str, Any] | None = None,
              version: int | None = None) -> pl.DataFrame:
         return pl.from_arrow(self.arrow(table, columns, where, version))
+
+    def read_current(self, table: str, columns: list[str] | None = None,
+                     where: Mapping[str, Any] | None = None) -> tuple[pl.DataFrame, int | None]:
+        """The current rows and the version they were read at, from one snapshot (one log replay)."""
+        if not self.exists(table):
+            return self.read(table, columns, where), None
+        delta = self._open(table)
+        return pl.from_arrow(self.arrow(table, columns, where, delta=delta)), delta.version()
 
     def changes_since(self, table: str, version: int, columns: list[str] | None = None) -> pl.DataFrame:
         """Rows appended after ``version`` (exclusive), read from the change feed only.

@@ -220,3 +220,21 @@ def test_insert_new_inserts_absent_keys_only_and_refuses_a_concurrent_same_key(w
     monkeypatch.undo()
     events = wh.read("model_stage_events").sort("model_version")
     assert events.select("model_version", "changed_by").rows() == [(1, "x"), (2, "y"), (3, "first"), (4, "second")]
+
+
+def test_appends_are_compacted_and_the_change_feed_and_time_travel_are_kept(tmp_path):
+    from va_core.warehouse import COMPACT_AFTER
+
+    wh = Warehouse(str(tmp_path / "wh"))
+    versions = [wh.append("label_events", events("compact", [f"k{i}"], annotator=f"a{i}")) for i in range(3)]
+    for i in range(3, 2 * COMPACT_AFTER + 5):
+        wh.append("label_events", events("compact", [f"k{i}"], annotator=f"a{i}"))
+    files = len(wh._open("label_events").file_uris())
+    assert files < COMPACT_AFTER  # one file per append would be 2 * COMPACT_AFTER + 5
+    assert wh.count("label_events") == 2 * COMPACT_AFTER + 5
+    # compaction changes no data: the change feed after version 1 holds exactly the appended rows
+    new = wh.changes_since("label_events", versions[0])
+    assert sorted(new["clip_key"].to_list()) == sorted(f"k{i}" for i in range(1, 2 * COMPACT_AFTER + 5))
+    assert sorted(wh.read("label_events", version=versions[1])["clip_key"].to_list()) == ["k0", "k1"]
+    frame, version = wh.read_current("label_events", where={"annotator": "a7"})
+    assert frame["clip_key"].to_list() == ["k7"] and version == wh.version("label_events")
