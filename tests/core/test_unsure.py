@@ -8,8 +8,9 @@ import pyarrow as pa
 import pytest
 
 from loop_corpus import make_home, sample_rows, truth_events
+from va_cli.models import describe_result
 from va_core import doctor, feeds, labels, train
-from va_core.cli import main
+from va_cli.main import main
 from va_core.errors import InputError
 from va_core.labels import PROVENANCE, LabelEvent, label_set, record_events
 from va_core.sources import get_feed
@@ -53,7 +54,7 @@ def test_unsure_is_stored_without_a_value_and_counts_as_answered_not_as_a_vote(h
 
 
 def test_a_vote_wins_over_unsure_and_a_later_answer_replaces_it(home):
-    settings, _, corpus = home
+    settings, wh, corpus = home
     k = corpus.keys
     record_events(wh, [LabelEvent("u2", k[10], None, "a", unsure=True), LabelEvent("u2", k[10], True, "b"),
                              LabelEvent("u2", k[11], None, "a", unsure=True), LabelEvent("u2", k[11], False, "a")])
@@ -76,7 +77,7 @@ def test_an_unsure_answer_with_a_value_or_a_bad_flag_is_refused(home):
 
 
 def test_undo_walks_back_through_unsure(home):
-    settings, _, corpus = home
+    settings, wh, corpus = home
     k = corpus.keys
     record_events(wh, [LabelEvent("u4", k[20], None, "a", unsure=True)])
     record_events(wh, [LabelEvent("u4", k[20], True, "a")])
@@ -121,9 +122,9 @@ def test_unsure_clips_are_not_trained_on_not_fed_and_audit_draws_are_left_out_an
     assert v2.n_audit == len(answered) and v2.n_audit_unsure == 3
     evaluation = wh.read("evaluations", where={"label": LABEL, "model_version": v2.model_version})
     assert evaluation["n_audit_unsure"].to_list() == [3]
-    assert "3 audit clip(s) answered unsure" in train.describe_result(v2)
+    assert "3 audit clip(s) answered unsure" in describe_result(v2)
     # never fed again, by any feed of the new version nor by next
-    for feed in feeds.FEEDS:
+    for feed in feeds.stored_feeds():
         shown = {i["clip_key"] for i in get_feed(settings, LABEL, feed, 600)}
         assert not shown & set(ls.unsure_keys), feed
     shown = {i["clip_key"] for i in get_feed(settings, LABEL, "next", 100)}
