@@ -120,10 +120,11 @@ def _keys(keys: Iterable[str]) -> set[str]:
 
 
 def save(settings, label: str, clip_key: Any, value: Any, annotator: str, source: Any,
-         given: Mapping | None = None) -> dict:
+         given: Mapping | None = None, unsure: Any = False) -> dict:
     """Store one answer the page sent; returns the label's counts after it.
 
     ``given``: the provenance the page received with the clip, sent back unchanged.
+    ``unsure``: the answer unsure (``value`` None).
     """
     from va_ui.handlers import label_summary, mark
 
@@ -131,7 +132,7 @@ def save(settings, label: str, clip_key: Any, value: Any, annotator: str, source
         raise InputError(f"an answer names its clip, got {clip_key!r}")
     if given is not None and not isinstance(given, Mapping):
         raise InputError(f"provenance is a mapping of fields, got {given!r}")
-    event = mark(settings, label, clip_key, value, annotator, source, provenance=dict(given or {}))
+    event = mark(settings, label, clip_key, value, annotator, source, provenance=dict(given or {}), unsure=unsure)
     return {**event, "summary": label_summary(settings, label)}
 
 

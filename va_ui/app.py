@@ -1,4 +1,4 @@
-"""The labelling app: Label, Search, Annotate, Model and Review on one page.
+"""The labelling app: Label, Search, Annotate, Model, Review and Mistakes on one page.
 
 The header (label picker, annotator, status line) is laid out here; each tab is its own
 module under :mod:`va_ui.tabs`, wired to :mod:`va_ui.handlers`, and every action goes
@@ -11,7 +11,7 @@ import gradio as gr
 
 from va_ui import handlers as h
 from va_ui import panels
-from va_ui.tabs import annotate, label, model, review, search
+from va_ui.tabs import annotate, label, mistakes, model, review, search
 from va_ui.tabs.page import Page
 
 TITLE = "va · Video Annotator"
@@ -40,6 +40,7 @@ def build_app(settings) -> gr.Blocks:
             annotate_tab = annotate.layout(page)
             model_tab = model.layout(page)
             review_tab = review.layout(page)
+            mistakes_tab = mistakes.layout(page)
 
         def on_load(remembered, request: gr.Request):
             user = getattr(request, "username", None)
@@ -56,6 +57,7 @@ def build_app(settings) -> gr.Blocks:
         model.wire_tab(page, model_tab, build_buttons=[annotate_tab.build])
         annotate.wire_tab(page, annotate_tab, labels_table=label_tab.table, model_tab=model_tab)
         review.wire_tab(page, review_tab)
+        mistakes.wire_tab(page, mistakes_tab)
 
     app.queue(default_concurrency_limit=8)
     return app

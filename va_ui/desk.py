@@ -11,7 +11,10 @@ va_ui/app.py). In the page:
   how many are on their way, and a failed save stays on screen (with Retry) until it is
   saved;
 - Undo walks back through the same history: an answer not sent yet is dropped, one sent
-  or saved is taken back by an undo queued after it; the clip comes back on screen.
+  or saved is taken back by an undo queued after it; the clip comes back on screen;
+- an answer is yes (Y), no (N) or unsure (?): unsure queues like the others;
+- the label's guidelines and pinned examples stay in view above the clip; the clip on
+  screen can be pinned as a yes or no example.
 
 The label picker tells the desk its label in the page (``setLabel``, no server round trip,
 so a Start right after picking a label is for that label); a new label resets the desk
@@ -33,15 +36,19 @@ def template() -> str:
         '<div class="va-desk-bar"><label>Clips from <select class="va-source" aria-label="Clips from">'
         f'{options}</select></label><button class="va-start lg primary">Start</button>'
         '<span class="va-saving" aria-live="polite"></span></div>'
+        '<div class="va-guide" hidden></div>'
         '<div class="va-stage"><div class="va-player va-empty">Pick a label above, then press Start.</div></div>'
         '<div class="va-transport" aria-live="polite"></div>'
         '<div class="va-context" hidden></div>'
         '<div class="va-answers">'
         '<button class="va-ans" id="va-yes" data-op="yes">Yes  (Y)</button>'
         '<button class="va-ans" id="va-no" data-op="no">No  (N)</button>'
+        '<button class="va-ans" id="va-unsure" data-op="unsure">Unsure  (?)</button>'
         '<button class="va-ans" id="va-skip" data-op="skip">Skip  (S)</button>'
         '<button class="va-ans" id="va-undo" data-op="undo">Undo  (U)</button>'
         '<button class="va-ans" id="va-like" data-op="like">More like this  (L)</button></div>'
+        '<div class="va-pins"><button class="va-pin" data-pin="yes">Pin as yes example</button>'
+        '<button class="va-pin" data-pin="no">Pin as no example</button></div>'
         '<div class="va-progress" id="va-progress"></div>'
         '<div class="va-failed" role="alert" hidden></div>'
         '<div class="va-buffer" aria-hidden="true"></div>'
@@ -62,6 +69,9 @@ CSS = """
                       border: 1px solid var(--border-color-primary); background: var(--button-secondary-background-fill); }
 .va-answers #va-yes { background: #16a34a; color: white; }
 .va-answers #va-no { background: #dc2626; color: white; }
+.va-answers #va-unsure { background: #d97706; color: white; }
+.va-pins { display: flex; gap: 8px; margin-top: 6px; font-size: 0.85em; }
+.va-pins .va-pin { padding: 3px 10px; border-radius: 6px; cursor: pointer; border: 1px solid var(--border-color-primary); }
 .va-progress { margin-top: 6px; font-size: 0.9em; }
 .va-transport { font-size: 0.85em; opacity: 0.8; font-family: monospace; margin-top: 4px; }
 .va-failed { margin-top: 6px; padding: 8px 10px; border-radius: 6px; background: #fee2e2; color: #7f1d1d; }
@@ -185,7 +195,8 @@ function render() {
   const labelled = desk.history.filter((op) => op.kind === 'answer').length;
   const source = desk.source.replace(/_/g, ' ');
   const chose = desk.source === 'next' && desk.chosen ? ` (va chose <b>${esc(desk.chosen.replace(/_/g, ' '))}</b>)` : '';
-  const counts = desk.summary ? ` · ${desk.summary.n_pos} yes · ${desk.summary.n_neg} no in ${esc(desk.label)}` : '';
+  const counts = desk.summary ? ` · ${desk.summary.n_pos} yes · ${desk.summary.n_neg} no`
+    + (desk.summary.n_unsure ? ` · ${desk.summary.n_unsure} unsure` : '') + ` in ${esc(desk.label)}` : '';
   $('.va-progress').innerHTML = desk.label && (desk.current || desk.history.length || desk.queue.length)
     ? `From <b>${esc(source)}</b>${chose} · <b>${labelled}</b> labelled this session · ${desk.queue.length} more queued${counts}`
       + (desk.note ? ` · ${esc(desk.note)}` : '')
@@ -257,6 +268,7 @@ function start() {
   desk.fetching = true;
   show(null);
   fill(true);
+  guide();
 }
 
 desk.refill = () => {
@@ -280,7 +292,8 @@ async function pump() {
     try {
       res = op.kind === 'undo'
         ? await server.undo_answer({label: op.label, clip_key: op.item.clip_key, name: op.name})
-        : await server.save_answer({label: op.label, clip_key: op.item.clip_key, value: op.value, name: op.name,
+        : await server.save_answer({label: op.label, clip_key: op.item.clip_key, name: op.name,
+                                    value: op.value === 'unsure' ? null : op.value, unsure: op.value === 'unsure',
                                     source: op.item.source, provenance: op.item.provenance || {}});
     } catch (e) {
       res = {error: 'the server did not answer (' + (e && e.message || e) + ')'};
@@ -323,7 +336,7 @@ function answer(value, pressed) {
     desk.history.push(op);
     enqueue(op);
   }
-  desk.note = `${value === null ? 'skipped' : (value ? 'yes' : 'no')}: ${item.clip_key}`;
+  desk.note = `${value === null ? 'skipped' : (value === 'unsure' ? 'unsure' : (value ? 'yes' : 'no'))}: ${item.clip_key}`;
   advance();
   render();
   return true;
@@ -382,11 +395,45 @@ async function like() {
   render();
 }
 
-const OPS = {yes: () => answer(true), no: () => answer(false), skip: () => answer(null), undo: () => undo()};
+async function guide() {
+  // the label's guidelines and pinned examples, in view while answering
+  const box = $('.va-guide');
+  const label = desk.label;
+  if (!label) { box.hidden = true; box.replaceChildren(); return; }
+  let res;
+  try { res = await server.guide({label}); } catch (e) { res = {error: 'the server did not answer: ' + (e && e.message || e)}; }
+  if (label !== desk.label) return;
+  box.hidden = false;
+  if (res.error) { box.textContent = 'Guidelines not shown: ' + res.error; return; }
+  box.innerHTML = res.html;
+  box.querySelectorAll('video').forEach((v) => Promise.resolve(v.play()).catch(() => {}));
+}
+
+async function pin(value, key) {
+  // pin the clip on screen (or unpin an example) in the label's guidelines
+  const clip = key || (desk.current && desk.current.clip_key);
+  if (!clip || !desk.label) return;
+  const name = typedName();
+  if (name === '') { desk.refusal = 'type your name at the top first: every change records who made it'; render(); return; }
+  let res;
+  try { res = await server.pin({label: desk.label, clip_key: clip, value, name}); }
+  catch (e) { res = {error: 'the server did not answer: ' + (e && e.message || e)}; }
+  if (res.error) { desk.note = res.error; render(); return; }
+  const box = $('.va-guide');
+  box.innerHTML = res.html; box.hidden = false;
+  box.querySelectorAll('video').forEach((v) => Promise.resolve(v.play()).catch(() => {}));
+  desk.note = value === null ? `unpinned ${clip}` : `pinned ${clip} as a ${value ? 'yes' : 'no'} example`;
+  render();
+}
+
+const OPS = {yes: () => answer(true), no: () => answer(false), unsure: () => answer('unsure'), skip: () => answer(null),
+             undo: () => undo()};
 element.addEventListener('click', (e) => {
   const button = e.target.closest('button');
   if (!button) return;
   if (button.classList.contains('va-start')) start();
+  else if (button.dataset.pin) pin(button.dataset.pin === 'yes');
+  else if (button.classList.contains('va-unpin')) pin(null, button.dataset.key);
   else if (button.classList.contains('va-retry')) { const again = desk.failed.splice(0); again.forEach((op) => { op.state = 'queued'; enqueue(op); }); render(); }
   else if (button.dataset.op === 'like') like();
   else if (button.dataset.op) timed(performance.now(), OPS[button.dataset.op]);
@@ -395,7 +442,7 @@ element.addEventListener('change', (e) => { if (e.target.classList.contains('va-
 
 if (!window.vaDeskKeys) {
   window.vaDeskKeys = true;
-  const keys = {y: 'yes', n: 'no', s: 'skip', ' ': 'skip', u: 'undo'};
+  const keys = {y: 'yes', n: 'no', '?': 'unsure', '/': 'unsure', s: 'skip', ' ': 'skip', u: 'undo'};
   // the player, as in a video editor
   const controls = {k: 'play', arrowleft: 'back', arrowright: 'forward', ',': 'frame-', '.': 'frame+',
                     '[': 'slower', ']': 'faster', o: 'loop', m: 'sound'};
@@ -414,6 +461,8 @@ if (!window.vaDeskKeys) {
   });
 }
 desk.control = control;
+desk.guide = guide;
+desk.pin = pin;
 desk.like = like;
 desk.context = context;
 desk.press = (op, at) => timed(at === undefined ? performance.now() : at, OPS[op]);
@@ -424,5 +473,6 @@ desk.setLabel = (label) => {
   reset(label);
   show(null);
   render();
+  guide();
 };
 """

@@ -20,7 +20,7 @@ from va_core.warehouse import Warehouse
 SEARCH_K = 12
 SIMILAR = sources.SIMILAR  # "more like this": it starts from a clip, so it is not in the source picker
 PREVIEW_K = 4
-REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "mine"]
+REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "unsure", "mine"]
 MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "ap_low", "ap_high",
                  "n_audit", "ap_method", "labelled_ap", "encoder_id", "trainer", "checks_passed"]
 
@@ -104,17 +104,19 @@ def enrich(settings, label: str | None, items: list[dict], ls=None) -> list[dict
     keys = [i["clip_key"] for i in items]
     infos = clip_infos(settings, keys)
     votes: dict[str, dict] = {}
+    unsure: set[str] = set()
     if label:
         ls = ls if ls is not None else labels_mod.label_set(_wh(settings), label)
         wanted = set(keys)
         for row in ls.clips.iter_rows(named=True):
             if row["clip_key"] in wanted:
                 votes[row["clip_key"]] = row
+        unsure = wanted & set(ls.unsure_keys)
     out = []
     for item in items:
         info = infos[item["clip_key"]]
         vote = votes.get(item["clip_key"], {})
-        out.append({**info.as_dict(), **item, "value": vote.get("value"),
+        out.append({**info.as_dict(), **item, "value": vote.get("value"), "unsure": item["clip_key"] in unsure,
                     "pos_cnt": vote.get("pos_cnt"), "annotator_cnt": vote.get("annotator_cnt")})
     return out
 
@@ -150,21 +152,26 @@ def more_like(settings, label: str | None, clip_key: str, k: int = SEARCH_K) -> 
     return enrich(settings, label, items)
 
 
-def mark(settings, label: str, clip_key: str, value: bool, annotator: str, source: str,
-         provenance: dict | None = None) -> dict:
-    """Record one label event; returns what undo needs (label, clip, annotator, table version).
+def mark(settings, label: str, clip_key: str, value: bool | None, annotator: str, source: str,
+         provenance: dict | None = None, unsure: bool = False) -> dict:
+    """Record one answer; returns what undo needs (label, clip, annotator, table version).
 
     ``provenance``: how the clip was chosen (a feed item's ``provenance``: rank, model version,
-    score, and the draw's design for the random and audit feeds).
+    score, and the draw's design for the random and audit feeds). ``unsure``: the answer
+    unsure (``value`` None): stored, never trained on, never shown by a feed again.
     """
     labels_mod.validate_label(label)
-    if not isinstance(value, bool):
-        raise InputError(f"a label is yes or no, got {value!r}")
+    if unsure is not True and unsure is not False:
+        raise InputError(f"unsure is true or false, got {unsure!r}")
+    if unsure and value is not None:
+        raise InputError(f"an unsure answer has no yes or no, got {value!r}")
+    if not unsure and not isinstance(value, bool):
+        raise InputError(f"an answer is yes, no or unsure, got {value!r}")
     how = labels_mod.provenance_of({"provenance": provenance or {}})
-    event = labels_mod.LabelEvent(label, clip_key, value, annotator, source, **how)
-    version = labels_mod.record_events(_wh(settings), [event])
-    return {"label": label, "clip_key": clip_key, "value": value, "annotator": annotator, "source": source,
-            "label_events_version": version}
+    version = labels_mod.record_events(_wh(settings), [labels_mod.LabelEvent(label, clip_key, value, annotator, source,
+                                                                        **how, unsure=unsure)])
+    return {"label": label, "clip_key": clip_key, "value": value, "unsure": unsure, "annotator": annotator,
+            "source": source, "label_events_version": version}
 
 
 def undo(settings, recorded: dict) -> dict:
@@ -296,18 +303,23 @@ def review_rows(settings, label: str, which: str = "all", annotator: str | None 
     if events.height == 0:
         return empty
     agg = labels_mod.aggregate(events)
-    latest = (events.sort(["created_at", "event_id"])
-              .group_by(["clip_key", "annotator"], maintain_order=True).agg(pl.col("value").last(),
-                                                                           pl.col("created_at").last()))
+    # clips answered unsure by everyone who answered them: listed as "unsure", no vote
+    unsure = labels_mod.unsure_clips(events).select(
+        "label", "clip_key", pl.lit(None, pl.Boolean).alias("value"), pl.lit(0, pl.Int32).alias("pos_cnt"),
+        pl.lit(0, pl.Int32).alias("annotator_cnt"), pl.lit(False).alias("conflict"), pl.lit(True).alias("agree"))
+    agg = pl.concat([agg, unsure])
+    answer = (pl.when(pl.col("unsure")).then(pl.lit("unsure")).when(pl.col("value")).then(pl.lit("yes"))
+              .when(pl.col("value").is_not_null()).then(pl.lit("no")).otherwise(None))
+    latest = (labels_mod.latest_answers(events).drop("label").with_columns(answer.alias("answer"))
+              .filter(pl.col("answer").is_not_null()))  # a withdrawn vote is no answer
     who = latest.group_by("clip_key").agg(
-        pl.concat_str([pl.col("annotator"), pl.when(pl.col("value")).then(pl.lit("yes")).otherwise(pl.lit("no"))],
-                      separator=": ").sort().str.join(", ").alias("annotators"),
+        pl.concat_str([pl.col("annotator"), pl.col("answer")], separator=": ").sort().str.join(", ").alias("annotators"),
         pl.col("created_at").max().alias("changed_at"),
     )
-    mine = (latest.filter(pl.col("annotator") == (annotator or ""))
-            .select("clip_key", pl.when(pl.col("value")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("your vote")))
+    mine = latest.filter(pl.col("annotator") == (annotator or "")).select("clip_key", pl.col("answer").alias("your vote"))
     frame = (agg.join(who, on="clip_key").join(mine, on="clip_key", how="left")
              .with_columns(pl.when(pl.col("conflict")).then(pl.lit("conflict"))
+                           .when(pl.col("value").is_null()).then(pl.lit("unsure"))
                            .when(pl.col("value")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("label")))
     if which == "yes":
         frame = frame.filter(pl.col("value") == True)  # noqa: E712
@@ -315,6 +327,8 @@ def review_rows(settings, label: str, which: str = "all", annotator: str | None 
         frame = frame.filter(pl.col("value") == False)  # noqa: E712
     elif which == "conflicts":
         frame = frame.filter(pl.col("conflict"))
+    elif which == "unsure":
+        frame = frame.filter(pl.col("label") == "unsure")
     elif which == "mine":
         frame = frame.filter(pl.col("your vote").is_not_null())
     if contains and contains.strip():
@@ -325,6 +339,51 @@ def review_rows(settings, label: str, which: str = "all", annotator: str | None 
             .select("clip_key", "label", pl.col("pos_cnt").alias("yes"), pl.col("annotator_cnt").alias("votes"),
                     "annotators", pl.col("your vote").fill_null(""),
                     pl.col("changed_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("changed")))
+
+
+# -- guidelines and mistakes ------------------------------------------------------------
+
+def guide(settings, label: str) -> dict:
+    """The label's guideline text and its pinned examples, each example with its clip's metadata."""
+    from va_core.guidelines import guidelines
+
+    g = guidelines(_wh(settings), labels_mod.validate_label(label))
+    examples = enrich(settings, None, [{"clip_key": e["clip_key"], "note": e["note"], "example": kind}
+                                       for kind, pins in (("yes", g.yes), ("no", g.no)) for e in pins])
+    return {"label": label, "text": g.text, "yes": [e for e in examples if e["example"] == "yes"],
+            "no": [e for e in examples if e["example"] == "no"], "updated_by": g.updated_by}
+
+
+def save_guidelines(settings, label: str, text: str, annotator: str) -> dict:
+    """Store the label's guideline text (what counts as yes, what as no), unless it is unchanged."""
+    from va_core.guidelines import guidelines, set_text
+
+    label = labels_mod.validate_label(label)
+    if (text or "").strip() != guidelines(_wh(settings), label).text:
+        set_text(_wh(settings), label, text or "", annotator=annotator)
+    return guide(settings, label)
+
+
+def pin(settings, label: str, clip_key: Any, value: Any, annotator: str) -> dict:
+    """Pin a clip as a yes (``True``) or no (``False``) example of the label, or unpin it (``None``)."""
+    from va_core.guidelines import pin_example
+
+    pin_example(_wh(settings), labels_mod.validate_label(label), clip_key, value, annotator=annotator)
+    return guide(settings, label)
+
+
+def mistakes_view(settings, label: str, k: int = 12) -> dict[str, list[dict]]:
+    """The three lists of the Mistakes part, each clip with its metadata and current vote."""
+    from va_core.mistakes import mistakes
+
+    found = mistakes(_wh(settings), labels_mod.validate_label(label), k=int(k))
+    ls = labels_mod.label_set(_wh(settings), label)
+    out = {"model_version": found["model_version"], "threshold": found["threshold"]}
+    for kind in ("yes_scored_low", "no_scored_high", "conflicts"):
+        items = [{**{f: i[f] for f in ("clip_key", "score", "votes", "trained_on", "label")}, "source": "mistakes"}
+                 for i in found[kind]]
+        out[kind] = enrich(settings, label, items, ls=ls)
+    return out
 
 
 def change(settings, label: str, clip_key: str, value: bool, annotator: str) -> dict:

@@ -53,12 +53,20 @@ def _fps(item: dict) -> float | None:
     return frames / seconds if item.get("frame_out") is not None and seconds > 0 and frames > 1 else None
 
 
-def _state_class(value) -> str:
+def _state_class(value, unsure: bool = False) -> str:
+    if unsure and value is None:
+        return " va-unsure"
     return {True: " va-yes", False: " va-no"}.get(value, "")
 
 
-def grid(items: list[dict], empty: str = "No clips.", actions: bool = True) -> str:
-    """Cards of clips that play; each with Yes / No buttons showing the current vote."""
+def grid(items: list[dict], empty: str = "No clips.", actions: bool = True, like: bool = True,
+         pins: bool = False) -> str:
+    """Cards of clips that play; each with Yes / No / Unsure buttons showing the current answer.
+
+    A card takes the keyboard focus (Tab, or the arrow keys from one card to the next) and
+    Y, N or ? answers the focused card (GRID_JS). ``pins``: buttons that pin the clip as a
+    yes or no example of the label's guidelines.
+    """
     if not items:
         return f'<div class="va-empty">{escape(empty)}</div>'
     cards = []
@@ -67,19 +75,57 @@ def grid(items: list[dict], empty: str = "No clips.", actions: bool = True) -> s
         buttons = ""
         if actions:
             buttons = ('<div class="va-actions">'
-                       '<button class="va-btn va-btn-yes" data-value="true" title="positive">Yes</button>'
-                       '<button class="va-btn va-btn-no" data-value="false" title="negative">No</button>'
-                       '<button class="va-btn va-btn-like" data-like="1" title="search by this clip">More like this</button>'
-                       '</div>')
+                       '<button class="va-btn va-btn-yes" data-value="true" title="positive (Y)">Yes</button>'
+                       '<button class="va-btn va-btn-no" data-value="false" title="negative (N)">No</button>'
+                       '<button class="va-btn va-btn-unsure" data-value="unsure" title="not sure (?)">?</button>'
+                       + ('<button class="va-btn va-btn-like" data-like="1" title="search by this clip">More like this'
+                          '</button>' if like else '') + '</div>')
+            if pins:
+                buttons += ('<div class="va-actions va-pins">'
+                            '<button class="va-btn va-pin" data-pin="yes" title="pin as a yes example">Pin as yes example</button>'
+                            '<button class="va-btn va-pin" data-pin="no" title="pin as a no example">Pin as no example</button>'
+                            '</div>')
+        focusable = ' tabindex="0"' if actions else ""
+        extra = ""
+        if item.get("votes"):
+            extra += f'<span class="va-meta va-votes">{escape(item["votes"])}</span>'
+        if item.get("trained_on") is False:
+            extra += '<span class="va-meta">labelled after this model was trained</span>'
         cards.append(
-            f'<div class="va-card{_state_class(item.get("value"))}" data-key="{escape(key)}" '
-            f'data-source="{escape(str(item.get("source") or ""))}">'
+            f'<div class="va-card{_state_class(item.get("value"), item.get("unsure", False))}" '
+            f'data-key="{escape(key)}" data-source="{escape(str(item.get("source") or ""))}"'
+            f'{focusable}>'
             f'{_media(item)}'
             f'<div class="va-cap"><span class="va-key">{escape(key)}</span>'
-            f'<span class="va-meta">{escape(meta_line(item))}</span></div>'
+            f'<span class="va-meta">{escape(meta_line(item))}</span>{extra}</div>'
             f'{buttons}</div>'
         )
     return f'<div class="va-grid">{"".join(cards)}</div>'
+
+
+def guide(view: dict | None, unpin: bool = True) -> str:
+    """A label's guideline text and its pinned yes and no example clips (small, looping)."""
+    if not view:
+        return ""
+    text = escape(view.get("text") or "").replace("\n", "<br>")
+    head = (f'<div class="va-guide-text">{text}</div>' if text else
+            '<div class="va-guide-text va-empty-guide">No guidelines yet for this label: write them in the Label '
+            'tab, and pin example clips with the pin buttons.</div>')
+
+    def examples(kind: str) -> str:
+        items = view.get(kind) or []
+        if not items:
+            return ""
+        cards = "".join(
+            f'<div class="va-example va-example-{kind}" data-key="{escape(i["clip_key"])}">{_media(i)}'
+            f'<div class="va-cap"><span class="va-key">{escape(i["clip_key"])}</span>'
+            + (f'<span class="va-meta">{escape(i["note"])}</span>' if i.get("note") else "")
+            + (f'<button class="va-unpin" data-key="{escape(i["clip_key"])}" title="unpin">unpin</button>'
+               if unpin else "") + '</div></div>'
+            for i in items)
+        return f'<div class="va-examples"><h4>{kind} examples</h4><div class="va-example-row">{cards}</div></div>'
+
+    return f'<div class="va-guide-box">{head}{examples("yes")}{examples("no")}</div>'
 
 
 def player(item: dict | None, empty: str) -> str:
@@ -135,6 +181,19 @@ CSS = """
            background: var(--background-fill-secondary); display: flex; flex-direction: column; }
 .va-card.va-yes { border-color: #16a34a; box-shadow: 0 0 0 2px #16a34a55; }
 .va-card.va-no { border-color: #dc2626; box-shadow: 0 0 0 2px #dc262655; }
+.va-card.va-unsure { border-color: #d97706; box-shadow: 0 0 0 2px #d9770655; }
+.va-card:focus { outline: 3px solid #2563eb; outline-offset: 2px; }
+.va-card.va-unsure .va-btn-unsure { background: #d97706; color: white; }
+.va-btn-unsure { flex: 0.5; }
+.va-guide-box { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin-bottom: 8px; }
+.va-guide-text { white-space: normal; margin-bottom: 6px; }
+.va-empty-guide { opacity: 0.7; font-size: 0.9em; }
+.va-examples h4 { margin: 4px 0; font-size: 0.85em; text-transform: capitalize; }
+.va-example-row { display: flex; gap: 8px; overflow-x: auto; }
+.va-example { width: 150px; flex: none; border-radius: 6px; overflow: hidden; border: 2px solid #9ca3af; }
+.va-example-yes { border-color: #16a34a; } .va-example-no { border-color: #dc2626; }
+.va-example .va-cap { font-size: 0.75em; }
+.va-unpin { font-size: 0.8em; cursor: pointer; text-decoration: underline; background: none; border: none; padding: 0; }
 .va-video { width: 100%; aspect-ratio: 16 / 9; background: #000; display: block; object-fit: contain; }
 .va-video.va-big { max-height: 46vh; }
 .va-novideo { aspect-ratio: 16 / 9; display: flex; flex-direction: column; justify-content: center;
@@ -194,15 +253,37 @@ KEYS_JS = """
 """
 
 GRID_JS = """
+function answer(card, raw) {
+  // marks the card at once; the server's answer (or refusal) follows
+  const unsure = raw === 'unsure';
+  const value = unsure ? null : raw === 'true';
+  card.classList.remove('va-yes', 'va-no', 'va-unsure');
+  card.classList.add(unsure ? 'va-unsure' : (value ? 'va-yes' : 'va-no'));
+  trigger('click', { clip_key: card.dataset.key, value: value, unsure: unsure, source: card.dataset.source });
+}
 element.addEventListener('click', (ev) => {
   const like = ev.target.closest('button[data-like]');
   if (like) { trigger('like', { clip_key: like.closest('[data-key]').dataset.key }); return; }
+  const pin = ev.target.closest('button[data-pin]');
+  if (pin) { trigger('edit', { clip_key: pin.closest('[data-key]').dataset.key, pin: pin.dataset.pin }); return; }
   const button = ev.target.closest('button[data-value]');
   if (!button) return;
-  const card = button.closest('[data-key]');
-  const value = button.dataset.value === 'true';
-  card.classList.remove('va-yes', 'va-no');
-  card.classList.add(value ? 'va-yes' : 'va-no');
-  trigger('click', { clip_key: card.dataset.key, value: value, source: card.dataset.source });
+  answer(button.closest('[data-key]'), button.dataset.value);
+});
+// the keyboard: a focused card is answered with Y, N or ?, and the arrow keys move the focus
+const KEYS = {y: 'true', n: 'false', '?': 'unsure', '/': 'unsure'};
+element.addEventListener('keydown', (ev) => {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return;
+  const card = ev.target.closest && ev.target.closest('.va-card[data-key]');
+  if (!card || ev.target !== card) return;
+  const key = ev.key.toLowerCase();
+  if (key in KEYS) { ev.preventDefault(); ev.stopPropagation(); answer(card, KEYS[key]); return; }
+  const cards = [...element.querySelectorAll('.va-card[data-key]')];
+  const step = {arrowright: 1, arrowdown: 1, arrowleft: -1, arrowup: -1}[key];
+  if (step) {
+    ev.preventDefault();
+    const next = cards[Math.min(Math.max(cards.indexOf(card) + step, 0), cards.length - 1)];
+    if (next) next.focus();
+  }
 });
 """

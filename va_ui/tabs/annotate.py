@@ -13,7 +13,8 @@ from va_ui import handlers as h
 from va_ui.tabs import model
 from va_ui.tabs.page import Page, who, wire
 
-KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>S</kbd>/<kbd>Space</kbd> skip · '
+KEYS_HELP = ('<div class="va-keys">Keys: <kbd>Y</kbd> yes · <kbd>N</kbd> no · <kbd>?</kbd> unsure · '
+             '<kbd>S</kbd>/<kbd>Space</kbd> skip · '
              '<kbd>U</kbd> undo · <kbd>L</kbd> more like this · <kbd>C</kbd> the shots before and after · <kbd>B</kbd> build<br>Player: <kbd>K</kbd> play/pause · <kbd>←</kbd>/<kbd>→</kbd> '
              '1 s back/forward · <kbd>,</kbd>/<kbd>.</kbd> one frame back/forward · <kbd>[</kbd>/<kbd>]</kbd> '
              'slower/faster (0.25x-2x) · <kbd>O</kbd> loop on/off · <kbd>M</kbd> sound on/off</div>')
@@ -72,7 +73,8 @@ def desk_functions(settings):
     @answered
     def save_answer(payload, request):
         done = annotate.save(settings, payload.get("label"), payload.get("clip_key"), payload.get("value"),
-                             who(request, payload.get("name")), payload.get("source"), payload.get("provenance"))
+                             who(request, payload.get("name")), payload.get("source"), payload.get("provenance"),
+                             unsure=payload.get("unsure", False))
         return {"clip_key": done["clip_key"], "summary": _counts(done["summary"])}
 
     @answered
@@ -80,11 +82,23 @@ def desk_functions(settings):
         done = annotate.undo(settings, payload.get("label"), payload.get("clip_key"), who(request, payload.get("name")))
         return {"clip_key": done["clip_key"], "summary": _counts(done["summary"])}
 
-    return [clips, save_answer, undo_answer]
+    @answered
+    def guide(payload, request):
+        return {"html": views.guide(h.guide(settings, payload.get("label")))}
+
+    @answered
+    def pin(payload, request):
+        value = payload.get("value")
+        if value is not None and not isinstance(value, bool):
+            raise InputError(f"a pin is a yes or no example (or null to unpin), got {value!r}")
+        shown = h.pin(settings, payload.get("label"), payload.get("clip_key"), value, who(request, payload.get("name")))
+        return {"html": views.guide(shown)}
+
+    return [clips, save_answer, undo_answer, guide, pin]
 
 
 def _counts(summary: dict) -> dict:
-    return {k: summary.get(k) for k in ("label", "n_pos", "n_neg", "n_conflicts")}
+    return {k: summary.get(k) for k in ("label", "n_pos", "n_neg", "n_conflicts", "n_unsure")}
 
 
 def wire_tab(page: Page, tab: AnnotateTab, labels_table: gr.Dataframe, model_tab: model.ModelTab) -> None:

@@ -27,7 +27,8 @@ def layout(page: Page) -> SearchTab:
                                scale=4, elem_id="va-query")
             k = gr.Slider(4, 48, value=h.SEARCH_K, step=4, label="How many", scale=1)
             go = gr.Button("Search", variant="primary", scale=1, elem_id="va-search")
-        gr.Markdown("Each clip plays on a loop; mark it **Yes** if it shows the label, **No** if it does not.")
+        gr.Markdown("Each clip plays on a loop; mark it **Yes** if it shows the label, **No** if it does not, "
+                    "**?** if you cannot tell. Keyboard: Tab to a card (arrow keys to the next), then Y, N or ?.")
         results = gr.HTML(views.grid([], "Search to see clips."), js_on_load=views.GRID_JS,
                           elem_id="va-results")
         found = gr.State([])
@@ -55,7 +56,7 @@ def wire_tab(page: Page, tab: SearchTab) -> None:
         if not chosen:
             raise InputError("pick or create a label first: search results are labelled for it")
         items = h.search(settings, chosen, text, int(n))
-        return views.grid(items, "Nothing found."), [i["clip_key"] for i in items], gr.update()
+        return views.grid(items, "Nothing found.", pins=True), [i["clip_key"] for i in items], gr.update()
 
     for trigger in (tab.go.click, tab.query.submit):
         wire(trigger, on_search, [label, tab.query, tab.k], [tab.results, tab.found, status], status=status)
@@ -68,21 +69,36 @@ def wire_tab(page: Page, tab: SearchTab) -> None:
         key = data.get("clip_key")
         source = "similar" if data.get("source") == "similar" else "search"
         rank = {"rank": keys.index(key) + 1} if keys and key in keys else None
-        h.mark(settings, chosen, key, data.get("value"), who(request, typed), source, rank)
+        unsure = data.get("unsure") is True
+        h.mark(settings, chosen, key, None if unsure else data.get("value"), who(request, typed), source, rank,
+               unsure=unsure)
         return panels.label_status(h.label_summary(settings, chosen))
 
     def on_mark_failed(chosen, keys):
         # The card was marked before the server answered; show what is really stored.
         items = h.enrich(settings, chosen, [{"clip_key": key, "source": "search"} for key in keys]) if chosen else []
-        return views.grid(items, "Search to see clips.")
+        return views.grid(items, "Search to see clips.", pins=True)
 
     def on_like(chosen, n, evt: gr.EventData):
         key = (evt._data or {}).get("clip_key")
         items = h.more_like(settings, chosen, key, int(n))
-        return (views.grid(items, "Nothing like it."), [i["clip_key"] for i in items],
+        return (views.grid(items, "Nothing like it.", pins=True), [i["clip_key"] for i in items],
                 f"Clips most like **{key}** (by embedding).")
 
     wire(tab.results.like, on_like, [label, tab.k], [tab.results, tab.found, status], status=status)
+
+    def on_pin(chosen, typed, evt: gr.EventData, request: gr.Request):
+        data = evt._data or {}
+        if not chosen:
+            raise InputError("pick a label first: examples are pinned to it")
+        value = {"yes": True, "no": False}.get(data.get("pin"))
+        if value is None:
+            raise InputError(f"a clip is pinned as a yes or a no example, got {data.get('pin')!r}")
+        h.pin(settings, chosen, data.get("clip_key"), value, who(request, typed))
+        return f"{data.get('clip_key')} pinned as a **{data.get('pin')}** example of {chosen} (shown in Annotate)."
+
+    # a pin edits the label's guidelines
+    wire(tab.results.edit, on_pin, [label, page.name], [status], status=status)
 
     # Clicks on different cards must all land, so none is dropped while one is saving.
     tab.results.click(on_mark, [label, page.name, tab.found], status, trigger_mode="multiple").failure(
