@@ -5,7 +5,11 @@ the draw is stratified by one score, the evaluated model's score is that score p
 so design and model differ as consecutive versions do). Each repeat draws one audit
 (``va_core.quality.stratified_draw``) of 100 clips (also 200), estimates with
 ``va_core.quality.estimate`` and compares with the truth on the whole
-population. A uniform draw of the same size is the baseline design.
+population. A uniform draw of the same size is the baseline design; ``rounds``: the live
+loop's audits, rounds of 25 draws each stratified by another model version's scores
+(the design score plus noise), combined by each clip's probability of being in any round.
+Every case runs with each bound on the smoothed bootstrap's resampled scores
+(``quality.SCORE_RANGES``; ``--score-range`` picks some), same draws, to compare.
 
     .venv/bin/python -m benchmarks.estimator_coverage           # 200 repeats per case
     .venv/bin/python -m benchmarks.estimator_coverage --quick   # 30 repeats, fewer cases
@@ -22,10 +26,14 @@ import numpy as np
 from ._results import arguments, markdown, report, save
 
 N = 20_000
+ROUND = 25  # the live loop's audit rounds
+RANGE_NAMES = {"cell_extended": "within the stratum's estimated range", "cell": "within the cell's observed range",
+               "none": "unbounded"}
 METRICS = ("ap", "precision", "recall")
 
 
-def case(prevalence: float, separation: float, k: int, repeats: int, design: str, seed: int = 0) -> dict:
+def case(prevalence: float, separation: float, k: int, repeats: int, design: str, seed: int = 0,
+         score_range: str | None = None) -> dict:
     from sklearn.metrics import average_precision_score
 
     from va_core import quality
@@ -39,17 +47,23 @@ def case(prevalence: float, separation: float, k: int, repeats: int, design: str
     truth = {"ap": average_precision_score(y, model), "precision": (y & flagged).sum() / flagged.sum(),
              "recall": (y & flagged).sum() / y.sum()}
     errors = {m: [] for m in METRICS}
+    widths = {m: [] for m in METRICS}
     covered = {m: 0 for m in METRICS}
     no_estimate = 0
     for r in range(repeats):
-        if design == "audit":
-            d = quality.stratified_draw(drawn_by, np.arange(N), k, seed=1000 + r)
-            rows, strata, sizes, probs = d.rows, d.stratum, d.stratum_size, d.inclusion_prob
+        if design == "rounds":
+            sample = audit_rounds(quality, y, drawn_by, k, np.random.default_rng([seed, r]))
         else:
-            rows = np.random.default_rng(1000 + r).choice(N, k, replace=False)
-            strata, sizes, probs = [0] * k, [N] * k, [k / N] * k
-        sample = quality.make_sample(rows.astype(str), y[rows], ["d"] * k, strata, sizes, probs)
-        e = quality.estimate(sample, model[rows], threshold, seed=r)
+            if design == "audit":
+                d = quality.stratified_draw(drawn_by, np.arange(N), k, seed=1000 + r)
+                rows, strata, sizes, probs = d.rows, d.stratum, d.stratum_size, d.inclusion_prob
+            else:
+                rows = np.random.default_rng(1000 + r).choice(N, k, replace=False)
+                strata, sizes, probs = [0] * k, [N] * k, [k / N] * k
+            sample = quality.make_sample(rows.astype(str), y[rows], ["d"] * k, strata, sizes, probs)
+        rows = sample.keys.astype(np.int64)
+        e = quality.estimate(sample, model[rows], threshold, seed=r,
+                             score_range=score_range or quality.SCORE_RANGE)
         if e.ap is None:
             no_estimate += 1
             continue
@@ -58,43 +72,76 @@ def case(prevalence: float, separation: float, k: int, repeats: int, design: str
             if point is None:
                 continue
             errors[m].append(point - truth[m])
+            widths[m].append(high - low)
             covered[m] += low <= truth[m] <= high
     out = {"prevalence": prevalence, "separation": separation, "k": k, "design": design, "repeats": repeats,
-           "no_estimate": no_estimate}
+           "score_range": score_range or quality.SCORE_RANGE, "no_estimate": no_estimate}
     for m in METRICS:
         e = np.asarray(errors[m])
         out[m] = {"truth": float(truth[m]), "bias": float(e.mean()), "rmse": float(np.sqrt(np.mean(e ** 2))),
-                  "coverage": covered[m] / len(e), "n": len(e)}
+                  "coverage": covered[m] / len(e), "median_width": float(np.median(widths[m])), "n": len(e)}
     return out
 
 
+def audit_rounds(quality, y, drawn_by, k: int, rng) -> "quality.ProbabilitySample":
+    """``k`` labels as the live loop gathers them: audit draws of ``ROUND`` clips, each stratified
+    by a new model version's scores (the design score plus noise), combined through each labelled
+    clip's probability of being in any draw (as ``quality.cross_inclusion`` computes it)."""
+    versions = [drawn_by + rng.normal(scale=0.5, size=N) for _ in range(-(-k // ROUND))]
+    draws = [quality.stratified_draw(v, np.arange(N), min(ROUND, k - ROUND * i), seed=int(rng.integers(1 << 31)))
+             for i, v in enumerate(versions)]
+    last = {}  # clip -> (draw, position): a clip drawn twice keeps its latest draw's design
+    for i, d in enumerate(draws):
+        for j, row in enumerate(d.rows):
+            last[int(row)] = (i, j)
+    rows = np.array(sorted(last), dtype=np.int64)
+    cross = np.zeros((len(rows), len(draws)))
+    for i, (v, d) in enumerate(zip(versions, draws)):
+        for h in np.unique(d.stratum):
+            at = np.flatnonzero(d.stratum == h)[0]
+            inside = (v[rows] >= d.stratum_low[at]) & (v[rows] <= d.stratum_high[at])
+            cross[inside, i] = d.inclusion_prob[at]
+    pick = [last[int(row)] for row in rows]
+    return quality.make_sample(rows.astype(str), y[rows], [f"{i:03d}" for i, _ in pick],
+                               [draws[i].stratum[j] for i, j in pick], [draws[i].stratum_size[j] for i, j in pick],
+                               [draws[i].inclusion_prob[j] for i, j in pick], cross)
+
+
 def table(rows: list[dict]) -> str:
-    head = ["prevalence", "true AP", "design", "labels", "AP bias", "AP RMSE", "AP 90% coverage",
-            "precision bias / RMSE / coverage", "recall bias / RMSE / coverage", "no estimate"]
+    head = ["prevalence", "true AP", "design", "labels", "resampled scores", "AP bias", "AP RMSE", "AP 90% coverage",
+            "AP median width", "precision bias / RMSE / coverage / width", "recall bias / RMSE / coverage / width",
+            "no estimate"]
     lines = []
     for r in rows:
         ap = r["ap"]
-        lines.append([f"{r['prevalence']:.0%}", f"{ap['truth']:.3f}", r["design"], r["k"], f"{ap['bias']:+.3f}",
-                      f"{ap['rmse']:.3f}", f"{ap['coverage']:.2f}",
-                      " / ".join([f"{r['precision']['bias']:+.3f}", f"{r['precision']['rmse']:.3f}",
-                                  f"{r['precision']['coverage']:.2f}"]),
-                      " / ".join([f"{r['recall']['bias']:+.3f}", f"{r['recall']['rmse']:.3f}",
-                                  f"{r['recall']['coverage']:.2f}"]),
+        lines.append([f"{r['prevalence']:.0%}", f"{ap['truth']:.3f}", r["design"], r["k"],
+                      RANGE_NAMES[r["score_range"]], f"{ap['bias']:+.3f}",
+                      f"{ap['rmse']:.3f}", f"{ap['coverage']:.2f}", f"{ap['median_width']:.3f}",
+                      *(" / ".join([f"{r[m]['bias']:+.3f}", f"{r[m]['rmse']:.3f}", f"{r[m]['coverage']:.2f}",
+                                    f"{r[m]['median_width']:.3f}"]) for m in ("precision", "recall")),
                       f"{r['no_estimate']}/{r['repeats']}"])
-    return markdown(head, lines, "rrlrrrrrrr")
+    return markdown(head, lines, "rrlrlrrrrrrr")
 
 
 def main(argv=None) -> int:
-    args = arguments(__doc__, "30 repeats, fewer cases").parse_args(argv)
+    from va_core import quality
+
+    parser = arguments(__doc__, "30 repeats, fewer cases")
+    parser.add_argument("--score-range", choices=quality.SCORE_RANGES, action="append",
+                        help="the smoothed bootstrap's bound on resampled scores (repeatable; default: all, to compare)")
+    args = parser.parse_args(argv)
+    ranges = args.score_range or list(quality.SCORE_RANGES)
     repeats = 30 if args.quick else 200
     cases = [(0.02, 2.5, 100, "audit"), (0.02, 2.5, 100, "uniform")]
     if not args.quick:
         # separation 5: AP near 1, where audits often rank every positive above every negative
+        # (the live loop's models at 300 labels); rounds: the live loop's audits
         cases = [(p, s, 100, "audit") for p in (0.01, 0.02) for s in (1.5, 2.5, 3.5)] + [
-            (0.02, 5.0, 100, "audit"), (0.02, 2.5, 200, "audit"), (0.02, 2.5, 100, "uniform"),
-            (0.01, 2.5, 100, "uniform")]
+            (0.02, 5.0, 100, "audit"), (0.02, 2.5, 200, "audit"), (0.01, 5.0, 200, "rounds"),
+            (0.01, 3.5, 200, "rounds"), (0.01, 2.5, 300, "rounds"), (0.02, 3.5, 300, "rounds"),
+            (0.02, 2.5, 100, "uniform"), (0.01, 2.5, 100, "uniform")]
     started = time.time()
-    rows = [case(p, s, k, repeats, design) for p, s, k, design in cases]
+    rows = [case(p, s, k, repeats, design, score_range=r) for p, s, k, design in cases for r in ranges]
     path = save("estimator_coverage", args.quick, {"clips": N, "rows": rows}, started)
     report(table(rows), path)
     return 0

@@ -54,7 +54,7 @@ TEXT_NOISE = 0.5  # how far the text embedding lies from the concept direction
 TEXT_NOISE_INSIDE = 0.3  # the share of that error inside the high-variance subspace
 CONCEPTS = (("rare1-a", 0.01), ("rare2-a", 0.02), ("rare1-b", 0.01), ("rare2-b", 0.02))
 ROUND = 25
-STRATEGIES = ("va", "va_lrcv", "random", "random_lrcv", "cc", "cc_lrcv", "uncertainty", "uncertainty_lrcv",
+STRATEGIES = ("va", "va_rr", "va_lrcv", "random", "random_lrcv", "cc", "cc_lrcv", "uncertainty", "uncertainty_lrcv",
               "zero_shot")
 ANNOTATOR = "simulated-expert"
 
@@ -130,8 +130,45 @@ def _rows(world: World, keys) -> np.ndarray:
     return np.array([index[k] for k in keys], dtype=np.int64)
 
 
-def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]:
-    """The product's loop at each budget: the stored model, the labelled rows, what it reports."""
+def round_robin_label(label: str) -> str:
+    """The label under which the round-robin loop labels the same concept (its own label set,
+    policy state and models; the same text embedding)."""
+    return f"{label}-rr"
+
+
+def intervals_under(settings, label: str, version: int, score_ranges) -> dict:
+    """The stored version's AP interval under other bounds of the smoothed bootstrap's resampled
+    scores (``quality.SCORE_RANGES``; "none": the estimator before they were bounded), on the
+    same sample and cross-fitted scores."""
+    from va_core import quality
+    from va_core.embeddings import load_corpus
+    from va_core.warehouse import Warehouse
+    from va_core.registry import get_model, load_model
+    from va_core.train import build_label_set, estimate_quality, training_data
+
+    wh = Warehouse.from_settings(settings)
+    row = get_model(wh, label, version)
+    ls = build_label_set(wh, label, version=row["label_events_version"], write=False)
+    corpus = load_corpus(wh, row["encoder_id"])
+    model = load_model(wh, label, version)
+    cache: dict = {}
+    estimate_quality(wh, ls, corpus, model, training_data(ls, corpus, settings), cache=cache)
+    scores = next(v for k, v in cache.items() if k != "sample")
+    if scores is None:
+        return {}
+    out = {}
+    for score_range in score_ranges:
+        e = quality.estimate(cache["sample"], scores, model.threshold, score_range=score_range)
+        out[score_range] = {"ap": e.ap, "ap_low": e.ap_low, "ap_high": e.ap_high}
+    return out
+
+
+def product_loop(settings, world: World, label: str, budgets, policy: str | None = None,
+                 as_label: str | None = None) -> dict[int, dict]:
+    """The product's loop at each budget: the stored model, the labelled rows, what it reports.
+
+    ``policy``: the label's source policy (default the product's); ``as_label``: the label name
+    to record under (``label``'s concept and text embedding)."""
     from va_core.errors import InputError
     from va_core.labels import provenance_of, record_events
     from va_core.sources import next_clips
@@ -140,18 +177,21 @@ def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]
     from va_core.warehouse import Warehouse
 
     wh = Warehouse.from_settings(settings)
-    truth = dict(zip(world.keys, world.truth[label].tolist()))
+    concept, label = label, as_label or label
+    truth = dict(zip(world.keys, world.truth[concept].tolist()))
     labelled: list[str] = []
+    sources: list[str] = []
     out, result = {}, None
     for budget in sorted(budgets):
         while len(labelled) < budget:
-            choice = next_clips(settings, label, min(ROUND, budget - len(labelled)))
+            choice = next_clips(settings, label, min(ROUND, budget - len(labelled)), policy=policy)
             if not choice["clips"]:
                 raise RuntimeError(f"{label}: the loop has no clip left to show after {len(labelled)} labels")
             record_events(wh, [{"label": label, "clip_key": c["clip_key"], "value": truth[c["clip_key"]],
                                 "source": c["source"], **provenance_of(c)} for c in choice["clips"]],
                           annotator=ANNOTATOR)
             labelled += [c["clip_key"] for c in choice["clips"]]
+            sources += [choice["source"]] * len(choice["clips"])
             try:
                 result = train_label(settings, label)
             except InputError:  # too few positives or negatives yet: keep labelling
@@ -159,9 +199,17 @@ def product_loop(settings, world: World, label: str, budgets) -> dict[int, dict]
         if result is None:
             raise RuntimeError(f"{label}: no model after {budget} labels")
         row = get_model(wh, label, result.model_version)
+        reported = {k: row.get(k) for k in ("ap", "ap_low", "ap_high", "ap_method", "n_audit", "labelled_ap")
+                    if k in row}
+        if policy is None and row.get("ap_method") is not None:
+            from va_core.quality import SCORE_RANGE, SCORE_RANGES
+
+            reported["score_range"] = SCORE_RANGE
+            reported["other_intervals"] = intervals_under(settings, label, result.model_version,
+                                                          [r for r in SCORE_RANGES if r != SCORE_RANGE])
         out[budget] = {"rows": _rows(world, labelled), "model": load_model(wh, label, result.model_version),
-                       "reported": {k: row.get(k) for k in ("ap", "ap_low", "ap_high", "ap_method", "n_audit",
-                                                          "labelled_ap") if k in row}, "result": result.as_dict()}
+                       "reported": reported, "result": result.as_dict(),
+                       "sources": {s: sources.count(s) for s in sorted(set(sources))}}
     return out
 
 
@@ -211,7 +259,7 @@ def fit_lrcv(world: World, label: str, rows: np.ndarray):
 
 # -- one run -----------------------------------------------------------------------
 
-def run_one(world: World, settings, label: str, seed: int, budgets) -> list[dict]:
+def run_one(world: World, settings, label: str, seed: int, budgets, round_robin: bool = False) -> list[dict]:
     from va_core.learn import average_precision
 
     rng = np.random.default_rng([seed, sum(map(ord, label))])
@@ -222,10 +270,17 @@ def run_one(world: World, settings, label: str, seed: int, budgets) -> list[dict
     t0 = time.perf_counter()
     loop = product_loop(settings, world, label, budgets)
     loop_s = time.perf_counter() - t0
+    sources: dict[tuple[str, int], dict] = {}
     for b, got in loop.items():
         picks["va", b] = got["rows"]
         models["va", b] = got["model"]
         reported[b] = got["reported"]
+        sources["va", b] = got["sources"]
+    if round_robin:  # the same arms, taken in turn
+        for b, got in product_loop(settings, world, label, budgets, "round_robin", round_robin_label(label)).items():
+            picks["va_rr", b] = got["rows"]
+            models["va_rr", b] = got["model"]
+            sources["va_rr", b] = got["sources"]
     for b in budgets:
         picks["random", b] = rng.choice(len(world.keys), b, replace=False)
         picks["cc", b] = cc_rows(world, label, b, rng)
@@ -249,19 +304,22 @@ def run_one(world: World, settings, label: str, seed: int, budgets) -> list[dict
         model = models.get((strategy, b)) or fit_product(world, label, rows)
         rows_out.append({"label": label, "seed": seed, "strategy": strategy, "budget": b,
                          "true_ap": ap(model.score(world.test_X)), "positives_found": found,
+                         **({"sources": sources[strategy, b]} if (strategy, b) in sources else {}),
                          **({"reported": reported[b], "loop_seconds": round(loop_s, 1)} if strategy == "va" else {})})
-        rows_out.append({"label": label, "seed": seed, "strategy": f"{strategy}_lrcv", "budget": b,
-                         "true_ap": ap(fit_lrcv(world, label, rows).score(world.test_X)), "positives_found": found})
+        if strategy != "va_rr":
+            rows_out.append({"label": label, "seed": seed, "strategy": f"{strategy}_lrcv", "budget": b,
+                             "true_ap": ap(fit_lrcv(world, label, rows).score(world.test_X)), "positives_found": found})
     for r in rows_out:
         r["n_test"], r["test_positives"] = len(test_y), int(test_y.sum())
     return rows_out
 
 
-def run(n: int, seeds, labels, budgets) -> dict:
+def run(n: int, seeds, labels, budgets, round_robin: bool = False) -> dict:
     from tqdm import tqdm
 
     from va_core.config import Settings
     from va_core.experiments.importer import ENCODER_ID, import_dataset
+    from va_core.labels import store_text_embeddings
 
     warnings.simplefilter("ignore")
     rows = []
@@ -271,8 +329,11 @@ def run(n: int, seeds, labels, budgets) -> dict:
             world = make_world(root / "dataset", n, seed, n_test=n // 4)
             settings = Settings.from_env(home=root / "home", encoder=ENCODER_ID)
             import_dataset(settings, world.root, progress=False)
+            if round_robin:
+                store_text_embeddings(settings, ENCODER_ID, {**world.text, **{round_robin_label(k): v
+                                                                               for k, v in world.text.items()}})
             for label in labels:
-                rows += run_one(world, settings, label, seed, budgets)
+                rows += run_one(world, settings, label, seed, budgets, round_robin)
                 bar.update()
     return {"rows": rows, "n_clips": n, "seeds": list(seeds), "labels": list(labels), "budgets": list(budgets),
             "prevalence": {k: p for k, p in CONCEPTS}}
@@ -287,7 +348,8 @@ def _cell(rows, strategy, budget, field="true_ap") -> list[float]:
 def table(result: dict) -> str:
     rows = result["rows"]
     runs = sorted({(r["label"], r["seed"]) for r in rows})
-    head = ["label", "seed", "budget", *STRATEGIES, "va positives found", "va reported AP"]
+    head = ["label", "seed", "budget", *STRATEGIES, "va positives found", "va_rr positives found", "va reported AP",
+            "same, unbounded resampled scores"]
     lines = []
     for label, seed in runs:
         for b in result["budgets"]:
@@ -299,7 +361,10 @@ def table(result: dict) -> str:
             shown = f"{rep['ap']:.3f}" if rep.get("ap") is not None else "-"
             if rep.get("ap_low") is not None:
                 shown += f" [{rep['ap_low']:.3f}, {rep['ap_high']:.3f}]"
-            lines.append([label, str(seed), str(b), *cells, str(va.get("positives_found", "-")), shown])
+            old = (rep.get("other_intervals") or {}).get("none") or {}
+            before = f"[{old['ap_low']:.3f}, {old['ap_high']:.3f}]" if old.get("ap_low") is not None else "-"
+            lines.append([label, str(seed), str(b), *cells, str(va.get("positives_found", "-")),
+                          str(by.get("va_rr", {}).get("positives_found", "-")), shown, before])
     return markdown(head, lines, align="ll" + "r" * (len(head) - 2))
 
 
@@ -317,16 +382,24 @@ def summary(result: dict) -> str:
         errors = [abs(r["reported"]["ap"] - r["true_ap"]) for r in shown]
         bounded = [r for r in shown if r["reported"].get("ap_low") is not None]
         covered = [r["reported"]["ap_low"] <= r["true_ap"] <= r["reported"]["ap_high"] for r in bounded]
+        widths = [r["reported"]["ap_high"] - r["reported"]["ap_low"] for r in bounded]
+        unbounded = [(r, ((r["reported"].get("other_intervals") or {}).get("none") or {})) for r in bounded]
+        old = [o for _, o in unbounded if o.get("ap_low") is not None]
+        old_covered = [o["ap_low"] <= r["true_ap"] <= o["ap_high"] for r, o in unbounded if o.get("ap_low") is not None]
         labelled = [abs(r["reported"]["labelled_ap"] - r["true_ap"]) for r in va
                     if r["reported"].get("labelled_ap") is not None]
         est.append([str(b), f"{len(shown)} of {len(va)}", f"{np.median(errors):.3f}" if errors else "-",
                     f"{max(errors):.3f}" if errors else "-",
                     f"{sum(covered)} of {len(covered)}" if covered else "-",
+                    f"{np.median(widths):.3f}" if widths else "-",
+                    f"{sum(old_covered)} of {len(old_covered)}" if old_covered else "-",
+                    f"{np.median([o['ap_high'] - o['ap_low'] for o in old]):.3f}" if old else "-",
                     f"{np.median([r['reported']['n_audit'] for r in shown]):.0f}" if shown else "-",
                     f"{np.median(labelled):.3f}" if labelled else "-"])
     return out + "\n\nwhat va reports for its model, against the truth\n\n" + markdown(
         ["budget", "runs with an estimate", "median abs error", "worst abs error", "90% interval holds the truth",
-         "median audit labels", "labelled-set AP: median abs error"], est)
+         "median width", "unbounded resampled scores: holds the truth", "median width", "median audit labels",
+         "labelled-set AP: median abs error"], est)
 
 
 def plot(result: dict, path: Path) -> None:
@@ -341,7 +414,7 @@ def plot(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(-(-len(runs) // cols), cols, figsize=(3.6 * cols, 3.2 * -(-len(runs) // cols)),
                              squeeze=False, sharey=True)
     for ax, (label, seed) in zip(axes.flat, runs):
-        for s in ("va", "va_lrcv", "random_lrcv", "cc_lrcv", "uncertainty_lrcv", "zero_shot"):
+        for s in ("va", "va_rr", "va_lrcv", "random_lrcv", "cc_lrcv", "uncertainty_lrcv", "zero_shot"):
             pts = [(r["budget"], r["true_ap"]) for r in rows if r["label"] == label and r["seed"] == seed
                    and r["strategy"] == s and r["true_ap"] is not None]
             if pts:
@@ -368,13 +441,16 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", nargs="*", default=None, help=f"among {[c for c, _ in CONCEPTS]}")
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
     parser.add_argument("--budgets", type=int, nargs="*", default=None)
+    parser.add_argument("--round-robin", action="store_true",
+                        help="also run the product's loop with the round-robin policy over the same arms (va_rr)")
     args = parser.parse_args(argv)
     if args.quick:
         n, seeds, labels, budgets = 20_000, [0], [CONCEPTS[0][0], CONCEPTS[1][0]], (100, 300)
     else:
         n, seeds, labels, budgets = 40_000, [0, 1], [c for c, _ in CONCEPTS], (100, 300, 1000)
     started = time.time()
-    result = run(args.clips or n, args.seeds or seeds, args.labels or labels, tuple(args.budgets or budgets))
+    result = run(args.clips or n, args.seeds or seeds, args.labels or labels, tuple(args.budgets or budgets),
+                 args.round_robin)
     png = path_for("live_loop", args.quick, "png")
     plot(result, png)
     path = save("live_loop", args.quick, {"plot": png.name, **result}, started)
