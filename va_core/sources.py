@@ -18,13 +18,13 @@ from typing import Callable, Sequence
 
 from va_core import feeds
 from va_core.errors import InputError, NotFound
-from va_core.feeds import (AUDIT, NEXT, RANDOM, ZERO_SHOT, all_feeds, feed_item, latest_model_version, random_unlabelled, stored_feed,
-                           with_clip_info, zero_shot)
+from va_core.feeds import (AUDIT, NEXT, RANDOM, ZERO_SHOT, all_feeds, feed_item, latest_model_version,
+                           random_unlabelled, stored_feed, with_clip_info, zero_shot)
 from va_core.labels import label_set, validate_label, warehouse_of
 from va_core.policy import choose_next
 
-__all__ = ["Ask", "Source", "SOURCES", "NEXT", "RANDOM", "AUDIT", "ZERO_SHOT", "SIMILAR", "registry", "source", "source_names", "arms", "get_feed",
-           "next_clips", "all_feeds", "cli_feeds"]
+__all__ = ["Ask", "Source", "SOURCES", "NEXT", "RANDOM", "AUDIT", "ZERO_SHOT", "SIMILAR", "registry", "source",
+           "source_names", "arms", "get_feed", "next_clips", "all_feeds"]
 
 SIMILAR = "similar"
 
