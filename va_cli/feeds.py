@@ -1,9 +1,7 @@
 """`va feeds`: the clips to label next, with how each was chosen."""
 from __future__ import annotations
 
-from va_core.feeds import NEXT, all_feeds
-
-from va_core.sources import get_feed, next_clips
+from va_core.sources import NEXT, all_feeds, get_feed, next_clips
 
 
 def format_feeds(label: str, groups: dict[str, list[dict]]) -> str:

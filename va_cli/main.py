@@ -17,6 +17,8 @@ from typing import Any, Callable
 from va_cli import corpus, demo, doctor, experiments, feeds, labels, models, servers
 from va_core.config import Settings
 from va_core.errors import VAError
+from va_core.learn import DEFAULT_TRAINER, TRAINERS, trainer_names
+from va_core.sources import source_names
 
 Handler = Callable[..., tuple[Any, ...]]
 
@@ -133,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", "label set -> classifier -> evaluation -> scores -> feeds (a new model version)")
     p.add_argument("label", metavar="LABEL")
-    p.add_argument("--trainer", default="fast", choices=["fast", "reference"],
-                   help="fast (interactive) or the paper's LogisticRegressionCV")
+    p.add_argument("--trainer", default=DEFAULT_TRAINER, choices=trainer_names(),
+                   help="; ".join(f"{t.name}: {t.description}" for t in TRAINERS.values()))
     p.add_argument("--force", action="store_true",
                    help="train even if the latest version was trained on the same labels")
     p.add_argument("--features", choices=["clip", "motion", "both"],
@@ -142,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("feeds", "clips to label next for a label")
     p.add_argument("label", metavar="LABEL")
-    p.add_argument("--feed", default=None,
-                   help="top_positive | top_negative | borderline | random | audit | zero_shot | next")
+    p.add_argument("--feed", default=None, choices=source_names(),
+                   help=" | ".join(source_names()) + " (default: every stored feed; next: the label's policy chooses)")
     p.add_argument("-k", type=whole(1, MAX_K), default=10, help="how many clips per feed (default 10)")
 
     p = add("approve", "mark a model version approved; serving picks it up")

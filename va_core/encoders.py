@@ -9,6 +9,10 @@ Specs (``--encoder`` or ``VA_ENCODER``):
 - ``tiny``   a tiny open_clip architecture with random weights (seed 0): no semantics, for
   tests and air-gapped smoke runs
 
+(and ``va-dataset:NAME``, written by the importer: embeddings without their model). Each
+kind of spec is one entry of :data:`KINDS`; open_clip's own configs are the registry of its
+architectures, tags and their preprocessing (:func:`preprocess_cfg`).
+
 An ``encoder_id`` names the model *and* its weights (a checkpoint by content hash), so
 embeddings of two encoders never meet in one search or one classifier.
 

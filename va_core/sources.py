@@ -18,14 +18,14 @@ from typing import Callable, Sequence
 
 from va_core import feeds
 from va_core.errors import InputError, NotFound
-from va_core.feeds import (AUDIT, NEXT, RANDOM, ZERO_SHOT, all_feeds, feed_item, latest_model_version, random_unlabelled, stored_feed,
-                           with_clip_info, zero_shot)
+from va_core.feeds import (AUDIT, NEXT, RANDOM, ZERO_SHOT, all_feeds, feed_item, latest_model_version,
+                           random_unlabelled, stored_feed, with_clip_info, zero_shot)
 from va_core.labels import label_set, validate_label
 from va_core.policy import choose_next
 from va_core.warehouse import Warehouse
 
-__all__ = ["Ask", "Source", "SOURCES", "NEXT", "RANDOM", "AUDIT", "ZERO_SHOT", "SIMILAR", "registry", "source", "source_names", "arms", "get_feed",
-           "next_clips", "all_feeds"]
+__all__ = ["Ask", "Source", "SOURCES", "NEXT", "RANDOM", "AUDIT", "ZERO_SHOT", "SIMILAR", "registry", "source",
+           "source_names", "arms", "get_feed", "next_clips", "all_feeds"]
 
 SIMILAR = "similar"
 

@@ -28,6 +28,13 @@ from va_core.learn import (DEFAULT_TRAINER, MIN_PER_CLASS, Evaluation, LinearMod
 from va_core.registry import CANDIDATE, label_encoder_id, label_lock, latest_model, stage_event
 from va_core.warehouse import CommitConflict, Compare, Warehouse
 
+__all__ = ["TrainResult", "TrainingData", "train_label", "commit_version", "corpus_for", "label_embeddings",
+           "build_label_set", "training_data", "fit_classifier", "choose_classifier", "evaluate_classifier",
+           "estimate_quality", "version_scorer", "version_estimates", "label_diversity", "score_corpus", "build_feeds",
+           "run_checks", "VERSION_CLAIMS", "VersionClaimFailed", "next_model_version", "claim_model_version",
+           "write_scores", "write_feeds", "write_evaluation", "write_model", "prune_older_versions", "describe_quality",
+           "describe_result"]
+
 
 @dataclass
 class TrainResult:

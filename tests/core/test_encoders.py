@@ -293,7 +293,8 @@ def test_a_registered_kind_of_encoder_is_parsed_built_and_named(monkeypatch):
     assert (spec.spec, spec.encoder_id, spec.has_semantics, weights_problem("tiny2")) == (
         "tiny2", "tiny2:random-seed0", False, None)
     enc = load_encoder("tiny2")
-    assert enc.encoder_id == "tiny2:random-seed0" and enc.encode_images(np.zeros((1, 64, 64, 3), np.uint8)).shape == (1, 64)
+    assert enc.encoder_id == "tiny2:random-seed0"
+    assert enc.encode_images(np.zeros((1, 64, 64, 3), np.uint8)).shape == (1, 64)
     with pytest.raises(InputError, match="`tiny2`"):
         parse_spec("tiny3")  # the message lists the registered kinds
     monkeypatch.undo()
