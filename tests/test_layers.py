@@ -231,3 +231,31 @@ def test_no_private_name_is_imported_from_another_module():
     if offending:
         pytest.fail("a name with a leading underscore is private to its module:\n  " + "\n  ".join(offending),
                     pytrace=False)
+
+
+# the one print left in va_core: the banner of `--encoder auto` falling back to tiny, on the stream it is given
+PRINTS_ALLOWED = {("va_core.encoders", "resolve_auto")}
+
+
+def print_calls(source: str, module: str) -> list[tuple[str, str, int]]:
+    """(module, enclosing function, line) of every call of print in ``source``."""
+    found = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id == "print":
+                found.append((module, function, child.lineno))
+            visit(child, child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function)
+
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def test_va_core_prints_nothing():
+    # domain functions return data; the command (va_cli) writes to the terminal, va_core reports through logging
+    assert print_calls("def f():\n    print('x')\n", "m") == [("m", "f", 2)]  # guards the finder
+    found = [c for module, path in modules().items() if _top(module) == "va_core"
+             for c in print_calls(path.read_text(), module) if c[:2] not in PRINTS_ALLOWED]
+    if found:
+        pytest.fail("va_core prints nothing (return data, or log through logging):\n  "
+                    + "\n  ".join(f"{m}.{f} line {n}" for m, f, n in found), pytrace=False)

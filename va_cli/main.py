@@ -9,10 +9,11 @@ print nothing; only this package writes to the terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from va_cli import corpus, demo, doctor, experiments, feeds, labels, models, servers
 from va_core.config import Settings
@@ -199,12 +200,19 @@ class _Stderr(logging.Handler):
         print(self.format(record), file=sys.stderr, flush=True)
 
 
-def _show_messages() -> None:
-    """va_core reports through ``logging`` and prints nothing; the command shows its INFO and above."""
-    logger = logging.getLogger("va_core")
-    if not any(isinstance(h, _Stderr) for h in logger.handlers):
-        logger.addHandler(_Stderr())
+@contextlib.contextmanager
+def _messages_on_stderr() -> Iterator[None]:
+    """va_core reports through ``logging`` and prints nothing; while a command runs, its INFO and
+    above are shown on stderr (and afterwards no longer, for callers of :func:`main` in-process)."""
+    logger, handler = logging.getLogger("va_core"), _Stderr()
+    level = logger.level
+    logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,11 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # a usage error (2) or --help (0): an exit code, as for every other answer
         return exc.code if isinstance(exc.code, int) else 2
-    _show_messages()
     try:
-        settings = Settings.from_env(home=args.home, encoder=getattr(args, "encoder", None)
-                                     if getattr(args, "encoder", None) not in (None, "auto") else None)
-        data, text, *status = HANDLERS[args.command](args, settings)  # a handler may add an exit status
+        with _messages_on_stderr():
+            settings = Settings.from_env(home=args.home, encoder=getattr(args, "encoder", None)
+                                         if getattr(args, "encoder", None) not in (None, "auto") else None)
+            data, text, *status = HANDLERS[args.command](args, settings)  # a handler may add an exit status
     except VAError as exc:
         if args.json:
             print(json.dumps({"error": str(exc), "type": type(exc).__name__}))

@@ -18,13 +18,13 @@ from va_core.config import Settings
 from va_core.labels import record_events
 from va_core.warehouse import Warehouse
 home, me, go, keys = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4].split(",")
-settings = Settings.from_env(home=home, encoder="tiny")
+wh = Warehouse.from_settings(Settings.from_env(home=home, encoder="tiny"))
 while not go.exists():
     time.sleep(0.01)
 for b in range({events} // {batch}):
-    record_events(Warehouse.from_settings(settings), [{{"label": "race", "clip_key": keys[(b * {batch} + i) % len(keys)],
-                               "value": (b + i) % 2 == 0, "annotator": f"p{{me}}", "source": f"p{{me}}-b{{b}}-{{i}}"}}
-                              for i in range({batch})])
+    record_events(wh, [{{"label": "race", "clip_key": keys[(b * {batch} + i) % len(keys)],
+                         "value": (b + i) % 2 == 0, "annotator": f"p{{me}}", "source": f"p{{me}}-b{{b}}-{{i}}"}}
+                        for i in range({batch})])
 """.format(events=EVENTS, batch=BATCH)
 
 
