@@ -6,7 +6,8 @@ difference to the previous frame is both large in absolute terms and several tim
 recent average (so fast camera motion, which raises every difference, does not cut).
 Dissolves and fades through black or white are found from the same thumbnails
 (:class:`TransitionDetector`); two shots joined by one meet at its middle frame, and its
-frames are never sampled.
+frames are never sampled. A fade at the very start or end of a video (no shot on that side)
+makes no boundary; its frames are not sampled either.
 
 :func:`scan` does everything ingestion needs in one decoding pass: it detects the cuts
 and keeps the sampled frames of the shot in progress, yielding each shot with its frames
@@ -536,7 +537,18 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         held: deque = deque()  # decoded frames waiting for the transitions around them to be decided
         index, last_t, step, last_cut = -1, 0.0, 1.0 / fps, 0
 
-        def confirm(found: Transition) -> None:
+        def confirm(found: Transition, at_end: bool = False) -> None:
+            # A fade in at the very start (less than a shot's shortest length before it) or a run
+            # still open at the end has no shot on one side: no boundary (it would cut off a clip
+            # of fading frames), only frames that are never sampled.
+            first = 0 if found.frame_start < max(1, round(detector.min_shot_s * fps)) else None
+            if first is not None or at_end:
+                for i in [i for i in boundaries if (first if first is not None else found.frame_start - tracker.k)
+                          <= i <= (index if at_end else found.frame_end + 1)]:
+                    del boundaries[i]
+                skip.update(range(found.frame_start if first is None else first,
+                                  index + 1 if at_end else found.frame_end + 1))
+                return
             # A cut inside a fade or dissolve is part of it; a short one's first frame can look like a
             # cut (it is a blend of the shot and the next frame), so a cut just before it starts it.
             inside = [i for i in boundaries if found.frame_start - tracker.k <= i <= found.frame_end + 1]
@@ -578,7 +590,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
                 last_t = t
                 result.n_decoded = index + 1
             for found in tracker.finish() if tracker is not None else ():
-                confirm(found)
+                confirm(found, at_end=found.frame_end >= index - tracker.k - tracker.gap)
             yield from release(index)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed after frame {index}: {exc}") from exc
