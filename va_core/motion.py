@@ -28,14 +28,21 @@ DECODER_OPTIONS = {"flags2": "+export_mvs"}
 FEATURES = ("pan", "tilt", "zoom", "rotation", "object", "moving")
 
 
+# FFmpeg's AVMotionVector, as PyAV's MotionVectors.to_ndarray reads it (which builds this dtype on
+# every call, a large share of the cost, and returns a view that keeps the whole decoded frame alive).
+VECTOR_DTYPE = np.dtype([("source", "int32"), ("w", "uint8"), ("h", "uint8"), ("src_x", "int16"),
+                         ("src_y", "int16"), ("dst_x", "int16"), ("dst_y", "int16"), ("flags", "uint64"),
+                         ("motion_x", "int32"), ("motion_y", "int32"), ("motion_scale", "uint16")], align=True)
+
+
 def frame_vectors(frame) -> np.ndarray | None:
-    """The motion vectors FFmpeg exported for a decoded frame (a structured array), None if none."""
+    """The motion vectors FFmpeg exported for a decoded frame (a structured array of its own), None if none."""
     from av.sidedata.motionvectors import MotionVectors
 
     vectors = next((sd for sd in frame.side_data if isinstance(sd, MotionVectors)), None)
     if vectors is None or len(vectors) == 0:
         return None
-    return vectors.to_ndarray()
+    return np.frombuffer(bytes(vectors), dtype=VECTOR_DTYPE)
 
 
 def fit_frames(vectors: list[np.ndarray], width: int, height: int, steps=None) -> np.ndarray:
