@@ -241,7 +241,7 @@ class TransitionDetector:
     The blend test runs ``block`` frames at a time on the int16 thumbnails, in a window the
     thumbnails are copied into as they come: a few whole-array operations per block (exact
     integer sums, weighted per plane at the end) instead of a dozen small numpy calls and a
-    float copy per frame, which cost more than decoding the frame's thumbnail.
+    float copy per frame, which cost as much CPU as making the frame's thumbnail.
     """
 
     k: int = 2
@@ -615,7 +615,8 @@ def detect_shots(path) -> list[Shot]:
 
 
 def detect_transitions(path) -> list[Transition]:
-    """Every cut and gradual transition of a video, in order (one decoding pass)."""
+    """Every cut and gradual transition between two shots of a video, in order (one decoding pass);
+    a fade at the very start or end, with no shot on that side, is not one."""
     result = scan(path, size=8)
     for _ in result.shots:
         pass
