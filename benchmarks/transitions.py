@@ -14,13 +14,15 @@ H.264 at 25 fps, with the frame span of every join. Scored:
 - seconds: one detection pass over the set (va: ``detect_transitions``, decoding included);
 - ingest cost: ``va ingest`` of the set (tiny encoder, a fresh home each time) with cuts only
   (as before gradual transitions), with gradual transitions, and with camera motion too
-  (the default): p50 wall and CPU seconds of 3 interleaved rounds, the order rotated so each
-  setting goes first once (2 rounds with --quick), with
+  (the default): p50 wall and CPU seconds of 5 interleaved rounds (``--rounds``; 2 with
+  --quick), the order rotated so that each setting goes first as often as the others, with
   ``tiny`` (decoding dominates: the worst case) and ``open_clip:ViT-B-32:random`` (the
-  default encoder's architecture and cost, random weights; not with --quick).
+  default encoder's architecture and cost, random weights; not with --quick; ``--encoders``
+  picks).
 
     .venv/bin/python -m benchmarks.transitions           # 24 videos, 5 joins each
     .venv/bin/python -m benchmarks.transitions --quick   # 6 videos
+    .venv/bin/python -m benchmarks.transitions --encoders tiny   # the worst case's cost only
 
 Needs PySceneDetect (``scenedetect``, the ``test`` extra); writes
 benchmarks/results/transitions[_quick].json and prints a markdown table.
@@ -132,19 +134,23 @@ def ingest_cost(videos: list[Path], rounds: int, encoder: str) -> dict[str, dict
         ingest(fresh("warm"), videos[:1], progress=False)  # imports and the model, untimed
         names = list(COSTS)
         for r in range(rounds):
-            for i, name in enumerate(names[r % len(names):] + names[:r % len(names)]):  # each goes first once
+            for i, name in enumerate(names[r % len(names):] + names[:r % len(names)]):  # each goes first in turn
                 options = COSTS[name]
                 settings = fresh(f"h{r}{i}")
                 t0, c0 = time.perf_counter(), time.process_time()
                 ingest(settings, videos, progress=False, scan_options=options)
                 wall[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
-    return {name: {"wall_s": p50(wall[name]), "cpu_s": p50(cpu[name])} for name in COSTS}
+    return {name: {"wall_s": p50(wall[name]), "cpu_s": p50(cpu[name]),
+                   "cpu_runs": [round(c, 3) for c in cpu[name]]} for name in COSTS}
 
 
 def main() -> None:
     parser = arguments(__doc__, "6 videos instead of 24")
     parser.add_argument("--data", help="folder for the generated set (default: a temporary one)")
+    parser.add_argument("--encoders", nargs="+", help="encoders of the ingest cost (default: tiny and "
+                        "open_clip:ViT-B-32:random; tiny only with --quick)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds of the ingest cost (default 5, 2 with --quick)")
     args = parser.parse_args()
     started = time.time()
     from tests.support.footage import transition_set
@@ -158,8 +164,9 @@ def main() -> None:
             found = {v.name: method(v) for v in ts.videos}
             seconds = time.perf_counter() - t0
             results[name] = {**score(ts.truth, found), "seconds": round(seconds, 3)}
-        encoders = ["tiny"] if args.quick else ["tiny", "open_clip:ViT-B-32:random"]
-        cost = {enc: ingest_cost(ts.videos, 2 if args.quick else 3, enc) for enc in encoders}
+        encoders = args.encoders or (["tiny"] if args.quick else ["tiny", "open_clip:ViT-B-32:random"])
+        rounds = args.rounds or (2 if args.quick else 5)
+        cost = {enc: ingest_cost(ts.videos, rounds, enc) for enc in encoders}
     rows = []
     for name, r in results.items():
         prec = "-" if r["gradual_precision"] is None else f"{r['gradual_precision']:.2f}"
@@ -179,7 +186,8 @@ def main() -> None:
                          f"{c['cpu_s']:.2f}", f"{100 * (c['cpu_s'] / base['cpu_s'] - 1):+.1f}%"])
     table += "\n\n" + markdown(["encoder", "va ingest of the set", "wall s (p50)", "growth", "CPU s (p50)", "growth"],
                                 rows, "llrrrr")
-    path = save("transitions", args.quick, {"videos": n, "results": results, "ingest_seconds": cost}, started)
+    path = save("transitions", args.quick, {"videos": n, "results": results, "ingest_rounds": rounds,
+                                             "ingest_seconds": cost}, started)
     report(table, path)
 
 

@@ -28,61 +28,91 @@ DECODER_OPTIONS = {"flags2": "+export_mvs"}
 FEATURES = ("pan", "tilt", "zoom", "rotation", "object", "moving")
 
 
+# FFmpeg's AVMotionVector, as PyAV's MotionVectors.to_ndarray reads it (which builds this dtype on
+# every call, a large share of the cost, and returns a view that keeps the whole decoded frame alive).
+VECTOR_DTYPE = np.dtype([("source", "int32"), ("w", "uint8"), ("h", "uint8"), ("src_x", "int16"),
+                         ("src_y", "int16"), ("dst_x", "int16"), ("dst_y", "int16"), ("flags", "uint64"),
+                         ("motion_x", "int32"), ("motion_y", "int32"), ("motion_scale", "uint16")], align=True)
+
+
 def frame_vectors(frame) -> np.ndarray | None:
-    """The motion vectors FFmpeg exported for a decoded frame (a structured array), None if none."""
+    """The motion vectors FFmpeg exported for a decoded frame (a structured array of its own), None if none."""
     from av.sidedata.motionvectors import MotionVectors
 
     vectors = next((sd for sd in frame.side_data if isinstance(sd, MotionVectors)), None)
     if vectors is None or len(vectors) == 0:
         return None
-    return vectors.to_ndarray()
+    return np.frombuffer(bytes(vectors), dtype=VECTOR_DTYPE)
 
 
-def fit_frames(vectors: list[np.ndarray], width: int, height: int) -> np.ndarray:
+def fit_frames(vectors: list[np.ndarray], width: int, height: int, steps=None) -> np.ndarray:
     """(n, 6) pan, tilt, zoom, rotation, object, moving of n frames' vectors, all fitted at once.
 
-    The per-frame weighted least squares are solved from their normal equations, summed per
-    frame with ``reduceat``: a few dozen array operations for any number of frames instead of
-    as many per frame (per-frame fits cost more than decoding small videos).
+    ``vectors``: :func:`frame_vectors` arrays; ``steps``: of frame i only every ``steps[i]``-th
+    vector counts (default: all). The per-frame weighted least squares are solved from their
+    normal equations, summed per frame with ``reduceat``: a few dozen array operations
+    for any number of frames instead of as many per frame (per-frame fits cost more than
+    decoding small videos). The frames' arrays are joined as plain bytes and their fields read
+    as strided columns: copying FFmpeg's structured records field by field cost more than the fit.
     """
     n = len(vectors)
-    counts = np.fromiter((len(v) for v in vectors), dtype=np.int64, count=n)
-    mv = np.concatenate(vectors)
-    fid = np.repeat(np.arange(n), counts)
-    scale = np.maximum(mv["motion_scale"].astype(np.float32), 1.0) * np.float32(width)
+    given = np.fromiter((len(v) for v in vectors), dtype=np.int64, count=n)
+    steps = np.ones(n, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64)
+    counts = -(-given // steps)
+    starts = np.cumsum(counts) - counts
+    mv = np.concatenate([np.ascontiguousarray(v).view(np.uint8) for v in vectors]).view(vectors[0].dtype)
+    if (steps > 1).any():
+        local = np.arange(counts.sum()) - np.repeat(starts, counts)
+        mv = mv[np.repeat(np.cumsum(given) - given, counts) + local * np.repeat(steps, counts)]
+    f32 = np.float32
+    scale = np.maximum(mv["motion_scale"], 1).astype(np.float64)
+    scale *= width
     # FFmpeg gives src = dst + motion / scale; a past reference's content moved by minus that.
-    sign = np.where(mv["source"] < 0, np.float32(-1), np.float32(1))
-    u = sign * mv["motion_x"] / scale
-    v = sign * mv["motion_y"] / scale
-    x = ((mv["dst_x"] - width / 2) / width).astype(np.float32)
-    y = ((mv["dst_y"] - height / 2) / width).astype(np.float32)
-    w = mv["w"].astype(np.float32) * mv["h"]
-
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    scale[mv["source"] < 0] *= -1
+    u = mv["motion_x"] / scale
+    v = mv["motion_y"] / scale
+    x = mv["dst_x"].astype(f32)
+    x -= f32(width / 2)
+    x /= f32(width)
+    y = mv["dst_y"].astype(f32)
+    y -= f32(height / 2)
+    y /= f32(width)
+    w = mv["w"].astype(f32)
+    w *= mv["h"]
     # The normal equations' terms of every block, once: a weighted solve is then one product
     # and one reduceat (a frame's blocks are contiguous).
-    basis = np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y, u, u * x, u * y, v, v * x, v * y])
+    basis = np.empty((len(mv), 12))  # float64: a nearly singular frame (blocks on a line) needs it
+    basis[:, 0] = 1
+    for col, (p, q) in enumerate(((x, None), (y, None), (x, x), (x, y), (y, y), (u, None), (u, x), (u, y),
+                                  (v, None), (v, x), (v, y)), start=1):
+        if q is None:
+            basis[:, col] = p
+        else:
+            np.multiply(p, q, out=basis[:, col])
+    ridge = np.eye(3) * 1e-9  # a frame whose blocks all sit on one line stays solvable
 
     def solve(weight):
         sums = np.add.reduceat(basis * weight[:, None], starts, axis=0)
-        s1, sx, sy, sxx, sxy, syy = (sums[:, i] for i in range(6))
-        normal = np.stack([np.stack([s1, sx, sy], -1), np.stack([sx, sxx, sxy], -1), np.stack([sy, sxy, syy], -1)], -2)
-        normal += np.eye(3) * 1e-9  # a frame whose blocks all sit on one line stays solvable
-        a = np.linalg.solve(normal, sums[:, 6:9, None])[..., 0]
-        b = np.linalg.solve(normal, sums[:, 9:12, None])[..., 0]
-        pu = (basis[:, :3] * a[fid]).sum(axis=1)
-        pv = (basis[:, :3] * b[fid]).sum(axis=1)
-        return a, b, np.hypot(u - pu, v - pv)
+        normal = sums[:, [0, 1, 2, 1, 3, 4, 2, 4, 5]].reshape(n, 3, 3) + ridge
+        ab = np.linalg.solve(normal, sums[:, 6:].reshape(n, 2, 3).transpose(0, 2, 1))  # (n, 3, 2): a, b
+        per = np.repeat(ab.reshape(n, 6), counts, axis=0)  # a0 b0 a1 b1 a2 b2 of each block's frame
+        ru = u - per[:, 0]
+        ru -= per[:, 2] * x
+        ru -= per[:, 4] * y
+        rv = v - per[:, 1]
+        rv -= per[:, 3] * x
+        rv -= per[:, 5] * y
+        return ab[..., 0], ab[..., 1], np.hypot(ru, rv)
 
     def total(values):
         return np.add.reduceat(values, starts)
 
     a, b, res = solve(w)
-    # Refit without the blocks that move on their own (objects): far from the first fit.
-    mean_res = total(w * res) / np.maximum(total(w), 1e-12)
-    keep = res <= np.maximum(2.5 * mean_res[fid], 0.5 / width)
-    a, b, res = solve(w * keep)
     area = np.maximum(total(w), 1e-12)
+    # Refit without the blocks that move on their own (objects): far from the first fit.
+    mean_res = total(w * res) / area
+    keep = res <= np.maximum(2.5 * np.repeat(mean_res, counts), 0.5 / width)
+    a, b, res = solve(w * keep)
     moving = total(w * (np.hypot(u, v) * width > 0.5)) / area
     unexplained = total(w * res) / area
     return np.column_stack([a[:, 0], b[:, 0], (a[:, 1] + b[:, 2]) / 2, (b[:, 1] - a[:, 2]) / 2, unexplained, moving])
@@ -99,6 +129,7 @@ class MotionTrack:
     def __init__(self, chunk: int = 64, every: int = 2, max_vectors: int = 256):
         self.chunk, self.every, self.max_vectors = chunk, every, max_vectors
         self._pending: list[np.ndarray] = []
+        self._steps: list[int] = []  # of each pending frame, every steps-th vector is fitted
         self._size = (0, 0)
         self._fitted: list[np.ndarray] = []
         self._seen = 0
@@ -110,20 +141,19 @@ class MotionTrack:
         vectors = frame_vectors(frame)
         if vectors is None:
             return
-        if len(vectors) > self.max_vectors:
-            vectors = vectors[::-(-len(vectors) // self.max_vectors)]
         size = (frame.width, frame.height)
         if self._pending and size != self._size:
             self._flush()
         self._size = size
         self._pending.append(vectors)
+        self._steps.append(-(-len(vectors) // self.max_vectors))
         if len(self._pending) >= self.chunk:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
-            self._fitted.append(fit_frames(self._pending, *self._size))
-            self._pending = []
+            self._fitted.append(fit_frames(self._pending, *self._size, steps=self._steps))
+            self._pending, self._steps = [], []
 
     def descriptor(self) -> np.ndarray:
         self._flush()

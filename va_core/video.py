@@ -6,7 +6,8 @@ difference to the previous frame is both large in absolute terms and several tim
 recent average (so fast camera motion, which raises every difference, does not cut).
 Dissolves and fades through black or white are found from the same thumbnails
 (:class:`TransitionDetector`); two shots joined by one meet at its middle frame, and its
-frames are never sampled.
+frames are never sampled. A fade at the very start or end of a video (no shot on that side)
+makes no boundary; its frames are not sampled either.
 
 :func:`scan` does everything ingestion needs in one decoding pass: it detects the cuts
 and keeps the sampled frames of the shot in progress, yielding each shot with its frames
@@ -236,6 +237,11 @@ class TransitionDetector:
     ``blend``: largest residual, as a share of the change from ``c - k`` to ``c + k``.
     ``min_change``: smallest such change (below it the residual is noise). ``min_total``: the
     smallest difference between the shots on either side. ``max_frames``: longer runs are motion.
+
+    The blend test runs ``block`` frames at a time on the int16 thumbnails, in a window the
+    thumbnails are copied into as they come: a few whole-array operations per block (exact
+    integer sums, weighted per plane at the end) instead of a dozen small numpy calls and a
+    float copy per frame, which cost as much CPU as making the frame's thumbnail.
     """
 
     k: int = 2
@@ -245,67 +251,35 @@ class TransitionDetector:
     fit: float = 0.3
     max_frames: int = 40
     gap: int = 1
-    # frame index -> (time, weighted thumbnail, brightness if flat else None, distance to the previous)
+    block: int = 16
+    # frame index -> (time, thumbnail, brightness if flat else None)
     _ring: dict = field(default_factory=dict, repr=False)
+    # the last 2k tested frames, then the frames waiting to be tested as centres (_filled of them)
+    _window: np.ndarray | None = field(default=None, repr=False)
+    _filled: int = field(default=0, repr=False)
     _run: list | None = field(default=None, repr=False)  # [first, last] blend frame of the open run
-    _last: int = field(default=-1, repr=False)
+    _last: int = field(default=-1, repr=False)  # the last frame tested (as the c + k of a centre)
 
     def reset(self) -> None:
-        self._ring, self._run, self._last = {}, None, -1
+        self._ring, self._window, self._filled, self._run, self._last = {}, None, 0, None, -1
 
-    @staticmethod
-    def flat(thumb: np.ndarray) -> bool:
-        # every other pixel of luma first: a quarter of the work decides for nearly every frame
-        return bool(thumb[0, ::2, ::2].std() < 2.5) and bool(thumb[0].std() < 2.5 and thumb[1].std() < 2.0
-                                                            and thumb[2].std() < 2.0)
+    def push(self, index: int, t: float, thumb: np.ndarray) -> list[Transition]:
+        """Feed frame ``index`` (consecutive from 0); returns the transitions it confirms (most often none)."""
+        if self._window is None:
+            self._window = np.empty((2 * self.k + self.block, *thumb.shape), dtype=np.int16)
+        self._window[self._filled] = thumb
+        self._filled += 1
+        self._ring[index] = (t, thumb, None)
+        return self._test(index) if self._filled == len(self._window) else []
 
-    def _is_blend(self, c: int) -> bool:
-        k, ring = self.k, self._ring
-        if c - k not in ring or c + k not in ring:
-            return False
-        if ring[c][2] is not None:
-            return True
-        # The distance is a norm, so the change from c-k to c+k is at most the sum of the steps
-        # between: still footage (most frames) is settled without touching the thumbnails.
-        if sum(ring[i][3] for i in range(c - k + 1, c + k + 1)) <= self.min_change:
-            return False
-        before, here, after = ring[c - k][1], ring[c][1], ring[c + k][1]
-        change = _distance(after, before)
-        return change > self.min_change and _distance(here, (after + before) * 0.5) < self.blend * change
-
-    def push(self, index: int, t: float, thumb: np.ndarray, step: float | None = None) -> Transition | None:
-        """Feed frame ``index`` (``step``: its distance to the previous frame, if known); returns a
-        transition when one has just been confirmed."""
-        flat = self.flat(thumb)
-        level = float(thumb[0].mean()) if flat else None  # a flat frame's brightness
-        thumb = _weighted(thumb)
-        if step is None:
-            step = _distance(thumb, self._ring[index - 1][1]) if index - 1 in self._ring else 0.0
-        self._ring[index] = (t, thumb, level, step)
-        self._last = index
-        c = index - self.k
-        found = None
-        if self._is_blend(c):
-            if self._run is None:
-                self._run = [c, c]
-            else:
-                self._run[1] = c
-            if self._run[1] - self._run[0] + 1 > self.max_frames:
-                self._run = None  # too long for a transition: sustained motion
-        elif self._run is not None and c - self._run[1] > self.gap:
-            found = self._judge(*self._run)
-            self._run = None
-        keep = min(index - 2 * self.k - self.gap - 2, self._run[0] - 2) if self._run else index - 2 * self.k - 2
-        for i in [i for i in self._ring if i < keep]:
-            del self._ring[i]
-        return found
-
-    def finish(self) -> Transition | None:
-        """The end of the video: a run still open there is judged with what is known."""
+    def finish(self) -> list[Transition]:
+        """The end of the video: the frames not yet tested, then a run still open there, judged
+        with what is known."""
+        found = self._test(max(self._ring, default=-1)) if self._filled > min(2 * self.k, self._last + 1) else []
         run, self._run = self._run, None
-        if run is None or run[1] + 1 not in self._ring:
-            return None
-        return self._judge(*run)
+        if run is not None and run[1] + 1 in self._ring:
+            found.append(self._judge(*run))
+        return [f for f in found if f is not None]
 
     @property
     def settled(self) -> int:
@@ -314,17 +288,76 @@ class TransitionDetector:
         horizon = self._last - 2 * self.k - self.gap - 1
         return min(horizon, self._run[0] - self.k - 1) if self._run else horizon
 
+    @staticmethod
+    def _flat(thumbs: np.ndarray) -> np.ndarray:
+        """Which of the (n, 3, h, w) thumbnails are flat black, white or grey frames."""
+        n = len(thumbs)
+        # every other pixel of luma first: a quarter of the work decides for nearly every frame
+        flat = thumbs[:, 0, ::2, ::2].reshape(n, -1).std(axis=1) < 2.5
+        for j in np.flatnonzero(flat):
+            flat[j] = thumbs[j, 0].std() < 2.5 and thumbs[j, 1].std() < 2.0 and thumbs[j, 2].std() < 2.0
+        return flat
+
+    def _test(self, last: int) -> list[Transition]:
+        """Test every frame whose c + k has come as the centre of a blend, then follow the runs in order."""
+        k, w, filled = self.k, self._window, self._filled
+        first = last - filled + 1  # the frame in the window's first row
+        held = min(2 * k, self._last + 1)  # rows already tested as new frames (the previous tail)
+        new = w[held:filled]
+        flat = self._flat(new)
+        for j in np.flatnonzero(flat):
+            i = first + held + j
+            self._ring[i] = (*self._ring[i][:2], float(new[j, 0].mean()))  # a flat frame's brightness
+        found = []
+        m = filled - 2 * k  # centres with both neighbours in the window
+        if m > 0:
+            flat_all = np.array([self._ring[first + p][2] is not None for p in range(k, k + m)])
+            before, here, after = w[:m], w[k:k + m], w[2 * k:filled]
+            d = after - before
+            np.abs(d, out=d)
+            change = d.reshape(m, 3, -1).sum(axis=2, dtype=np.int64) @ self._weights(w)
+            r = here * 2
+            r -= after
+            r -= before
+            np.abs(r, out=r)  # twice the distance to the mean of the neighbours (|2h - a - b| <= 1020)
+            residual = r.reshape(m, 3, -1).sum(axis=2, dtype=np.int64) @ self._weights(w) / 2
+            blend = flat_all | ((change > self.min_change) & (residual < self.blend * change))
+            for c, is_blend in zip(range(first + k, first + k + m), blend.tolist()):
+                if is_blend:
+                    if self._run is None:
+                        self._run = [c, c]
+                    else:
+                        self._run[1] = c
+                    if self._run[1] - self._run[0] + 1 > self.max_frames:
+                        self._run = None  # too long for a transition: sustained motion
+                elif self._run is not None and c - self._run[1] > self.gap:
+                    found.append(self._judge(*self._run))
+                    self._run = None
+        self._last = last
+        tail = min(2 * k, filled)
+        w[:tail] = w[filled - tail:filled]
+        self._filled = tail
+        keep = min(last - 2 * k - self.gap - 2, self._run[0] - 2) if self._run else last - 2 * k - 2
+        for i in [i for i in self._ring if i < keep]:
+            del self._ring[i]
+        return [f for f in found if f is not None]
+
+    @staticmethod
+    def _weights(window: np.ndarray) -> np.ndarray:
+        """Per-plane weights turning a thumbnail's summed absolute differences into :func:`_distance`."""
+        return _PLANE_WEIGHTS.astype(np.float64) / (window.shape[2] * window.shape[3])
+
     def _judge(self, s: int, e: int) -> Transition | None:
         ring = self._ring
         if e - s < 1 or s - 1 not in ring or e + 1 not in ring:
             return None
         flats = [i for i in range(s, e + 1) if ring[i][2] is not None]
-        before, after = ring[s - 1][1], ring[e + 1][1]
+        before, after = _weighted(ring[s - 1][1]), _weighted(ring[e + 1][1])
         if _distance(before, after) < self.min_total:
             return None
         if flats:  # a fade: out of one shot to the flat colour, then in from it
             middle = ring[flats[len(flats) // 2]]
-            flat = middle[1]
+            flat = _weighted(middle[1])
             fade_out, fade_in = range(s, flats[0]), range(flats[-1] + 1, e + 1)
             if not (self._fits(before, flat, fade_out) and self._fits(flat, after, fade_in)):
                 return None
@@ -346,7 +379,7 @@ class TransitionDetector:
             return False
         alphas, misfit = [], 0.0
         for i in span:
-            f = self._ring[i][1]
+            f = _weighted(self._ring[i][1])
             alpha = float((f - a) @ d) / norm
             alphas.append(alpha)
             misfit = max(misfit, _distance(f, a + alpha * (b - a)))
@@ -504,7 +537,18 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         held: deque = deque()  # decoded frames waiting for the transitions around them to be decided
         index, last_t, step, last_cut = -1, 0.0, 1.0 / fps, 0
 
-        def confirm(found: Transition) -> None:
+        def confirm(found: Transition, at_end: bool = False) -> None:
+            # A fade in at the very start (less than a shot's shortest length before it) or a run
+            # still open at the end has no shot on one side: no boundary (it would cut off a clip
+            # of fading frames), only frames that are never sampled.
+            first = 0 if found.frame_start < max(1, round(detector.min_shot_s * fps)) else None
+            if first is not None or at_end:
+                for i in [i for i in boundaries if (first if first is not None else found.frame_start - tracker.k)
+                          <= i <= (index if at_end else found.frame_end + 1)]:
+                    del boundaries[i]
+                skip.update(range(found.frame_start if first is None else first,
+                                  index + 1 if at_end else found.frame_end + 1))
+                return
             # A cut inside a fade or dissolve is part of it; a short one's first frame can look like a
             # cut (it is a blend of the shot and the next frame), so a cut just before it starts it.
             inside = [i for i in boundaries if found.frame_start - tracker.k <= i <= found.frame_end + 1]
@@ -540,16 +584,13 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
                     last_cut = index
                 held.append((index, t, frame))
                 if tracker is not None:
-                    # the cut score is twice the transition detector's distance (same weights)
-                    found = tracker.push(index, t, thumb, detector.last_score / 2)
-                    if found is not None:
+                    for found in tracker.push(index, t, thumb):
                         confirm(found)
                 yield from release(tracker.settled if tracker is not None else index)
                 last_t = t
                 result.n_decoded = index + 1
-            found = tracker.finish() if tracker is not None else None
-            if found is not None:
-                confirm(found)
+            for found in tracker.finish() if tracker is not None else ():
+                confirm(found, at_end=found.frame_end >= index - tracker.k - tracker.gap)
             yield from release(index)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed after frame {index}: {exc}") from exc
@@ -574,7 +615,8 @@ def detect_shots(path) -> list[Shot]:
 
 
 def detect_transitions(path) -> list[Transition]:
-    """Every cut and gradual transition of a video, in order (one decoding pass)."""
+    """Every cut and gradual transition between two shots of a video, in order (one decoding pass);
+    a fade at the very start or end, with no shot on that side, is not one."""
     result = scan(path, size=8)
     for _ in result.shots:
         pass

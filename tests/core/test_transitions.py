@@ -90,3 +90,20 @@ def test_seeking_to_known_shots_skips_the_transitions_as_the_scan_does(joined):
     for a, b in zip(scanned, sought):
         assert a.times == pytest.approx(b.times), a.shot
         np.testing.assert_array_equal(a.frames, b.frames)
+
+
+def test_a_fade_at_the_very_start_or_end_cuts_off_no_clip_and_is_never_sampled(tmp_path):
+    shots = footage._shots(160, 96)
+    first, second = shots[0][:50], shots[6][:50]
+    black = np.zeros_like(first[0])
+    fade_in = [footage._blend(black, first[i], i / 8) for i in range(8)]  # from a black frame 0
+    fade_out = [footage._blend(second[-1], black, (i + 1) / 8) for i in range(8)]  # to a black last frame
+    frames = np.stack([black] * 3 + fade_in + list(first[8:]) + list(second[:-8]) + fade_out)
+    path = footage.encode(tmp_path / "edges.mp4", frames)
+    cut = 3 + 50
+    result = video.scan(path, 16)
+    shots_found = list(result.shots)
+    assert [(t.kind, t.frame_start) for t in result.transitions] == [("cut", cut)]
+    assert [(s.shot.frame_in, s.shot.frame_out) for s in shots_found] == [(0, cut - 1), (cut, len(frames) - 1)]
+    sampled = [round(t * result.info.fps) for s in shots_found for t in s.times]
+    assert all(3 + 8 <= f < len(frames) - 8 for f in sampled), sampled
