@@ -162,7 +162,7 @@ def mark(settings, label: str, clip_key: str, value: bool | None, annotator: str
     if unsure and value is not None:
         raise InputError(f"an unsure answer has no yes or no, got {value!r}")
     if not unsure and not isinstance(value, bool):
-        raise InputError(f"an answer is yes, no or unsure, got {value!r}")
+        raise InputError(f"an answer is yes or no (or unsure), got {value!r}")
     how = labels_mod.provenance_of({"provenance": provenance or {}})
     version = labels_mod.record_events(settings, [labels_mod.LabelEvent(label, clip_key, value, annotator, source,
                                                                         **how, unsure=unsure)])
