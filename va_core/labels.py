@@ -290,6 +290,17 @@ def read_events(wh: Warehouse, label: str | None = None, version: int | None = N
 
 # -- label sets ----------------------------------------------------------------
 
+def latest_votes(events: pl.DataFrame) -> pl.DataFrame:
+    """Events -> each annotator's vote on each clip: the latest event's value, source and time.
+
+    A withdrawn vote (an undo back to no vote) is no vote, so it has no row.
+    """
+    return (events.sort(["created_at", "event_id"])
+            .group_by(["label", "clip_key", "annotator"], maintain_order=True)
+            .agg(pl.col("value").last(), pl.col("source").last(), pl.col("created_at").last())
+            .filter(pl.col("value").is_not_null()))
+
+
 def aggregate(events: pl.DataFrame) -> pl.DataFrame:
     """Events -> one row per (label, clip_key): value, pos_cnt, annotator_cnt, conflict, agree.
 
@@ -300,10 +311,7 @@ def aggregate(events: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={"label": pl.String, "clip_key": pl.String, "value": pl.Boolean,
                                     "pos_cnt": pl.Int32, "annotator_cnt": pl.Int32,
                                     "conflict": pl.Boolean, "agree": pl.Boolean})
-    latest = (events.sort(["created_at", "event_id"])
-              .group_by(["label", "clip_key", "annotator"], maintain_order=True)
-              .agg(pl.col("value").last())
-              .filter(pl.col("value").is_not_null()))  # a withdrawn vote (undo) is no vote
+    latest = latest_votes(events)
     per_clip = latest.group_by(["label", "clip_key"]).agg(
         pl.col("value").cast(pl.Int32).sum().alias("pos_cnt"),
         pl.len().cast(pl.Int32).alias("annotator_cnt"),
@@ -433,6 +441,60 @@ def known_labels(settings_or_wh) -> list[str]:
     import pyarrow.compute as pc
 
     return sorted(pc.unique(col).to_pylist())
+
+
+# -- export --------------------------------------------------------------------
+
+EXPORT_FORMATS = ("csv", "parquet")
+
+
+def export_label_set(wh: Warehouse, label: str, path: str | Path, format: str | None = None,
+                     overwrite: bool = False) -> dict:
+    """Write the current label set of ``label`` (its ``label_sets`` rows) to a CSV or Parquet file.
+
+    ``format`` defaults to the file's suffix. Returns the path, format, row count and the
+    ``label_events`` version the set was read at.
+    """
+    ls = label_set(wh, label)
+    return _export(ls.rows().sort("clip_key"), path, format, overwrite) | {
+        "label": label, "label_events_version": ls.label_events_version}
+
+
+def export_events(wh: Warehouse, label: str, path: str | Path, format: str | None = None,
+                  overwrite: bool = False) -> dict:
+    """Write every raw label event of ``label`` (undos included), oldest first, to CSV or Parquet.
+
+    The columns are those of ``label_events``; :func:`read_label_file` reads the file back.
+    """
+    version = events_version(wh)
+    events = read_events(wh, label, version=version) if version is not None else read_events(wh, label).head(0)
+    return _export(events.sort(["created_at", "event_id"]), path, format, overwrite) | {
+        "label": label, "label_events_version": version}
+
+
+def _export(frame: pl.DataFrame, path: str | Path, format: str | None, overwrite: bool) -> dict:
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    format = format or suffix
+    if format not in EXPORT_FORMATS:
+        raise InputError(f"export format {format!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    if suffix != format:
+        raise InputError(f"{path.name}: a {format} export needs a .{format} file name")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists: choose another file name (an export never replaces a file)")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent} is not a folder")
+    # written beside the target and renamed: a reader never sees half a file
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        if format == "csv":
+            frame.write_csv(partial)
+        else:
+            frame.write_parquet(partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"path": str(path), "format": format, "rows": frame.height}
 
 
 # -- descriptions -------------------------------------------------------------
