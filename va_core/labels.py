@@ -307,7 +307,7 @@ def read_events(wh: Warehouse, label: str | None = None, version: int | None = N
 # -- label sets ----------------------------------------------------------------
 
 def latest_answers(events: pl.DataFrame) -> pl.DataFrame:
-    """Each annotator's latest answer per (label, clip_key): value, unsure, drawn, created_at.
+    """Each annotator's latest answer per (label, clip_key): value, unsure, drawn, source, created_at.
 
     ``value`` null and ``unsure`` false: a withdrawn vote (undo). ``drawn``: the answer's
     event carried a random draw's design (the audit or random feed). Rows of homes written
@@ -315,14 +315,25 @@ def latest_answers(events: pl.DataFrame) -> pl.DataFrame:
     """
     if "unsure" not in events.columns:
         events = events.with_columns(pl.lit(False).alias("unsure"))
+    if "source" not in events.columns:
+        events = events.with_columns(pl.lit(None, pl.String).alias("source"))
     drawn = (pl.col("inclusion_prob").is_not_null() if "inclusion_prob" in events.columns
              else pl.lit(False)).alias("drawn")
     return (events.sort(["created_at", "event_id"])
             .group_by(["label", "clip_key", "annotator"], maintain_order=True)
             .agg(pl.col("value").last(), pl.col("unsure").fill_null(False).last(), drawn.last(),
-                 pl.col("created_at").last())
+                 pl.col("source").last(), pl.col("created_at").last())
             # an unsure answer is no vote, even one written around record_events with a value
             .with_columns(pl.when(pl.col("unsure")).then(None).otherwise(pl.col("value")).alias("value")))
+
+
+def latest_votes(events: pl.DataFrame) -> pl.DataFrame:
+    """Events -> each annotator's vote on each clip: the latest event's value, source and time.
+
+    A withdrawn vote (an undo back to no vote) and an unsure answer are no votes, so they have no row.
+    """
+    return (latest_answers(events).filter(pl.col("value").is_not_null())
+            .select("label", "clip_key", "annotator", "value", "source", "created_at"))
 
 
 def aggregate(events: pl.DataFrame) -> pl.DataFrame:
@@ -335,7 +346,7 @@ def aggregate(events: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={"label": pl.String, "clip_key": pl.String, "value": pl.Boolean,
                                     "pos_cnt": pl.Int32, "annotator_cnt": pl.Int32,
                                     "conflict": pl.Boolean, "agree": pl.Boolean})
-    latest = latest_answers(events).filter(pl.col("value").is_not_null())
+    latest = latest_votes(events)
     per_clip = latest.group_by(["label", "clip_key"]).agg(
         pl.col("value").cast(pl.Int32).sum().alias("pos_cnt"),
         pl.len().cast(pl.Int32).alias("annotator_cnt"),
@@ -502,6 +513,60 @@ def known_labels(wh: Warehouse) -> list[str]:
     import pyarrow.compute as pc
 
     return sorted(pc.unique(col).to_pylist())
+
+
+# -- export --------------------------------------------------------------------
+
+EXPORT_FORMATS = ("csv", "parquet")
+
+
+def export_label_set(wh: Warehouse, label: str, path: str | Path, format: str | None = None,
+                     overwrite: bool = False) -> dict:
+    """Write the current label set of ``label`` (its ``label_sets`` rows) to a CSV or Parquet file.
+
+    ``format`` defaults to the file's suffix. Returns the path, format, row count and the
+    ``label_events`` version the set was read at.
+    """
+    ls = label_set(wh, label)
+    return _export(ls.rows().sort("clip_key"), path, format, overwrite) | {
+        "label": label, "label_events_version": ls.label_events_version}
+
+
+def export_events(wh: Warehouse, label: str, path: str | Path, format: str | None = None,
+                  overwrite: bool = False) -> dict:
+    """Write every raw label event of ``label`` (undos included), oldest first, to CSV or Parquet.
+
+    The columns are those of ``label_events``; :func:`read_label_file` reads the file back.
+    """
+    version = events_version(wh)
+    events = read_events(wh, label, version=version) if version is not None else read_events(wh, label).head(0)
+    return _export(events.sort(["created_at", "event_id"]), path, format, overwrite) | {
+        "label": label, "label_events_version": version}
+
+
+def _export(frame: pl.DataFrame, path: str | Path, format: str | None, overwrite: bool) -> dict:
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    format = format or suffix
+    if format not in EXPORT_FORMATS:
+        raise InputError(f"export format {format!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    if suffix != format:
+        raise InputError(f"{path.name}: a {format} export needs a .{format} file name")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists: choose another file name (an export never replaces a file)")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent} is not a folder")
+    # written beside the target and renamed: a reader never sees half a file
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        if format == "csv":
+            frame.write_csv(partial)
+        else:
+            frame.write_parquet(partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"path": str(path), "format": format, "rows": frame.height}
 
 
 # -- descriptions -------------------------------------------------------------

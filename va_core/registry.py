@@ -157,6 +157,14 @@ def failed_checks(row: dict) -> list[dict]:
     return [c.as_dict() for c in parse_report(row.get("checks_report")) if c.blocking and not c.passed]
 
 
+def approval_refused(row: dict) -> str | None:
+    """Why a version can never be approved (a blocking check failed), or None."""
+    failed = failed_checks(row)
+    if failed or row.get("checks_passed") is False:
+        return "; ".join(f"{c['name']}: {c['message']}" for c in failed) or "its checks did not pass"
+    return None
+
+
 def clearly_worse(row: dict, served: dict | None) -> str | None:
     """Why ``row`` is clearly worse than the ``served`` version on the corpus estimate, or None.
 
@@ -191,9 +199,8 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
     with label_lock(settings, label):
         row = get_model(wh, label, version)
         v = int(row["model_version"])
-        failed = failed_checks(row)
-        if failed or row.get("checks_passed") is False:
-            why = "; ".join(f"{c['name']}: {c['message']}" for c in failed) or "its checks did not pass"
+        why = approval_refused(row)
+        if why:
             raise ApprovalRefused(f"{label} v{v} cannot be approved: {why}")
         if row["stage"] == APPROVED:
             return {"label": label, "model_version": v, "stage": APPROVED, "retired": [], "changed": False}
@@ -265,6 +272,24 @@ def model_history(wh: Warehouse, label: str) -> list[dict]:
     committed = wh.read("models", columns=["model_version"], where={"label": label})
     frame = frame.filter(pl.col("model_version").is_in(committed["model_version"].implode()))
     return frame.sort(["changed_at", "model_version"]).to_dicts()
+
+
+def rollback_version(wh: Warehouse, label: str) -> int | None:
+    """The version served before the one served now (what a roll back approves), or None.
+
+    Read from the stage history: the latest approval of another version before the served
+    version's own. None when nothing is served or nothing else was ever approved.
+    """
+    events = stage_events(wh, label)
+    committed = wh.read("models", columns=["model_version"], where={"label": label})["model_version"]
+    served = stages_from_history(events).filter(pl.col("stage") == APPROVED)["model_version"].to_list()
+    if not served:
+        return None
+    approvals = (events.filter((pl.col("stage") == APPROVED) & pl.col("model_version").is_in(committed.implode()))
+                 .sort("changed_at"))
+    served_at = approvals.filter(pl.col("model_version") == served[0])["changed_at"].max()
+    before = approvals.filter((pl.col("changed_at") < served_at) & (pl.col("model_version") != served[0]))
+    return int(before["model_version"][-1]) if before.height else None
 
 
 def stage_summary(row: dict) -> str:

@@ -518,19 +518,29 @@ class Warehouse:
 
         Every append is a file, and every read opens every file (its statistics first): one
         file per answer made reading a label's events, hence each answer in the app, grow
-        with every answer ever given (0.37 s after 3 answers, 3 s after 200 on a loaded
+        with every answer ever given (0.23 s after 3 answers, 1.9 s after 200 on a loaded
         machine). Compaction rewrites the rows into one file in a commit that changes no data
-        (``dataChange=false``: the change feed, time travel and versions are as before), so
-        reads stay near the cost of one file. A compaction that loses to a concurrent commit
-        is left to the next append.
+        (``dataChange=false``: the change feed, time travel and versions are as before).
+
+        Only one compaction at a time: delta-rs (1.6) lets two concurrent compactions of the
+        same files both commit, which duplicated rows (4 processes appending 60 events each
+        read 19,000 rows). So a compaction runs under a file lock, taken without waiting
+        (whoever holds it is compacting), on a fresh snapshot; tables on an object store,
+        where writers on other machines cannot see the lock, are not compacted.
         """
-        if len(delta.file_uris()) < COMPACT_AFTER:
+        if not self.is_local or len(delta.file_uris()) < COMPACT_AFTER:
             return
         from deltalake.exceptions import CommitFailedError
+        from filelock import FileLock, Timeout
 
+        root = self.uri.removeprefix("file://")
         try:
-            delta.optimize.compact(commit_properties=_commit_properties())
-        except CommitFailedError:
+            with FileLock(f"{root}/.{table}.compact.lock", timeout=0):
+                fresh = self._open(table)
+                if len(fresh.file_uris()) < COMPACT_AFTER:
+                    return
+                fresh.optimize.compact()
+        except (Timeout, CommitFailedError):  # another compacts, or a rewrite won: the next append tries again
             return
         _committed()
 

@@ -79,16 +79,17 @@ def labels_table(settings) -> pl.DataFrame:
     described = set(label_choices(settings))
     seen = {r["label"] for r in rows}
     for name in sorted(described - seen):  # described but not labelled yet
-        rows.append({"label": name, "n_pos": 0, "n_neg": 0, "n_conflicts": 0, "agreement": None,
+        rows.append({"label": name, "n_pos": 0, "n_neg": 0, "n_conflicts": 0, "n_unsure": 0, "agreement": None,
                      "n_events": 0, "n_annotators": 0, "last_labelled_at": None,
                      "description": labels_mod.description(wh, name)})
     if not rows:
         return pl.DataFrame(schema={"label": pl.String, "description": pl.String, "yes": pl.Int64,
-                                    "no": pl.Int64, "conflicts": pl.Int64, "annotators": pl.Int64})
+                                    "no": pl.Int64, "conflicts": pl.Int64, "unsure": pl.Int64,
+                                    "annotators": pl.Int64})
     return pl.DataFrame([{
         "label": r["label"], "description": r.get("description") or "", "yes": int(r["n_pos"] or 0),
         "no": int(r["n_neg"] or 0), "conflicts": int(r["n_conflicts"] or 0),
-        "annotators": int(r["n_annotators"] or 0),
+        "unsure": int(r.get("n_unsure") or 0), "annotators": int(r["n_annotators"] or 0),
     } for r in rows]).sort("label")
 
 
@@ -166,7 +167,7 @@ def mark(settings, label: str, clip_key: str, value: bool | None, annotator: str
     if unsure and value is not None:
         raise InputError(f"an unsure answer has no yes or no, got {value!r}")
     if not unsure and not isinstance(value, bool):
-        raise InputError(f"an answer is yes, no or unsure, got {value!r}")
+        raise InputError(f"an answer is yes or no (or unsure), got {value!r}")
     how = labels_mod.provenance_of({"provenance": provenance or {}})
     version = labels_mod.record_events(_wh(settings), [labels_mod.LabelEvent(label, clip_key, value, annotator, source,
                                                                         **how, unsure=unsure)])

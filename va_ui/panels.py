@@ -32,7 +32,8 @@ def label_status(summary: dict) -> str:
     agreement = "" if summary.get("agreement") is None else f" · agreement {_pct(summary['agreement'])}{on}"
     conflicts = f" · {summary['n_conflicts']} conflict{'s' if summary['n_conflicts'] != 1 else ''}" \
         if summary.get("n_conflicts") else ""
-    return (f"**{summary['label']}**: {summary['n_pos']} yes · {summary['n_neg']} no{conflicts} · "
+    unsure = f" · {summary['n_unsure']} unsure" if summary.get("n_unsure") else ""
+    return (f"**{summary['label']}**: {summary['n_pos']} yes · {summary['n_neg']} no{conflicts}{unsure} · "
             f"{summary.get('n_annotators', 0)} annotator{'s' if summary.get('n_annotators') != 1 else ''}{agreement}")
 
 

@@ -184,3 +184,34 @@ def test_undo_appends_the_previous_vote_or_withdraws_it(loop_home):
         labels.undo_event(wh, "undo", k[21], "a")
     with pytest.raises(NotFound, match="no event"):
         labels.undo_event(wh, "undo", k[22], "a")
+
+
+def test_export_the_label_set_and_the_raw_events(loop_home, tmp_path):
+    settings, wh, corpus = loop_home
+    keys = corpus.keys[:4]
+    record_events(wh, [LabelEvent("exp", k, v, "a", "search") for k, v in zip(keys, [True, True, False, False])])
+    record_events(wh, [LabelEvent("exp", keys[0], False, "b", "review")])  # 1 yes, 1 no: a conflict
+    labels.undo_event(wh, "exp", keys[3], "a")  # withdrawn: out of the label set, in the raw events
+    done = labels.export_label_set(wh, "exp", tmp_path / "set.csv")
+    got = pl.read_csv(tmp_path / "set.csv")
+    assert done == {"path": str(tmp_path / "set.csv"), "format": "csv", "rows": 3, "label": "exp",
+                    "label_events_version": wh.version("label_events")}
+    assert got.select("clip_key", "value", "conflict").sort("clip_key").rows() == sorted(
+        [(keys[0], None, True), (keys[1], True, False), (keys[2], False, False)])
+    labels.export_events(wh, "exp", tmp_path / "events.parquet")
+    events = pl.read_parquet(tmp_path / "events.parquet")
+    assert events.height == 6 and events["source"].to_list()[-2:] == ["review", "undo"]
+    assert events.schema == wh.read("label_events", where={"label": "exp"}).schema
+    # nothing already stored is lost, and the format is the file's
+    with pytest.raises(InputError, match="exists"):
+        labels.export_label_set(wh, "exp", tmp_path / "set.csv")
+    assert pl.read_csv(tmp_path / "set.csv").equals(got)
+    with pytest.raises(InputError, match="needs a .parquet file name"):
+        labels.export_events(wh, "exp", tmp_path / "events.csv", format="parquet")
+    with pytest.raises(InputError, match="export format 'xlsx'"):
+        labels.export_events(wh, "exp", tmp_path / "events.xlsx")
+    with pytest.raises(InputError, match="is not a folder"):
+        labels.export_events(wh, "exp", tmp_path / "nowhere" / "events.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.parquet", "set.csv"]  # no partial file left
+    labels.export_label_set(wh, "never_labelled", tmp_path / "empty.parquet")
+    assert pl.read_parquet(tmp_path / "empty.parquet").height == 0

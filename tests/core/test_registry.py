@@ -80,3 +80,19 @@ def test_unknown_versions_and_labels(two_versions):
         registry.approve(settings, "nothing_here")
     out = registry.retire(settings, "topic4", 2, by="lead")
     assert out["changed"] and registry.approved_models(wh) == []
+
+
+def test_roll_back_finds_the_version_served_before(two_versions):
+    settings, wh, corpus, _, _ = two_versions
+    for seed in (11, 12):  # a label of its own: the other tests change topic4's versions
+        record_events(wh, truth_events(corpus, "rolled", 2, sample_rows(corpus, 2, 10, 20, seed=seed)))
+        train.train_label(settings, "rolled")
+    assert registry.rollback_version(wh, "rolled") is None  # nothing served yet
+    registry.approve(settings, "rolled", version=1, by="lead")
+    assert registry.rollback_version(wh, "rolled") is None  # nothing served before
+    registry.approve(settings, "rolled", version=2, by="lead")
+    assert registry.rollback_version(wh, "rolled") == 1
+    registry.approve(settings, "rolled", version=1, by="lead", reason="roll back")  # the roll back itself
+    assert registry.rollback_version(wh, "rolled") == 2  # and back again
+    registry.retire(settings, "rolled", 1, by="lead")
+    assert registry.rollback_version(wh, "rolled") is None  # nothing served: nothing to roll back from

@@ -238,3 +238,31 @@ def test_appends_are_compacted_and_the_change_feed_and_time_travel_are_kept(tmp_
     assert sorted(wh.read("label_events", version=versions[1])["clip_key"].to_list()) == ["k0", "k1"]
     frame, version = wh.read_current("label_events", where={"annotator": "a7"})
     assert frame["clip_key"].to_list() == ["k7"] and version == wh.version("label_events")
+
+
+def _append_many(uri: str, worker: int, n: int) -> None:
+    wh = Warehouse(uri)
+    for i in range(n):
+        wh.append("label_events", events("many", [f"w{worker}-{i}"], annotator=f"w{worker}"))
+
+
+def test_concurrent_appenders_compact_one_at_a_time_and_lose_or_duplicate_nothing(tmp_path):
+    # two compactions of the same files at once both commit in delta-rs: rows were duplicated
+    import multiprocessing
+
+    from va_core.warehouse import COMPACT_AFTER
+
+    uri = str(tmp_path / "wh")
+    Warehouse(uri).create("label_events")
+    n = COMPACT_AFTER + 8
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=_append_many, args=(uri, w, n)) for w in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    wh = Warehouse(uri)
+    assert wh.count("label_events") == 3 * n and wh.duplicate_keys("label_events").height == 0
+    assert len(wh._open("label_events").file_uris()) < 3 * n  # compacted
+    assert wh.changes_since("label_events", 0).height == 3 * n
