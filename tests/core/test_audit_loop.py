@@ -102,3 +102,22 @@ def test_a_clearly_worse_version_needs_an_override_with_a_reason(audited, capsys
     last = registry.model_history(wh, LABEL)[-1]
     assert last["model_version"] == v and last["stage"] == "approved"
     assert last["reason"].startswith("override: the audit round was too small") and "clearly below" in last["reason"]
+
+
+def test_the_estimate_of_a_version_is_the_same_with_warm_started_refits(audited, monkeypatch):
+    # the cross-fitted refits start from the version's own mode; cold refits find the same modes
+    from dataclasses import replace
+
+    from va_core import learn
+
+    settings, wh, _, _ = audited
+    corpus = train.corpus_for(settings)
+    ls = train.label_set(wh, LABEL)
+    model = registry.load_model(wh, LABEL, registry.latest_model(wh, LABEL)["model_version"])
+    data = train.training_data(ls, corpus)
+    warm = train.estimate_quality(wh, ls, corpus, model, data)
+    monkeypatch.setitem(learn.TRAINERS, "fast", replace(learn.TRAINERS["fast"], refit=None))  # refits by fit
+    cold = train.estimate_quality(wh, ls, corpus, model, data)
+    assert warm.ap is not None and warm.n_audit == cold.n_audit >= 100
+    for name in ("ap", "ap_low", "ap_high"):
+        assert getattr(warm, name) == pytest.approx(getattr(cold, name), abs=1e-3), name

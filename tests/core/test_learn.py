@@ -173,7 +173,7 @@ def test_regularisation_is_chosen_by_the_evidence_and_can_be_fixed(concept):
     rows = np.random.default_rng(1).choice(len(y), 800, replace=False)
     chosen = learn.fit(X[rows], y[rows], query=query)
     for lam in learn.PRIOR_LAMBDAS:
-        fixed = learn.fit(X[rows], y[rows], query=query, lam=lam)
+        fixed = learn.fit_prior(X[rows], y[rows], query, lam=lam, evidence=True)
         assert fixed.params["lambda"] == lam
         assert fixed.params["log_evidence"] <= chosen.params["log_evidence"] + 1e-3  # optimiser tolerance
     with pytest.raises(ValueError, match="dimensions"):
@@ -186,6 +186,43 @@ def test_the_evidence_walk_warm_starts_to_the_same_modes_as_cold_fits(concept):
     X, y, query = concept
     rows = np.random.default_rng(2).choice(len(y), 800, replace=False)
     chosen = learn.fit(X[rows], y[rows], query=query)
-    cold = learn.fit(X[rows], y[rows], query=query, lam=chosen.params["lambda"])
+    cold = learn.fit_prior(X[rows], y[rows], query, lam=chosen.params["lambda"], evidence=True)
     assert chosen.params["log_evidence"] == pytest.approx(cold.params["log_evidence"], abs=1e-2)
     assert np.abs(chosen.score(X) - cold.score(X)).max() < 1e-3
+
+
+@pytest.mark.parametrize("with_query", [True, False])
+def test_a_refit_starts_from_the_models_mode_and_finds_the_cold_fits_mode(concept, monkeypatch, with_query):
+    # the corpus estimate refits a version without a fold of its labels: the refit starts from
+    # the version's coefficients and skips the evidence, and lands where a cold fit does
+    X, y, query = concept
+    query = query if with_query else None
+    rows = np.random.default_rng(3).choice(len(y), 1500, replace=False)
+    model = learn.fit(X[rows], y[rows], query=query)
+    keep = rows[np.random.default_rng(4).random(len(rows)) > 0.2]
+    starts = []
+    fit_map = learn._fit_map
+    monkeypatch.setattr(learn, "_fit_map", lambda A, y, precision, bounds, start:
+                        starts.append(start.copy()) or fit_map(A, y, precision, bounds, start))
+    warm = learn.refit(model, X[keep], y[keep])
+    assert len(starts) == 1  # one fit at the version's lam, no search
+    d = X.shape[1]
+    start_coef = starts[0][:d] + (starts[0][d] * query if with_query else 0.0)
+    assert np.allclose(start_coef, model.coef) and starts[0][-1] == model.intercept
+    monkeypatch.setattr(learn, "_fit_map", fit_map)
+    cold = learn.fit_prior(X[keep], y[keep], query, lam=model.params["lambda"], evidence=True)
+    assert warm.params["lambda"] == cold.params["lambda"] == model.params["lambda"]
+    assert warm.params["log_evidence"] is None and cold.params["log_evidence"] is not None
+    assert np.abs(warm.score(X) - cold.score(X)).max() < 1e-3  # optimiser tolerance
+    assert warm.params["query_weight"] == pytest.approx(cold.params["query_weight"], abs=1e-2)
+    assert np.abs(warm.score(X) - model.score(X)).max() > 1e-3  # it did refit: other labels, another mode
+
+
+def test_a_refit_cannot_start_from_a_model_of_another_query(concept):
+    X, y, query = concept
+    rows = np.random.default_rng(3).choice(len(y), 600, replace=False)
+    model = learn.fit(X[rows], y[rows], query=query)
+    with pytest.raises(ValueError, match="another text query"):
+        learn.fit_prior(X[rows], y[rows], None, lam=model.params["lambda"], start=model)
+    with pytest.raises(ValueError, match="64-d"):
+        learn.fit_prior(X[rows, :32], y[rows], None, lam=model.params["lambda"], start=model)
