@@ -20,7 +20,6 @@ from va_core.warehouse import Warehouse
 SEARCH_K = 12
 SIMILAR = sources.SIMILAR  # "more like this": it starts from a clip, so it is not in the source picker
 PREVIEW_K = 4
-REVIEW_FILTERS = ["all", "yes", "no", "conflicts", "unsure", "mine"]
 MODEL_COLUMNS = ["label", "model_version", "stage", "trained_at", "n_pos", "n_neg", "ap", "ap_low", "ap_high",
                  "n_audit", "ap_method", "labelled_ap", "encoder_id", "trainer", "checks_passed"]
 
@@ -259,86 +258,144 @@ def feed_previews(settings, label: str, k: int = PREVIEW_K) -> dict[str, list[di
 
 
 def approval_checks(settings, label: str, version: int | None = None) -> dict:
-    """The checks of a version (default: the latest), as stored when it was trained.
+    """What approving a version (default: the latest) would do, as ``registry.approve`` sees it.
 
-    They are what ``registry.approve`` looks at, so the dialog shows exactly why an
-    approval would be refused.
+    Its checks as stored when it was trained, the served version to compare it with, and
+    ``override_needed``: why the registry asks for a reason (its estimate is clearly below
+    the served one's), or None. So the dialog shows exactly why an approval would be refused.
     """
     from va_core.checks import parse_report
-    from va_core.registry import get_model
+    from va_core.registry import APPROVED, approval_refused, clearly_worse, get_model
 
-    row = get_model(_wh(settings), labels_mod.validate_label(label), version)
+    wh = _wh(settings)
+    row = get_model(wh, labels_mod.validate_label(label), version)
+    frame = models_frame(wh, label, columns=MODEL_COLUMNS)
+    served = frame.filter(pl.col("stage") == APPROVED)
+    served_row = served.row(-1, named=True) if served.height else None
     checks = [c.as_dict() for c in parse_report(row.get("checks_report"))]
-    stages = _wh(settings).read("models", columns=["model_version", "stage"], where={"label": label})
-    approved_now = sorted(stages.filter(pl.col("stage") == "approved")["model_version"].to_list())
-    passed = bool(row.get("checks_passed")) and all(c["passed"] for c in checks if c["blocking"])
-    return {"label": label, "model_version": int(row["model_version"]), "stage": row["stage"], "ap": row["ap"],
+    return {**version_facts(row), "label": label, "encoder_id": row["encoder_id"],
+            "label_events_version": row["label_events_version"], "passed": approval_refused(row) is None,
+            "checks": checks,
+            "approved_now": served["model_version"].to_list(),
+            "served": version_facts(served_row) if served_row else None,
+            "override_needed": clearly_worse(row, served_row) if served_row else None}
+
+
+def version_facts(row: dict) -> dict:
+    """What the approval dialog compares of a version: its estimate, label set and age."""
+    return {"model_version": int(row["model_version"]), "stage": row["stage"], "ap": row.get("ap"),
             "ap_low": row.get("ap_low"), "ap_high": row.get("ap_high"), "n_audit": row.get("n_audit"),
-            "n_pos": row["n_pos"], "n_neg": row["n_neg"], "encoder_id": row["encoder_id"],
-            "label_events_version": row["label_events_version"], "passed": passed, "checks": checks,
-            "approved_now": approved_now}
+            "ap_method": row.get("ap_method"), "labelled_ap": row.get("labelled_ap"), "n_pos": row["n_pos"],
+            "n_neg": row["n_neg"], "n_labels": int(row["n_pos"] or 0) + int(row["n_neg"] or 0),
+            "trained_at": row.get("trained_at")}
 
 
-def approve(settings, label: str, version: int, by: str) -> dict:
-    """Approve exactly the version whose checks were shown; registry refuses failed checks."""
+def approve(settings, label: str, version: int, by: str, override: str | None = None,
+            reason: str = "approved in the labelling app") -> dict:
+    """Approve exactly the version whose checks were shown, with ``registry.approve``'s rules.
+
+    It refuses failed checks, and a version clearly worse than the served one unless
+    ``override`` gives the reason (recorded in the stage history).
+    """
     from va_core.registry import approve as do_approve
 
     if version is None:
         raise InputError("press Approve first to see the checks of the version you approve")
+    override = (override or "").strip() or None
     return do_approve(settings, labels_mod.validate_label(label), version=int(version), by=by,
-                      reason="approved in the labelling app")
+                      reason=reason, override=override)
+
+
+def rollback_version(settings, label: str) -> int | None:
+    """The version served before the one served now: what Roll back approves."""
+    from va_core.registry import rollback_version as previous
+
+    return previous(_wh(settings), labels_mod.validate_label(label))
+
+
+def stage_history(settings, label: str) -> pl.DataFrame:
+    """Every stage change of the label's versions, newest first, for the Model tab."""
+    from va_core.registry import model_history as history
+
+    rows = history(_wh(settings), labels_mod.validate_label(label))
+    if not rows:
+        return pl.DataFrame(schema={"when": pl.String, "version": pl.Int64, "stage": pl.String, "from": pl.String,
+                                    "by": pl.String, "reason": pl.String})
+    return (pl.DataFrame(rows).sort("changed_at", descending=True)
+            .select(pl.col("changed_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("when"),
+                    pl.col("model_version").alias("version"), "stage",
+                    pl.col("previous_stage").fill_null("").alias("from"), pl.col("changed_by").alias("by"),
+                    pl.col("reason").fill_null("")))
 
 
 # -- review ---------------------------------------------------------------------------
 
-def review_rows(settings, label: str, which: str = "all", annotator: str | None = None,
-                contains: str = "") -> pl.DataFrame:
-    """Every clip of the label set with its votes, filtered; newest change first."""
+def _vote_word(value) -> pl.Expr:
+    return pl.when(value).then(pl.lit("yes")).otherwise(pl.lit("no"))
+
+
+# What the Review tab's "Show" filter keeps of the label set's rows (columns of
+# ``labels.aggregate``); a new answer kind is one more entry.
+REVIEW_VALUES = {
+    "all": None,
+    "yes": pl.col("value") == True,  # noqa: E712
+    "no": pl.col("value") == False,  # noqa: E712
+    "conflicts": pl.col("conflict"),
+    "unsure": pl.col("value").is_null() & ~pl.col("conflict"),  # answered unsure by everyone who answered
+}
+REVIEW_FILTERS = list(REVIEW_VALUES)
+REVIEW_COLUMNS = {"clip_key": pl.String, "label": pl.String, "yes": pl.Int32, "votes": pl.Int32,
+                  "annotators": pl.String, "sources": pl.String, "your vote": pl.String, "changed": pl.String}
+
+
+def review_rows(settings, label: str, which: str = "all", me: str | None = None, contains: str = "",
+                annotator: str | None = None, source: str | None = None) -> pl.DataFrame:
+    """Every clip of the label set with its votes, filtered; newest change first.
+
+    ``which``: a :data:`REVIEW_VALUES` filter; ``annotator``/``source``: only clips with a
+    current vote of that annotator / given from that source; ``me``: whose vote is "your vote".
+    The votes are va_core's: ``labels.latest_votes`` per annotator, ``labels.aggregate`` per clip.
+    """
     labels_mod.validate_label(label)
-    if which not in REVIEW_FILTERS:
-        raise InputError(f"unknown filter {which!r}; choose one of {', '.join(REVIEW_FILTERS)}")
-    wh = _wh(settings)
-    events = labels_mod.read_events(wh, label)
-    empty = pl.DataFrame(schema={"clip_key": pl.String, "label": pl.String, "yes": pl.Int32, "votes": pl.Int32,
-                                 "annotators": pl.String, "your vote": pl.String, "changed": pl.String})
+    if which not in REVIEW_VALUES:
+        raise InputError(f"unknown filter {which!r}; choose one of {', '.join(REVIEW_VALUES)}")
+    events = labels_mod.read_events(_wh(settings), label)
+    empty = pl.DataFrame(schema=REVIEW_COLUMNS)
     if events.height == 0:
         return empty
-    agg = labels_mod.aggregate(events)
-    # clips answered unsure by everyone who answered them: listed as "unsure", no vote
-    unsure = labels_mod.unsure_clips(events).select(
-        "label", "clip_key", pl.lit(None, pl.Boolean).alias("value"), pl.lit(0, pl.Int32).alias("pos_cnt"),
-        pl.lit(0, pl.Int32).alias("annotator_cnt"), pl.lit(False).alias("conflict"), pl.lit(True).alias("agree"))
-    agg = pl.concat([agg, unsure])
+    # each annotator's latest answer: yes, no or unsure (a withdrawn vote is no answer)
     answer = (pl.when(pl.col("unsure")).then(pl.lit("unsure")).when(pl.col("value")).then(pl.lit("yes"))
               .when(pl.col("value").is_not_null()).then(pl.lit("no")).otherwise(None))
     latest = (labels_mod.latest_answers(events).drop("label").with_columns(answer.alias("answer"))
-              .filter(pl.col("answer").is_not_null()))  # a withdrawn vote is no answer
-    who = latest.group_by("clip_key").agg(
-        pl.concat_str([pl.col("annotator"), pl.col("answer")], separator=": ").sort().str.join(", ").alias("annotators"),
+              .filter(pl.col("answer").is_not_null()))
+    # clips answered unsure by everyone who answered them: listed as "unsure", with no vote
+    unsure = labels_mod.unsure_clips(events).select(
+        "label", "clip_key", pl.lit(None, pl.Boolean).alias("value"), pl.lit(0, pl.Int32).alias("pos_cnt"),
+        pl.lit(0, pl.Int32).alias("annotator_cnt"), pl.lit(False).alias("conflict"), pl.lit(True).alias("agree"))
+    frame = pl.concat([labels_mod.aggregate(events), unsure]).join(latest.group_by("clip_key").agg(
+        pl.concat_str([pl.col("annotator"), pl.col("answer")], separator=": ").sort().str.join(", ")
+        .alias("annotators"),
+        pl.col("source").unique().sort().str.join(", ").alias("sources"),
         pl.col("created_at").max().alias("changed_at"),
-    )
-    mine = latest.filter(pl.col("annotator") == (annotator or "")).select("clip_key", pl.col("answer").alias("your vote"))
-    frame = (agg.join(who, on="clip_key").join(mine, on="clip_key", how="left")
-             .with_columns(pl.when(pl.col("conflict")).then(pl.lit("conflict"))
-                           .when(pl.col("value").is_null()).then(pl.lit("unsure"))
-                           .when(pl.col("value")).then(pl.lit("yes")).otherwise(pl.lit("no")).alias("label")))
-    if which == "yes":
-        frame = frame.filter(pl.col("value") == True)  # noqa: E712
-    elif which == "no":
-        frame = frame.filter(pl.col("value") == False)  # noqa: E712
-    elif which == "conflicts":
-        frame = frame.filter(pl.col("conflict"))
-    elif which == "unsure":
-        frame = frame.filter(pl.col("label") == "unsure")
-    elif which == "mine":
-        frame = frame.filter(pl.col("your vote").is_not_null())
+    ), on="clip_key")
+    mine = latest.filter(pl.col("annotator") == (me or "")).select("clip_key", pl.col("answer").alias("your vote"))
+    frame = frame.join(mine, on="clip_key", how="left")
+    if REVIEW_VALUES[which] is not None:
+        frame = frame.filter(REVIEW_VALUES[which])
+    for column, wanted in (("annotator", annotator), ("source", source)):
+        if wanted:
+            frame = frame.filter(pl.col("clip_key").is_in(latest.filter(pl.col(column) == wanted)["clip_key"]
+                                                          .implode()))
     if contains and contains.strip():
         frame = frame.filter(pl.col("clip_key").str.contains(contains.strip(), literal=True))
     if frame.height == 0:
         return empty
     return (frame.sort("changed_at", descending=True)
-            .select("clip_key", "label", pl.col("pos_cnt").alias("yes"), pl.col("annotator_cnt").alias("votes"),
-                    "annotators", pl.col("your vote").fill_null(""),
+            .select("clip_key",
+                    pl.when(pl.col("conflict")).then(pl.lit("conflict")).when(pl.col("value").is_null())
+                    .then(pl.lit("unsure")).otherwise(_vote_word(pl.col("value"))).alias("label"),
+                    pl.col("pos_cnt").alias("yes"), pl.col("annotator_cnt").alias("votes"), "annotators", "sources",
+                    pl.col("your vote").fill_null(""),
                     pl.col("changed_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("changed")))
 
 
@@ -387,9 +444,58 @@ def mistakes_view(settings, label: str, k: int = 12) -> dict[str, list[dict]]:
     return out
 
 
-def change(settings, label: str, clip_key: str, value: bool, annotator: str) -> dict:
-    """Change a label from the Review part: a new event by whoever is logged in."""
-    return mark(settings, label, clip_key, value, annotator, "review")
+def review_options(settings, label: str) -> dict[str, list[str]]:
+    """The annotators and sources of the label's current votes: what Review can filter by."""
+    events = labels_mod.read_events(_wh(settings), labels_mod.validate_label(label))
+    if events.height == 0:
+        return {"annotators": [], "sources": []}
+    votes = labels_mod.latest_votes(events)
+    return {"annotators": sorted(votes["annotator"].unique().to_list()),
+            "sources": sorted(votes["source"].unique().to_list())}
+
+
+def change(settings, label: str, clip_keys: str | list[str], value: bool, annotator: str) -> dict:
+    """Change the label of one clip or many from Review: one event each, by whoever is logged in.
+
+    All of them in one commit, or none (``record_events`` checks every row first).
+    """
+    labels_mod.validate_label(label)
+    keys = [clip_keys] if isinstance(clip_keys, str) else list(dict.fromkeys(clip_keys or []))
+    if not keys:
+        raise InputError("select the rows to change first")
+    if not isinstance(value, bool):
+        raise InputError(f"a label is yes or no, got {value!r}")
+    version = labels_mod.record_events(_wh(settings), [labels_mod.LabelEvent(label, k, value, annotator, "review")
+                                                       for k in keys])
+    return {"label": label, "clip_keys": keys, "value": value, "annotator": annotator,
+            "label_events_version": version}
+
+
+EXPORTS = {"label set": "export_label_set", "raw events": "export_events"}
+
+
+def export(settings, label: str, what: str, format: str, folder) -> dict:
+    """Write the label set or the raw label events of ``label`` to a new file in ``folder``.
+
+    The writing is va_core's (``labels.export_label_set``/``export_events``), as for the CLI.
+    """
+    from pathlib import Path
+
+    labels_mod.validate_label(label)
+    if what not in EXPORTS:
+        raise InputError(f"export what? {what!r}; choose one of {', '.join(EXPORTS)}")
+    if format not in labels_mod.EXPORT_FORMATS:
+        raise InputError(f"export format {format!r}: choose one of {', '.join(labels_mod.EXPORT_FORMATS)}")
+    wh = _wh(settings)
+    version = labels_mod.events_version(wh)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{label}-{what.replace(' ', '-')}-v{version if version is not None else 0}-{stamp}.{format}"
+    target = Path(folder) / name
+    n = 1
+    while target.exists():  # two exports in one second: never replace the first
+        n += 1
+        target = Path(folder) / name.replace(f".{format}", f"-{n}.{format}")
+    return getattr(labels_mod, EXPORTS[what])(wh, label, target, format)
 
 
 def warm_up(settings) -> dict:

@@ -80,12 +80,13 @@ def quality(settings, label: str, history: pl.DataFrame) -> str:
         shown.append(latest)
     head = (f"### {label}: serving v{shown[0]['model_version']}" if served.height
             else f"### {label}: nothing served yet (approve a version to serve it)")
-    lines = [
-        head,
-        "",
-        estimate_text(latest.get("ap"), latest.get("ap_low"), latest.get("ap_high"), latest.get("n_audit"),
-                      latest.get("audit_needed")),
-        "",
+    lines = [head, ""]
+    for r in shown:  # the served version's estimate first, then the latest candidate's
+        who = (f"v{r['model_version']} (served)" if r["stage"] == "approved"
+               else f"v{r['model_version']} (latest, {r['stage']})")
+        lines += [f"{who}: " + estimate_text(r.get("ap"), r.get("ap_low"), r.get("ap_high"), r.get("n_audit"),
+                                             r.get("audit_needed")), ""]
+    lines += [
         "| version | AP on the corpus (90%) | precision · recall at threshold | random baseline | labelled-set AP | "
         "diversity | yes | no | conflicts | agreement when trained | checks |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -105,18 +106,56 @@ def quality(settings, label: str, history: pl.DataFrame) -> str:
         "",
         "The labelled-set AP is measured on clips the feeds chose: it runs high, most of all for rare labels. "
         "The corpus estimate rests on audit labels (random draws by score strata).",
-        "",
-        "<details><summary>All versions</summary>",
-        "",
-        "| version | stage | labels | AP on the corpus | 90% interval | audit labels | labelled-set AP | trained |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    return "\n".join(lines)
+
+
+def _when(t) -> str:
+    return t.strftime("%Y-%m-%d %H:%M") if t else "–"
+
+
+def _interval(r: dict) -> str:
+    return "–" if r.get("ap") is None else f"[{_num(r.get('ap_low'))}, {_num(r.get('ap_high'))}]"
+
+
+def versions(history: pl.DataFrame) -> str:
+    """Every version, newest first: its corpus estimate with the 90% interval, which one is served."""
+    if history.height == 0:
+        return ""
+    lines = ["**Versions** (pick one below to approve it)", "",
+             "| version | stage | AP on the corpus | 90% interval | audit labels | method | labelled-set AP | yes | no "
+             "| trained |", "|---|---|---|---|---|---|---|---|---|---|"]
     for v in history.sort("model_version", descending=True).iter_rows(named=True):
-        trained = v["trained_at"].strftime("%Y-%m-%d %H:%M") if v.get("trained_at") else ""
-        interval = "–" if v.get("ap") is None else f"[{_num(v.get('ap_low'))}, {_num(v.get('ap_high'))}]"
-        lines.append(f"| v{v['model_version']} | {v['stage']} | {v['n_labels']} | {_num(v.get('ap'))} | {interval} | "
-                     f"{v.get('n_audit') or 0} | {_num(v['ap_mean'])} | {trained} |")
-    lines += ["", "</details>"]
+        stage = "**approved · served**" if v["stage"] == "approved" else v["stage"]
+        lines.append(f"| v{v['model_version']} | {stage} | {_num(v.get('ap'))} | {_interval(v)} | "
+                     f"{v.get('n_audit') or 0} | {v.get('ap_method') or '–'} | {_num(v.get('labelled_ap'))} | "
+                     f"{v['n_pos']} | {v['n_neg']} | {_when(v.get('trained_at'))} |")
+    return "\n".join(lines)
+
+
+def version_choice(r: dict) -> str:
+    """A version as the picker names it."""
+    ap = "no corpus estimate" if r.get("ap") is None else f"AP {_num(r['ap'])} {_interval(r)}"
+    return f"v{r['model_version']} · {'served' if r['stage'] == 'approved' else r['stage']} · {ap}"
+
+
+def comparison(picked: dict, served: dict | None) -> str:
+    """The picked version beside the served one, as the approval dialog shows them."""
+    if served is None or served["model_version"] == picked["model_version"]:
+        return ""
+
+    def est(r):
+        if r.get("ap") is None:
+            return "no corpus estimate"
+        method = f", {r['ap_method']}" if r.get("ap_method") else ""
+        return f"{_num(r['ap'])} {_interval(r)} · {r.get('n_audit') or 0} audit labels{method}"
+
+    rows = [("AP on the corpus (90%)", est), ("labelled-set AP", lambda r: _num(r.get("labelled_ap"))),
+            ("yes · no", lambda r: f"{r['n_pos']} · {r['n_neg']}"), ("label set size", lambda r: str(r["n_labels"])),
+            ("trained", lambda r: _when(r.get("trained_at")))]
+    lines = [f"| | v{picked['model_version']} (this version) | v{served['model_version']} (served now) |",
+             "|---|---|---|"]
+    lines += [f"| {name} | {fn(picked)} | {fn(served)} |" for name, fn in rows]
     return "\n".join(lines)
 
 
@@ -207,10 +246,13 @@ def previews(feeds: dict[str, list[dict]]) -> str:
     return "".join(views.feed_strip(name, items) for name, items in feeds.items())
 
 
-def checks(report: dict) -> str:
-    interval = "" if report.get("ap") is None else f" [{_num(report.get('ap_low'))}, {_num(report.get('ap_high'))}]"
-    lines = [f"**Approve {report['label']} v{report['model_version']}** (AP on the corpus {_num(report['ap'])}{interval}, "
-             f"{report['n_pos']} yes / {report['n_neg']} no, encoder `{report['encoder_id']}`)?", ""]
+def checks(report: dict, rollback: bool = False) -> str:
+    """The approval dialog: the version's checks, beside the served version, and what approving does."""
+    interval = "" if report.get("ap") is None else f" {_interval(report)}"
+    verb = "Roll back" if rollback else "Approve"
+    lines = [f"**{verb} {report['label']} {'to ' if rollback else ''}v{report['model_version']}** (AP on the corpus "
+             f"{_num(report['ap'])}{interval}, {report['n_pos']} yes / {report['n_neg']} no, encoder "
+             f"`{report['encoder_id']}`)?", ""]
     if not report["checks"]:
         lines.append("- no checks were recorded for this version")
     for c in report["checks"]:
@@ -227,6 +269,12 @@ def checks(report: dict) -> str:
         lines.append(f"No version of {report['label']} is served yet: serving starts with this one.")
     else:
         lines.append("**A blocking check failed: this version cannot be approved.** Label more clips and build again.")
+    table = comparison(report, report.get("served"))
+    if table:
+        lines += ["", table]
+    if report.get("override_needed") and report["passed"]:
+        lines += ["", f"**Clearly worse than the served version:** {report['override_needed']}. Approving it anyway "
+                      "needs a reason, recorded in the stage history."]
     return "\n".join(lines)
 
 

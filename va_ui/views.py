@@ -5,6 +5,7 @@ app's own clip route, never by path.
 """
 from __future__ import annotations
 
+import uuid
 from html import escape
 from urllib.parse import quote
 
@@ -168,6 +169,51 @@ def transition_marks(item: dict) -> str:
     return f'<div class="va-marks" title="{escape(names)}">{spans}</div><div class="va-marks-text">{escape(names)}</div>'
 
 
+def thumbnail(item: dict) -> str:
+    """A small still of the clip (its first frame), playing while the pointer is on it.
+
+    The clip route's own cut: loaded when the row scrolls into view (``REVIEW_JS``).
+    """
+    if not item.get("playable"):
+        return f'<div class="va-thumb va-thumb-none" title="{escape(item.get("reason") or "no video")}">no video</div>'
+    return (f'<video class="va-thumb" data-src="{escape(clip_url(item["clip_key"]))}" muted loop playsinline '
+            'preload="none"></video>')
+
+
+REVIEW_FIELDS = ("label", "yes", "votes", "annotators", "sources", "your vote", "changed")
+
+
+def review_table(rows: list[dict], items: dict[str, dict], total: int, empty: str) -> str:
+    """The label set as rows with thumbnails and check boxes; bulk changes act on the checked rows.
+
+    ``rows``: :func:`va_ui.handlers.review_rows` rows (the first ``len(rows)`` of ``total``);
+    ``items``: the clips' playability by key.
+    """
+    if not rows:
+        return f'<div class="va-empty">{escape(empty)}</div>'
+    more = (f' · showing the {len(rows)} most recently changed: narrow with the filters' if total > len(rows) else "")
+    head = "".join(f"<th>{escape(f)}</th>" for f in REVIEW_FIELDS)
+    body = []
+    for r in rows:
+        key = r["clip_key"]
+        cells = "".join(f'<td class="va-col-{escape(f.replace(" ", "-"))}">{escape("" if r.get(f) is None else str(r[f]))}</td>'
+                        for f in REVIEW_FIELDS)
+        body.append(f'<tr data-key="{escape(key)}" class="va-row va-row-{escape(str(r.get("label")))}">'
+                    f'<td><input type="checkbox" class="va-pick" aria-label="select {escape(key)}"></td>'
+                    f'<td>{thumbnail(items.get(key, {"clip_key": key}))}</td>'
+                    f'<td class="va-col-key">{escape(key)}</td>{cells}</tr>')
+    # a new render token per table: the page unchecks every row when it changes, so a check
+    # never stays on a row that now shows another clip
+    return (f'<div class="va-review" data-render="{uuid.uuid4().hex}">'
+            '<div class="va-bulk"><label><input type="checkbox" class="va-pick-all"> all shown</label>'
+            '<span class="va-picked">0 selected</span>'
+            '<button class="va-btn va-bulk-yes" data-bulk="true" disabled>Set selected to Yes</button>'
+            '<button class="va-btn va-bulk-no" data-bulk="false" disabled>Set selected to No</button>'
+            f'<span class="va-count">{total} clip{"s" if total != 1 else ""}{escape(more)}</span></div>'
+            f'<table class="va-review-rows"><thead><tr><th></th><th>clip</th><th>clip key</th>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
 def feed_strip(name: str, items: list[dict]) -> str:
     title = escape(name.replace("_", " "))
     if not items:
@@ -225,6 +271,23 @@ CSS = """
 .va-context-title { font-size: 0.8em; opacity: 0.75; }
 .va-strip h4 { margin: 8px 0; text-transform: capitalize; }
 .va-strip .va-grid { grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); }
+.va-bulk { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; padding: 4px 0 8px; }
+.va-bulk .va-btn { flex: 0 0 auto; padding: 4px 10px; }
+.va-bulk .va-btn:disabled { opacity: 0.4; cursor: default; }
+.va-count, .va-picked { opacity: 0.75; font-size: 0.9em; }
+.va-review { max-height: 70vh; overflow: auto; }
+.va-review-rows { border-collapse: collapse; width: 100%; font-size: 0.85em; }
+.va-review-rows th { position: sticky; top: 0; background: var(--background-fill-secondary); text-align: left;
+                     padding: 4px 6px; z-index: 1; }
+.va-review-rows td { padding: 3px 6px; border-top: 1px solid var(--border-color-primary); vertical-align: middle; }
+.va-review-rows tr.va-row { cursor: pointer; }
+.va-review-rows tr.va-row:hover { background: var(--background-fill-secondary); }
+.va-review-rows tr.va-current { outline: 2px solid #2563eb; outline-offset: -2px; }
+.va-col-key { font-family: monospace; word-break: break-all; }
+.va-col-changed { white-space: nowrap; }
+.va-row-conflict .va-col-label { color: #b45309; font-weight: 600; }
+.va-thumb { width: 96px; aspect-ratio: 16 / 9; background: #000; display: block; object-fit: contain; }
+.va-thumb-none { font-size: 0.75em; color: #e5e7eb; display: flex; align-items: center; justify-content: center; }
 #va-yes button, button#va-yes { background: #16a34a; color: white; }
 #va-no button, button#va-no { background: #dc2626; color: white; }
 .va-keys kbd { border: 1px solid #9ca3af; border-radius: 4px; padding: 0 5px; font-family: monospace; }
@@ -285,5 +348,62 @@ element.addEventListener('keydown', (ev) => {
     const next = cards[Math.min(Math.max(cards.indexOf(card) + step, 0), cards.length - 1)];
     if (next) next.focus();
   }
+});
+"""
+
+# The Review table: a click on a row shows its clip (select), the check boxes pick rows for a
+# bulk change (submit carries the keys checked at the moment of the press), thumbnails load
+# when they scroll into view and play under the pointer.
+REVIEW_JS = """
+const seen = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (!e.isIntersecting) continue;
+    const v = e.target;
+    if (!v.src) { v.preload = 'metadata'; v.src = v.dataset.src; }
+    seen.unobserve(v);
+  }
+});
+const picked = () => [...element.querySelectorAll('tr[data-key] .va-pick:checked')]
+  .map((b) => b.closest('tr').dataset.key);
+let render = null;
+const refresh = () => {
+  const table = element.querySelector('.va-review');
+  if (table && table.dataset.render !== render) {
+    render = table.dataset.render;
+    element.querySelectorAll('.va-pick, .va-pick-all').forEach((b) => { b.checked = false; });
+  }
+  const n = picked().length;
+  const label = element.querySelector('.va-picked');
+  // only a real change is written: the observer below sees text changes (no loop)
+  if (label && label.textContent !== n + ' selected') label.textContent = n + ' selected';
+  element.querySelectorAll('button[data-bulk]').forEach((b) => { b.disabled = n === 0; });
+  element.querySelectorAll('video.va-thumb[data-src]:not([src])').forEach((v) => seen.observe(v));
+};
+new MutationObserver(refresh).observe(element, { childList: true, subtree: true, attributes: true,
+                                                 attributeFilter: ['data-render'] });
+refresh();
+element.addEventListener('change', (ev) => {
+  if (ev.target.classList.contains('va-pick-all')) {
+    element.querySelectorAll('tr[data-key] .va-pick').forEach((b) => { b.checked = ev.target.checked; });
+  }
+  refresh();
+});
+element.addEventListener('click', (ev) => {
+  const bulk = ev.target.closest('button[data-bulk]');
+  if (bulk) { trigger('submit', { clip_keys: picked(), value: bulk.dataset.bulk === 'true' }); return; }
+  if (ev.target.closest('input, label')) return;
+  const row = ev.target.closest('tr[data-key]');
+  if (!row) return;
+  element.querySelectorAll('tr.va-current').forEach((r) => r.classList.remove('va-current'));
+  row.classList.add('va-current');
+  trigger('select', { clip_key: row.dataset.key });
+});
+element.addEventListener('mouseover', (ev) => {
+  const v = ev.target.closest('video.va-thumb');
+  if (v && v.src) v.play().catch(() => {});
+});
+element.addEventListener('mouseout', (ev) => {
+  const v = ev.target.closest('video.va-thumb');
+  if (v) v.pause();
 });
 """

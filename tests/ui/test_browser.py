@@ -159,6 +159,14 @@ def _answer_by_keyboard(page, truth, colour: str, n: int) -> list[tuple[str, boo
     return done
 
 
+def _review_row(page, key: str):
+    return page.locator(f'#va-review-table tr[data-key="{key}"]')
+
+
+def _review_keys(page) -> list[str]:
+    return page.locator("#va-review-table tr[data-key]").evaluate_all("rs => rs.map(r => r.dataset.key)")
+
+
 def _events(served, label: str) -> pl.DataFrame:
     return served["wh"].read("label_events", where={"label": label})
 
@@ -258,9 +266,6 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
     _wait_text(page, "#va-checks", "Approve " + label + " v2")
     page.locator("#va-checks").get_by_text("beats random baseline").wait_for()
     _wait_videos(page, "#va-previews")
-    page.locator("#va-previews").scroll_into_view_if_needed()  # offscreen videos are not painted
-    page.wait_for_timeout(800)
-    page.screenshot(path=str(SHOTS / "model.png"), full_page=True)
     page.locator("#va-confirm").click()
     _wait_text(page, "#va-status", "approved")
     models = served["wh"].read("models", where={"label": label})
@@ -270,17 +275,13 @@ def test_expert_searches_labels_builds_and_approves(served, browser, truth, colo
 
     # Review: every label of the set; change one
     _tab(page, "Review")
-    table = page.locator("#va-review-table")
     _wait_text(page, "#va-review-table", keyed[0][0])
-    keys = table.locator('[role="gridcell"][data-col="0"]')
-    texts = [t.strip() for t in keys.all_inner_texts()]
-    keys.nth(texts.index(keyed[0][0])).click()
+    _review_row(page, keyed[0][0]).locator(".va-col-key").click()
     page.wait_for_function("k => document.querySelector('#va-review-clip [data-key]')?.dataset.key === k", arg=keyed[0][0])
     page.locator("#va-review-no" if keyed[0][1] else "#va-review-yes").click()
     _wait_text(page, "#va-status", "changed to")
     _wait_text(page, "#va-review-table", keyed[0][0])
     _wait_videos(page, "#va-review-clip")
-    page.screenshot(path=str(SHOTS / "review.png"))
     last = _events(served, label).sort("created_at").row(-1, named=True)
     assert (last["clip_key"], last["value"], last["source"]) == (keyed[0][0], not keyed[0][1], "review")
     page.context.close()
@@ -410,7 +411,7 @@ def test_clip_without_video_shows_key_and_metadata(served, browser):
     _pick_label(page, label)
     _tab(page, "Review")
     _wait_text(page, "#va-review-table", EMBEDDINGS_ONLY_KEY)
-    page.locator('#va-review-table [role="gridcell"][data-col="0"]').first.click()
+    _review_row(page, EMBEDDINGS_ONLY_KEY).locator(".va-col-key").click()
     pane = page.locator("#va-review-clip")
     _wait_text(page, "#va-review-clip", "no video")
     assert pane.locator("video").count() == 0
@@ -469,3 +470,172 @@ def test_with_a_users_file_labels_carry_the_login(_ingested_home_template, tmp_p
         page.context.close()
     finally:
         server.stop()
+
+
+def _settings(served):
+    from va_core.config import Settings
+
+    return Settings.from_env(served["home"], "tiny")  # what the server runs on
+
+
+def _pick_version(page, version: int):
+    page.locator("#va-version input").click()
+    page.get_by_role("option", name=re.compile(rf"^v{version} ·")).click()
+
+
+def _stages(served, label: str) -> dict[int, str]:
+    from va_core.registry import models_frame
+
+    return dict(models_frame(served["wh"], label).select("model_version", "stage").iter_rows())
+
+
+def test_model_tab_approves_any_version_asks_a_reason_and_rolls_back(served, browser, truth, colour):
+    from tests.support.labelling import unmeasured_then_measured
+    from va_core.registry import model_history
+
+    label = f"{colour}_versions"
+    unmeasured_then_measured(_settings(served), label, truth, colour)  # v1 unmeasured, v2 with an estimate
+    page = _open(browser, served["server"].url, "maria")
+    _pick_label(page, label)
+    _tab(page, "Model")
+    _wait_text(page, "#va-quality", "nothing served yet")
+    _wait_text(page, "#va-versions", "v2")
+    expect(page.locator("#va-rollback")).to_be_disabled()  # nothing served before
+
+    # approve the latest, v2: served, and the header says so
+    page.locator("#va-approve").click()
+    _wait_text(page, "#va-checks", f"Approve {label} v2")
+    expect(page.locator("#va-override")).to_be_hidden()  # nothing served: no reason asked
+    page.locator("#va-confirm").click()
+    _wait_text(page, "#va-status", "approved")
+    _wait_text(page, "#va-quality", f"{label}: serving v2")
+    assert _stages(served, label) == {1: "candidate", 2: "approved"}
+
+    # v1, not the latest: it has no corpus estimate beside the served v2's, so a reason is asked
+    _pick_version(page, 1)
+    page.locator("#va-approve").click()
+    _wait_text(page, "#va-checks", f"Approve {label} v1")
+    checks = page.locator("#va-checks").inner_text()
+    assert "v1 (this version)" in checks and "v2 (served now)" in checks and "label set size" in checks
+    assert "Clearly worse than the served version" in checks
+    expect(page.locator("#va-override")).to_be_visible()
+    page.locator("#va-override textarea, #va-override input").first.fill("the audit round missed the night shots")
+    _wait_videos(page, "#va-previews")
+    page.locator("#va-previews").scroll_into_view_if_needed()  # offscreen videos are not painted
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / "model.png"), full_page=True)
+    page.locator("#va-override textarea, #va-override input").first.fill("")
+    page.locator("#va-confirm").click()  # without a reason: refused, nothing changes
+    _wait_text(page, "#va-status", "Not done")
+    assert "say why" in page.locator("#va-status").inner_text()
+    assert _stages(served, label) == {1: "candidate", 2: "approved"}
+    page.locator("#va-override textarea, #va-override input").first.fill("the audit round missed the night shots")
+    page.locator("#va-confirm").click()
+    _wait_text(page, "#va-status", f"{label} v1 approved")
+    _wait_text(page, "#va-quality", f"{label}: serving v1")
+    assert _stages(served, label) == {1: "approved", 2: "retired"}
+    last = model_history(served["wh"], label)[-1]
+    assert (last["model_version"], last["stage"], last["changed_by"]) == (1, "approved", "maria")
+    assert last["reason"].startswith("override: the audit round missed the night shots")
+    _wait_text(page, "#va-stage-history", "override: the audit round missed the night shots")
+
+    # roll back: approve the version served before (same rules: v1 has no estimate, so none asked)
+    expect(page.locator("#va-rollback")).to_have_text("Roll back to v2")
+    page.locator("#va-rollback").click()
+    _wait_text(page, "#va-checks", f"Roll back {label} to v2")
+    expect(page.locator("#va-override")).to_be_hidden()
+    page.locator("#va-confirm").click()
+    _wait_text(page, "#va-quality", f"{label}: serving v2")
+    assert _stages(served, label) == {1: "retired", 2: "approved"}
+    last = model_history(served["wh"], label)[-1]
+    assert (last["model_version"], last["stage"], last["reason"]) == (2, "approved",
+                                                                      "rolled back from v1 in the labelling app")
+    page.context.close()
+
+
+def test_review_filters_bulk_changes_and_exports(served, browser, truth, colour):
+    from va_core.labels import LabelEvent, label_set, record_events
+
+    label = f"{colour}_review"
+    keys = sorted(truth)[:6]
+    record_events(served["wh"], [LabelEvent(label, k, truth[k]["colour"] == colour, "ana", "search") for k in keys[:4]]
+                  + [LabelEvent(label, k, True, "ben", "random") for k in keys[3:6]])
+    record_events(served["wh"], [LabelEvent(label, keys[3], False, "ana", "audit")])  # against ben's yes
+    page = _open(browser, served["server"].url, "maria")
+    _pick_label(page, label)
+    _tab(page, "Review")
+    _wait_text(page, "#va-review-table", "6 clips")
+    assert sorted(_review_keys(page)) == keys
+    # thumbnails: the clips' own cuts, loaded as the rows come into view
+    page.wait_for_function("() => [...document.querySelectorAll('#va-review-table video.va-thumb')]"
+                           ".some(v => v.readyState >= 1)")
+    # the changed column is whole: a full timestamp, on one line
+    changed = page.locator("#va-review-table tr[data-key] .va-col-changed").first
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", changed.inner_text().strip())
+    assert changed.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && e.getClientRects().length === 1")
+
+    # filters narrow the rows: by annotator, by source, by value
+    conflict = keys[3]  # ana's latest vote (audit) no, ben's yes
+    page.locator("#va-review-annotator input").click()
+    page.get_by_role("option", name="ben", exact=True).click()
+    page.wait_for_function("n => document.querySelectorAll('#va-review-table tr[data-key]').length === n", arg=3)
+    assert sorted(_review_keys(page)) == keys[3:6]
+    page.locator("#va-review-source input").click()
+    page.get_by_role("option", name="audit", exact=True).click()
+    page.wait_for_function("n => document.querySelectorAll('#va-review-table tr[data-key]').length === n", arg=1)
+    assert _review_keys(page) == [conflict]
+    page.locator("#va-review-annotator input").click()
+    page.get_by_role("option", name="anyone", exact=True).click()
+    page.locator("#va-review-source input").click()
+    page.get_by_role("option", name="any source", exact=True).click()
+    _wait_text(page, "#va-review-table", "6 clips")
+    assert label_set(served["wh"], label).conflicts == [conflict]
+    page.locator("#va-review-filter").get_by_text("conflicts", exact=True).click()
+    page.wait_for_function("n => document.querySelectorAll('#va-review-table tr[data-key]').length === n", arg=1)
+    assert _review_keys(page) == [conflict]
+    page.locator("#va-review-filter").get_by_text("all", exact=True).click()
+    _wait_text(page, "#va-review-table", "6 clips")
+
+    # bulk change: the checked rows become no, one event each by the expert, from review
+    picked = keys[:2]
+    for key in picked:
+        _review_row(page, key).locator(".va-pick").check()
+    expect(page.locator("#va-review-table .va-picked")).to_have_text("2 selected")
+    before = _events(served, label).height
+    page.locator("#va-review-table .va-bulk-no").click()
+    _wait_text(page, "#va-status", "2 clips changed to no by maria")
+    added = _events(served, label).sort("created_at").tail(_events(served, label).height - before)
+    assert sorted(added.select("clip_key", "value", "annotator", "source").rows()) == [
+        (k, False, "maria", "review") for k in picked]
+    _wait_text(page, "#va-review-table", "maria: no")
+    # the table is redrawn (the changed rows first): no check stays on a row that now shows another clip
+    expect(page.locator("#va-review-table .va-picked")).to_have_text("0 selected")
+    assert page.locator("#va-review-table .va-pick:checked").count() == 0
+    page.locator("#va-review-filter").get_by_text("no", exact=True).click()
+    page.wait_for_function("ks => ks.every(k => document.querySelector(`#va-review-table tr[data-key=\"${k}\"]`))",
+                           arg=picked)
+    page.locator("#va-review-filter").get_by_text("all", exact=True).click()
+    _wait_text(page, "#va-review-table", "6 clips")
+    _wait_videos(page, "#va-review-table")
+    page.wait_for_function("() => !document.querySelector('#va-review-table .progress-text')")
+    page.screenshot(path=str(SHOTS / "review.png"))
+
+    # export: the label set as CSV, then the raw events as Parquet, each downloaded and read back
+    for what, fmt in (("label set", "csv"), ("raw events", "parquet")):
+        page.locator("#va-export-what").get_by_text(what, exact=True).click()
+        page.locator("#va-export-format").get_by_text(fmt, exact=True).click()
+        page.locator("#va-export").click()
+        _wait_text(page, "#va-status", f"Exported the {what}")
+        link = page.locator(f'#va-export-file a[download^="{label}-{what.replace(" ", "-")}-"][download$=".{fmt}"]')
+        link.wait_for()
+        with page.expect_download() as got:
+            link.click()
+        path = got.value.path()
+        read = pl.read_csv(path) if fmt == "csv" else pl.read_parquet(path)
+        if what == "label set":
+            stored = label_set(served["wh"], label).rows().sort("clip_key")
+            assert read.select("clip_key", "value", "pos_cnt", "annotator_cnt").sort("clip_key").rows() == \
+                stored.select("clip_key", "value", "pos_cnt", "annotator_cnt").rows()
+        else:
+            assert sorted(read["event_id"]) == sorted(_events(served, label)["event_id"])
+    page.context.close()

@@ -15,6 +15,7 @@ from va_core.registry import ApprovalRefused
 from va_core.warehouse import Warehouse
 from va_ui import handlers as h
 from va_ui import annotate, panels, views
+from tests.support.labelling import label_by_truth, unmeasured_then_measured
 
 
 @pytest.fixture
@@ -151,18 +152,11 @@ def test_sources_before_the_first_model(ui_settings, truth):
     assert "no yes among 10 answers" in turned["hint"] and "Search" in turned["hint"]
 
 
-def _label_by_truth(settings, label, truth, colour, annotator="maria"):
-    yes = [k for k, r in truth.items() if r["colour"] == colour]
-    no = [k for k, r in truth.items() if r["colour"] != colour]
-    for key in yes[:4] + no[:8]:
-        h.mark(settings, label, key, key in yes, annotator, "test")
-
-
 def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
     label = f"{colour}_scene"
     with pytest.raises(InputError, match="has 0 yes and 0 no; a model needs at least 3 of each: find yes clips with Search"):
         h.build(ui_settings, label)
-    _label_by_truth(ui_settings, label, truth, colour)
+    label_by_truth(ui_settings, label, truth, colour)
     built = h.build(ui_settings, label)
     result = built["result"]
     assert result.created and result.model_version == 1 and (result.n_pos, result.n_neg) == (4, 8)
@@ -220,7 +214,7 @@ def test_build_model_view_and_approval(ui_settings, wh, truth, colour):
 
 def test_an_audit_round_in_annotate_gives_the_model_part_its_corpus_estimate(ui_settings, wh, truth, colour):
     label = f"{colour}_audit"
-    _label_by_truth(ui_settings, label, truth, colour)
+    label_by_truth(ui_settings, label, truth, colour)
     h.build(ui_settings, label)
     answered = 0
     for item in annotate.batch(ui_settings, label, "audit", k=60)["items"]:  # what the desk sends back
@@ -242,9 +236,40 @@ def test_an_audit_round_in_annotate_gives_the_model_part_its_corpus_estimate(ui_
             panels.ap_chart(history)
 
 
+def test_any_version_is_approved_with_the_registry_rules_and_rolled_back(ui_settings, wh, truth, colour):
+    label = f"{colour}_versions"
+    unmeasured_then_measured(ui_settings, label, truth, colour)
+    assert h.rollback_version(ui_settings, label) is None
+    h.approve(ui_settings, label, 2, "maria")
+    # v1 has no corpus estimate to set against the served v2's: the registry wants a reason
+    checks = h.approval_checks(ui_settings, label, 1)
+    assert checks["model_version"] == 1 and checks["served"]["model_version"] == 2
+    assert "no corpus estimate to compare" in checks["override_needed"]
+    text = panels.checks(checks)
+    assert "| v1 (this version) | v2 (served now) |" in text and "Approving it anyway needs a reason" in text
+    assert f"| label set size | {checks['n_labels']} | {checks['served']['n_labels']} |" in text
+    with pytest.raises(ApprovalRefused, match="no corpus estimate"):
+        h.approve(ui_settings, label, 1, "maria", override="  ")
+    done = h.approve(ui_settings, label, 1, "maria", override="the audit round missed night shots")
+    assert done["model_version"] == 1 and done["retired"] == [2]
+    last = h.stage_history(ui_settings, label).row(0, named=True)
+    assert (last["version"], last["stage"], last["by"]) == (1, "approved", "maria")
+    assert last["reason"].startswith("override: the audit round missed night shots")
+    text = panels.quality(ui_settings, label, h.model_history(ui_settings, label))
+    assert text.startswith(f"### {label}: serving v1") and "v1 (served): AP on the corpus unknown" in text
+    # roll back: the version served before, with the same rules (v1 has no estimate: none needed)
+    assert h.rollback_version(ui_settings, label) == 2
+    assert h.approval_checks(ui_settings, label, 2)["override_needed"] is None
+    h.approve(ui_settings, label, 2, "maria", reason="rolled back from v1 in the labelling app")
+    stages = dict(wh.read("models", where={"label": label}).select("model_version", "stage").iter_rows())
+    assert stages == {1: "retired", 2: "approved"}
+    assert h.stage_history(ui_settings, label)["reason"][0] == "rolled back from v1 in the labelling app"
+    assert "**approved · served**" in panels.versions(h.model_history(ui_settings, label))
+
+
 def test_a_version_that_failed_its_checks_cannot_be_approved(ui_settings, wh, truth, colour):
     label = f"{colour}_scene"
-    _label_by_truth(ui_settings, label, truth, colour)
+    label_by_truth(ui_settings, label, truth, colour)
     h.build(ui_settings, label)
     row = wh.read("models", where={"label": label}).row(0, named=True)
     failed = ('[{"name": "beats_random_baseline", "passed": false, "blocking": true, '
@@ -273,9 +298,13 @@ def test_review_shows_every_label_and_changes_it(ui_settings, wh):
     assert h.review_rows(ui_settings, "dog", "conflicts")["clip_key"].to_list() == [keys[0]]
     assert set(h.review_rows(ui_settings, "dog", "yes")["clip_key"]) == {keys[1]}
     assert set(h.review_rows(ui_settings, "dog", "no")["clip_key"]) == {keys[2], keys[3]}
-    assert set(h.review_rows(ui_settings, "dog", "mine", "lee")["clip_key"]) == {keys[0], keys[2]}
+    assert set(h.review_rows(ui_settings, "dog", annotator="lee")["clip_key"]) == {keys[0], keys[2]}
+    assert set(h.review_rows(ui_settings, "dog", "no", annotator="lee")["clip_key"]) == {keys[2]}
+    assert set(h.review_rows(ui_settings, "dog", source="review")["clip_key"]) == {keys[0], keys[2]}
+    assert by_key[keys[0]]["sources"] == "review, search" and by_key[keys[3]]["sources"] == "search"
     assert h.review_rows(ui_settings, "dog", "all", None, keys[3])["clip_key"].to_list() == [keys[3]]
     assert h.review_rows(ui_settings, "nobody_labelled", "all").height == 0
+    assert h.review_options(ui_settings, "dog") == {"annotators": ["lee", "maria"], "sources": ["review", "search"]}
     with pytest.raises(InputError, match="unknown filter"):
         h.review_rows(ui_settings, "dog", "maybe")
 
@@ -283,6 +312,51 @@ def test_review_shows_every_label_and_changes_it(ui_settings, wh):
     assert h.review_rows(ui_settings, "dog", "yes")["clip_key"].to_list()[0] == keys[0]
     last = _events(wh, "dog").row(-1, named=True)
     assert (last["clip_key"], last["value"], last["annotator"], last["source"]) == (keys[0], True, "lee", "review")
+
+    # a bulk change: one event per clip, in one commit; a bad key and nothing is stored
+    before = _events(wh, "dog").height
+    with pytest.raises(InputError, match="unknown clip key"):
+        h.change(ui_settings, "dog", [keys[1], "nothing|0"], False, "lee")
+    assert _events(wh, "dog").height == before
+    done = h.change(ui_settings, "dog", [keys[1], keys[3], keys[1]], False, "lee")
+    assert done["clip_keys"] == [keys[1], keys[3]]
+    added = _events(wh, "dog").tail(2)
+    assert added.select("clip_key", "value", "annotator", "source").rows() == [
+        (keys[1], False, "lee", "review"), (keys[3], False, "lee", "review")]
+    with pytest.raises(InputError, match="select the rows"):
+        h.change(ui_settings, "dog", [], True, "lee")
+
+    # an undo back to no vote takes the annotator out of the row (a withdrawn vote is no vote)
+    from va_core.labels import undo_event
+
+    undo_event(wh, "dog", keys[3], "lee")
+    row = h.review_rows(ui_settings, "dog", contains=keys[3]).row(0, named=True)
+    assert row["annotators"] == "maria: no" and row["votes"] == 1
+
+
+def test_review_exports_the_label_set_and_the_raw_events(ui_settings, wh, tmp_path):
+    keys = wh.read("clips")["clip_key"].sort().to_list()[:3]
+    for key, value in zip(keys, [True, False, True]):
+        h.mark(ui_settings, "dog", key, value, "maria", "search")
+    h.change(ui_settings, "dog", keys[2], False, "lee")
+    for what, fmt in (("label set", "csv"), ("raw events", "parquet"), ("label set", "parquet"),
+                      ("raw events", "csv")):
+        done = h.export(ui_settings, "dog", what, fmt, tmp_path)
+        read = pl.read_csv(done["path"]) if fmt == "csv" else pl.read_parquet(done["path"])
+        if what == "label set":
+            expected = label_set(wh, "dog").rows().sort("clip_key")
+            assert read.select("clip_key", "value", "pos_cnt", "annotator_cnt", "conflict").rows() == \
+                expected.select("clip_key", "value", "pos_cnt", "annotator_cnt", "conflict").rows()
+        else:
+            assert read["event_id"].to_list() == _events(wh, "dog")["event_id"].to_list()
+            assert set(read.columns) == set(wh.read("label_events").columns)
+        assert done["rows"] == read.height and done["label_events_version"] == wh.version("label_events")
+    again = h.export(ui_settings, "dog", "label set", "csv", tmp_path)  # same second: a new file, none replaced
+    assert len(list(tmp_path.glob("dog-label-set-*.csv"))) == 2 and again["path"] != done["path"]
+    with pytest.raises(InputError, match="export format"):
+        h.export(ui_settings, "dog", "label set", "xlsx", tmp_path)
+    with pytest.raises(InputError, match="export what"):
+        h.export(ui_settings, "dog", "models", "csv", tmp_path)
 
 
 def test_clip_cards_escape_text_and_show_clips_without_video(ui_settings, wh):
@@ -337,3 +411,22 @@ def test_a_registered_source_is_in_the_picker_and_annotate_serves_it(ui_settings
     assert 'value="first_keys"' not in desk.template()
     with pytest.raises(InputError, match="unknown source"):
         annotate.batch(ui_settings, "registered", "first_keys", k=3)
+
+
+def test_review_table_escapes_and_shows_every_field():
+    row = {"clip_key": "<b>x</b>|0", "label": "no", "yes": 0, "votes": 2, "annotators": "a: no, b: no",
+           "sources": "review", "your vote": "", "changed": "2026-01-02 03:04:05"}
+    html = views.review_table([row], {"<b>x</b>|0": {"clip_key": "<b>x</b>|0", "playable": False, "reason": "gone"}},
+                              250, "none")
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;|0" in html
+    assert '<td class="va-col-yes">0</td>' in html and '<td class="va-col-changed">2026-01-02 03:04:05</td>' in html
+    assert "250 clips · showing the 1 most recently changed" in html and "no video" in html
+    assert views.review_table([], {}, 0, "No clip matches.") == '<div class="va-empty">No clip matches.</div>'
+
+
+def test_the_model_tab_of_a_label_without_a_model_says_what_to_do(ui_settings):
+    from va_ui.tabs import model
+
+    quality, versions, history, picker, approve, rollback, *_ = model.shown(ui_settings, "nothing_yet")
+    assert "has no model yet" in quality and versions == "" and history is None
+    assert picker["choices"] == [] and approve["interactive"] is False and rollback["interactive"] is False

@@ -107,12 +107,12 @@ def wire_tab(page: Page, tab: AnnotateTab, labels_table: gr.Dataframe, model_tab
     label.change(None, [label], None, js="(chosen) => { window.vaDesk && window.vaDesk.setLabel(chosen); }")
     model_out = model_tab.outputs
 
-    def on_saved(chosen):
+    def on_saved(chosen, picked):
         # after every stored answer: the counts, the model's numbers and the feed previews
         if not chosen:
             return gr.update(), gr.update(), *[gr.update() for _ in model_out]
         return (panels.label_status(h.label_summary(settings, chosen)), h.labels_table(settings),
-                *model.shown(settings, chosen))
+                *model.shown(settings, chosen, picked))
 
-    wire(tab.desk.saved, on_saved, [label], [status, labels_table, *model_out], trigger_mode="always_last",
-         show_progress="hidden")
+    wire(tab.desk.saved, on_saved, [label, model_tab.picker], [status, labels_table, *model_out],
+         trigger_mode="always_last", show_progress="hidden")
