@@ -5,12 +5,14 @@ three adapters (va_assets, va_ui, va_serving) import va_core, never one another;
 imports none of them, and outside the paper reproduction (va_core.experiments, the top of
 va_core) nothing of va_core.experiments. The product imports nothing of tests/ or
 benchmarks/. No two modules import each other, directly or round a circle, and no module
-imports another's private (underscored) names. Each rule is a function of the edges, and
+imports another's private (underscored) names; the command and the adapters take from va_core
+only what its modules' `__all__` declare. Each rule is a function of the edges, and
 test_each_rule_reports_an_edge_that_breaks_it feeds it one that does.
 """
 from __future__ import annotations
 
 import ast
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,3 +261,62 @@ def test_va_core_prints_nothing():
     if found:
         pytest.fail("va_core prints nothing (return data, or log through logging):\n  "
                     + "\n  ".join(f"{m}.{f} line {n}" for m, f, n in found), pytrace=False)
+
+
+def public_uses(root: Path = ROOT) -> list[tuple[str, str, str, str]]:
+    """(user, va_core module, name, where) for each name the command and the adapters take from
+    va_core: ``from va_core.m import name`` and ``alias.name`` where ``alias`` is a va_core module."""
+    known = modules(root)
+    found = []
+    for module, path in known.items():
+        if _top(module) not in (COMMAND, *ADAPTERS):
+            continue
+        tree = ast.parse(path.read_text())
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for a in node.names:
+                    if f"{node.module}.{a.name}" in known:
+                        aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                    elif node.module in known:
+                        found.append((module, node.module, a.name, f"{path.relative_to(root)}:{node.lineno}"))
+            elif isinstance(node, ast.Import):
+                aliases.update({a.asname: a.name for a in node.names if a.asname and a.name in known})
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+                found.append((module, aliases[node.value.id], node.attr, f"{path.relative_to(root)}:{node.lineno}"))
+    return [u for u in found if u[1].startswith("va_core.") and _top(u[1]) == "va_core"]
+
+
+def declared_all(path: Path) -> list[str] | None:
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    return None
+
+
+def test_the_command_and_the_adapters_use_only_the_public_api_of_va_core():
+    known = modules()
+    missing_all = [m for m, p in known.items()
+                   if _top(m) == "va_core" and p.name != "__init__.py" and declared_all(p) is None]
+    assert not missing_all, f"va_core modules without __all__ (their public API): {missing_all}"
+    outside = [f"{user} uses {target}.{name}  ({where})" for user, target, name, where in public_uses()
+               if known[target].name != "__init__.py" and name not in declared_all(known[target])]
+    if outside:
+        pytest.fail("names outside their module's __all__ are va_core's internals:\n  " + "\n  ".join(outside),
+                    pytrace=False)
+    for module, path in known.items():
+        if _top(module) == "va_core" and declared_all(path):
+            imported = importlib.import_module(module)
+            absent = [n for n in declared_all(path) if not hasattr(imported, n)]
+            assert not absent, f"{module}.__all__ names what it does not have: {absent}"
+
+
+def test_a_use_of_a_name_outside_all_is_found(tmp_path):
+    for top in PRODUCT + HELPERS:
+        (tmp_path / top).mkdir()
+    (tmp_path / "va_core" / "m.py").write_text('__all__ = ["a"]\n\ndef a(): ...\n\ndef b(): ...\n')
+    (tmp_path / "va_ui" / "x.py").write_text("from va_core.m import a, b\nfrom va_core import m as mod\n\nmod.c\n")
+    uses = {(t, n) for _, t, n, _ in public_uses(tmp_path)}
+    assert uses == {("va_core.m", "a"), ("va_core.m", "b"), ("va_core.m", "c")}
+    assert [n for _, n in sorted(uses) if n not in declared_all(tmp_path / "va_core" / "m.py")] == ["b", "c"]

@@ -13,6 +13,9 @@ from typing import Iterable
 
 import numpy as np
 
+__all__ = ["CheckResult", "beats_baseline", "check_model_version", "embedding_consistent",
+           "no_conflicts_in_training", "parse_report", "report", "stored_estimate"]
+
 
 @dataclass(frozen=True)
 class CheckResult:

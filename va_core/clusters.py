@@ -14,6 +14,8 @@ from va_core.embeddings import Corpus
 from va_core.learn import N_CLUSTERS
 from va_core.warehouse import Warehouse
 
+__all__ = ["corpus_clusters", "refresh_clusters"]
+
 FIT_SAMPLE = 20_000  # k-means is fitted on at most this many clips, then every clip is assigned
 SEED = 0
 

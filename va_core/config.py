@@ -8,6 +8,8 @@ from pathlib import Path
 
 from va_core.errors import VAError
 
+__all__ = ["ConfigError", "DEFAULT_ENCODER", "Settings"]
+
 DEFAULT_ENCODER = "open_clip:ViT-B-32:laion2b_s34b_b79k"
 
 

@@ -29,6 +29,8 @@ import polars as pl
 
 from va_core.warehouse import TABLES, Warehouse
 
+__all__ = ["Finding", "check", "doctor"]
+
 GRACE_S = 15 * 60  # a claimed version younger than this may still be training somewhere
 VERSIONED = ("evaluations", "clip_scores", "feeds")
 

@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 from va_core.errors import InputError, NotFound, VAError
 from va_core.warehouse import Warehouse, embedding_matrix
 
+__all__ = ["Corpus", "encoder_ids", "feature_set_of", "features_encoder_id", "load_corpus"]
+
 
 @dataclass(frozen=True)
 class Corpus:

@@ -1,5 +1,7 @@
 """Errors a user can act on. The CLI prints their message and exits with status 2."""
 
+__all__ = ["EncoderUnavailable", "InputError", "NotFound", "VAError"]
+
 
 class VAError(Exception):
     """Bad input or an impossible request; the message names what is wrong."""

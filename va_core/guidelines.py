@@ -17,6 +17,8 @@ from va_core.errors import InputError, NotFound
 from va_core.labels import existing_clip_keys, login_name, validate_label, validate_person
 from va_core.warehouse import Warehouse
 
+__all__ = ["guidelines", "pin_example", "problems", "set_text", "vanished_examples"]
+
 TEXT, EXAMPLE = "text", "example"
 MAX_GUIDELINE = 4000  # characters: a page an expert reads before answering
 MAX_NOTE = 300

@@ -43,6 +43,8 @@ from va_core.video import (Shot, Transition, canonical_uri, content_hash, find_v
                            video_id_for)
 from va_core.warehouse import Warehouse, embedding_column
 
+__all__ = ["FAILED", "TABLES", "ingest", "ingest_video", "plan"]
+
 TABLES = ("videos", "clips", "transitions", "clip_embeddings")
 
 ADDED, REPLACED, EMBEDDED, UNCHANGED, FAILED = "added", "replaced", "embedded", "unchanged", "failed"

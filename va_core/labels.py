@@ -28,6 +28,12 @@ import pyarrow as pa
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
 
+__all__ = ["EXPORT_FORMATS", "export_events", "export_label_set", "LabelEvent", "LabelSet", "PROVENANCE", "UNSURE", "aggregate", "description",
+           "events_version", "existing_clip_keys", "import_label_file", "known_labels", "label_set",
+           "labels_overview", "latest_answers", "latest_votes", "login_name", "provenance_of", "read_events",
+           "record_events", "set_description", "store_text_embeddings", "stored_text_embedding", "text_query",
+           "undo_event", "unsure_clips", "validate_label", "validate_person"]
+
 # Names reach Delta predicates, file paths, Dagster partitions and BentoML tags: each is
 # checked with fullmatch (a pattern ending in ``$`` lets a trailing newline through).
 LABEL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

@@ -12,7 +12,7 @@ import numpy as np
 
 from va_core.operating import Curve
 
-__all__ = ["in_validation", "validation_mask", "ordered", "bootstrap_indices", "APResult", "average_precision",
+__all__ = ["N_CLUSTERS", "in_validation", "validation_mask", "ordered", "bootstrap_indices", "APResult", "average_precision",
            "bootstrap_ap", "baseline_ap", "diversity_score", "reference_classifier", "MIN_PER_CLASS",
            "MIN_VALIDATION_POSITIVES", "sigmoid", "score_matrix", "LinearModel", "one_blas_thread", "n_folds",
            "fit_reference", "fit_prior", "Trainer", "TRAINERS", "DEFAULT_TRAINER", "get_trainer", "trainer_names",

@@ -27,6 +27,8 @@ from va_core.learn import LinearModel
 from va_core.registry import get_model
 from va_core.warehouse import Warehouse
 
+__all__ = ["mistakes"]
+
 DEFAULT_K = 20
 MAX_K = 1000
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["DECODER_OPTIONS", "ENCODER_ID", "MotionTrack"]
+
 ENCODER_ID = "motion-v1"
 DIM = 20
 DECODER_OPTIONS = {"flags2": "+export_mvs"}

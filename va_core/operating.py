@@ -19,6 +19,8 @@ import numpy as np
 
 from va_core.errors import InputError, VAError
 
+__all__ = ["Curve", "OperatingPoint", "Request", "choose", "curve_from_artifact"]
+
 MAX_POINTS = 1000  # a curve longer than this keeps evenly spaced points (artifacts stay small)
 KINDS = ("model", "threshold", "precision", "recall")
 

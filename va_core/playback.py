@@ -20,6 +20,8 @@ from pathlib import Path
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
 
+__all__ = ["clip_file", "clip_infos"]
+
 MAX_SIDE = 480  # editors judge content, not pixels: small files start playing at once
 CRF = 28
 MAX_KEY_LENGTH = 512

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import time
 
+__all__ = ["free_port", "stop_group"]
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

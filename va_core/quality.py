@@ -60,6 +60,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+__all__ = ["METHOD", "PROVISIONAL", "QualityEstimate", "audit_labels_needed", "cross_fitted_scores",
+           "estimate_model", "label_sample", "simple_draw_design", "stratified_draw"]
+
 LEVEL = 0.90
 N_BOOT = 500
 SEED = 0

@@ -26,6 +26,10 @@ from va_core.labels import login_name, validate_label, validate_person
 from va_core.learn import LinearModel
 from va_core.warehouse import Warehouse
 
+__all__ = ["APPROVED", "CANDIDATE", "approval_refused", "approve", "approved_models", "clearly_worse", "get_model",
+           "label_encoder_id", "label_lock", "latest_model", "load_model", "model_history", "models_frame",
+           "rollback_version", "stage_event", "stages_from_history", "sync_stage_copy"]
+
 CANDIDATE, APPROVED, RETIRED = "candidate", "approved", "retired"
 STAGES = (CANDIDATE, APPROVED, RETIRED)
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+__all__ = ["generate", "truth_for_clips"]
+
 GENERATOR_VERSION = 1
 FPS = 24
 WIDTH, HEIGHT = 320, 180

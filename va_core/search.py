@@ -15,6 +15,8 @@ from va_core.encoders import parse_spec
 from va_core.errors import InputError
 from va_core.warehouse import Warehouse
 
+__all__ = ["MAX_K", "search_text", "similar_clips"]
+
 RESULT_COLUMNS = ["rank", "clip_key", "score", "video_id", "uri", "start_s", "end_s", "frame_in", "frame_out"]
 MAX_K = 10_000
 

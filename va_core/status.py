@@ -11,6 +11,8 @@ from va_core.labels import labels_overview
 from va_core.registry import APPROVED, models_frame
 from va_core.warehouse import TABLES, Warehouse
 
+__all__ = ["status"]
+
 
 def status(settings) -> dict:
     wh = Warehouse.from_settings(settings)

@@ -32,8 +32,7 @@ __all__ = ["TrainResult", "TrainingData", "train_label", "commit_version", "corp
            "build_label_set", "training_data", "fit_classifier", "choose_classifier", "evaluate_classifier",
            "estimate_quality", "version_scorer", "version_estimates", "label_diversity", "score_corpus", "build_feeds",
            "run_checks", "VERSION_CLAIMS", "VersionClaimFailed", "next_model_version", "claim_model_version",
-           "write_scores", "write_feeds", "write_evaluation", "write_model", "prune_older_versions", "describe_quality",
-           "describe_result"]
+           "write_scores", "write_feeds", "write_evaluation", "write_model", "prune_older_versions", "describe_quality"]
 
 
 @dataclass

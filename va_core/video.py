@@ -32,6 +32,9 @@ import numpy as np
 
 from va_core.errors import InputError
 
+__all__ = ["Shot", "Transition", "canonical_uri", "content_hash", "find_videos", "probe", "sample_frames", "scan",
+           "video_id_for"]
+
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
 MAX_FRAMES = 12
 SAMPLE_EVERY_S = 1.0

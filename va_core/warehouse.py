@@ -22,6 +22,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+__all__ = ["CommitConflict", "Compare", "TABLES", "Warehouse", "WarehouseError", "embedding_column",
+           "embedding_matrix"]
+
 TS = pa.timestamp("us", tz="UTC")
 
 

@@ -2,8 +2,6 @@
 that holds the truth -> status shows it -> approval gates on it."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import polars as pl
 import pytest
@@ -11,18 +9,12 @@ from sklearn.metrics import average_precision_score
 
 from loop_corpus import make_home, sample_rows, truth_events
 from va_core import registry, train
+from tests.support.command import va_json as va
 from va_cli.main import main
 from va_core.labels import PROVENANCE, record_events
 
 LABEL, TOPIC = "topic6", 6
 
-
-def va(capsys, home, *argv) -> dict:
-    capsys.readouterr()
-    code = main([*argv, "--home", str(home), "--json"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
 
 
 @pytest.fixture(scope="module")

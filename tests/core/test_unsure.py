@@ -10,6 +10,7 @@ import pytest
 from loop_corpus import make_home, sample_rows, truth_events
 from va_cli.models import describe_result
 from va_core import doctor, feeds, labels, train
+from tests.support.command import va_json as va
 from va_cli.main import main
 from va_core.errors import InputError
 from va_core.labels import PROVENANCE, LabelEvent, label_set, record_events
@@ -24,13 +25,6 @@ def home(tmp_path_factory):
     settings.remember_encoder("tiny")
     return settings, wh, corpus
 
-
-def va(capsys, home_dir, *argv) -> dict:
-    capsys.readouterr()
-    code = main([*argv, "--home", str(home_dir), "--json"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return json.loads(out)
 
 
 def test_unsure_is_stored_without_a_value_and_counts_as_answered_not_as_a_vote(home):

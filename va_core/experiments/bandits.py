@@ -30,6 +30,8 @@ import numpy as np
 from va_core.experiments.dataset import AggLabels, Checkpoint
 from va_core.experiments.protocol import CannotTrain, Score
 
+__all__ = ["ALGORITHMS", "Sources", "agg_pool", "cmp_pool"]
+
 CHOICES = ("agg", "zero_shot", "random")
 
 

@@ -26,6 +26,8 @@ import numpy as np
 
 from va_core.errors import InputError, NotFound
 
+__all__ = ["AggLabels", "Checkpoint", "KeyVectors", "VADataset"]
+
 EMBEDDINGS_FILE = "embeddings.h5"
 SHOTS_FILE = "shot-data.csv"
 TEXT_FILE = "text-embeddings.json"

@@ -25,6 +25,8 @@ from va_core.experiments.dataset import Checkpoint, KeyVectors, VADataset
 from va_core.experiments.protocol import (DEFAULT_SPLIT_RULE, CannotTrain, Evaluator, Score, Split, cosine,
                                           split_agg)
 
+__all__ = ["NS", "SPLIT_SEED", "checkpoint_rows"]
+
 NS = (25, 50, 100, 500, 1000)
 CMP_METHODS = ("zsc", "rcc", "cc")
 SPLIT_SEED = 0

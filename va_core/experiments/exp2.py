@@ -17,6 +17,8 @@ from va_core.experiments.dataset import KeyVectors, VADataset
 from va_core.experiments.exp1 import SPLIT_SEED as VA_SPLIT_SEED, checkpoint_rows
 from va_core.experiments.protocol import DEFAULT_SPLIT_RULE, CannotTrain, Evaluator, quiet_sklearn, split_agg
 
+__all__ = ["STEPS", "STEP_SIZE"]
+
 STEPS = 40  # 1000 labels in steps of 25
 STEP_SIZE = 25
 SPLIT_SEED = 1

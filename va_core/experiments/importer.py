@@ -39,6 +39,8 @@ from va_core.experiments.dataset import VADataset
 from va_core.labels import store_text_embeddings
 from va_core.warehouse import Warehouse, embedding_column
 
+__all__ = ["import_dataset"]
+
 log = logging.getLogger(__name__)
 
 ENCODER_ID = "va-dataset:clip-vit-b-32"

@@ -19,6 +19,9 @@ import numpy as np
 from va_core import learn
 from va_core.experiments.dataset import AggLabels, KeyVectors
 
+__all__ = ["CannotTrain", "DEFAULT_SPLIT_RULE", "Evaluator", "SPLIT_RULES", "Score", "Split", "cosine",
+           "quiet_sklearn", "split_agg"]
+
 
 class CannotTrain(ValueError):
     """A method's training set cannot give a classifier; the message is recorded as the reason."""

@@ -11,6 +11,8 @@ from va_core.experiments.dataset import VADataset
 from va_core.experiments.protocol import DEFAULT_SPLIT_RULE, SPLIT_RULES
 from va_core.experiments.runner import RunReport, read_table, run_labels
 
+__all__ = ["run_experiment"]
+
 
 @dataclass
 class ExperimentResult:

@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 from va_core.errors import InputError
 from va_core.experiments.dataset import VADataset
 
+__all__ = ["RunReport", "open_dataset", "read_table", "run_labels"]
+
 log = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}

@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+__all__ = ["exp1_markdown", "exp1_plot", "exp1_summary", "exp2_markdown", "exp2_plot", "exp2_summary"]
+
 # The paper's label groups (its config), used to group Experiment 1's gains.
 LABEL_GROUPS: dict[str, tuple[str, ...]] = {
     "motion": ("zoom", "pan", "slow-motion", "handheld", "fast-motion", "timelapse", "jump-scare"),
