@@ -34,6 +34,7 @@ import numpy as np
 
 from va_core.config import DEFAULT_ENCODER
 from va_core.errors import EncoderUnavailable, InputError
+from va_core.video import RESIZE_MODES, FrameFit
 
 __all__ = ["EncoderSpec", "EncoderKind", "KINDS", "encoder_kind", "parse_spec", "weights_problem", "resolve_auto",
            "hub_unreachable_reason", "Preprocess", "preprocess_cfg", "Encoder", "load_encoder", "TINY", "OPEN_CLIP",
@@ -338,7 +339,6 @@ def _check_arch(arch: str) -> None:
 
 
 # -- preprocessing -------------------------------------------------------------
-RESIZE_MODES = ("shortest", "longest", "squash")
 INTERPOLATIONS = ("bicubic", "bilinear")
 
 
@@ -461,6 +461,12 @@ class Encoder:
         self.dim = int(dim)
         self.batch_size = batch_size
         self._lock = threading.Lock()  # one forward pass at a time per model
+
+    @property
+    def frame_fit(self) -> FrameFit:
+        """How the decoder fits frames to ``image_size`` squares for this encoder: its own resize mode
+        and fill, so the square passes through :class:`Preprocess` unscaled."""
+        return FrameFit(self.preprocess.resize_mode, self.preprocess.fill_color)
 
     def __repr__(self) -> str:
         return f"Encoder({self.encoder_id!r}, dim={self.dim}, image_size={self.image_size})"

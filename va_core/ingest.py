@@ -39,8 +39,8 @@ import pyarrow.compute as pc
 from va_core.encoders import parse_spec
 from va_core.errors import InputError
 from va_core.motion import ENCODER_ID as MOTION_ENCODER_ID
-from va_core.video import (Shot, Transition, canonical_uri, content_hash, find_videos, probe, sample_frames, scan,
-                           video_id_for)
+from va_core.video import (FrameFit, Shot, Transition, canonical_uri, content_hash, find_videos, probe, sample_frames,
+                           scan, video_id_for)
 from va_core.warehouse import Warehouse, embedding_column
 
 __all__ = ["FAILED", "TABLES", "ingest", "ingest_video", "plan"]
@@ -224,9 +224,11 @@ def plan(wh: Warehouse, files: list[Path], encoder_id: str) -> tuple[list[_Job],
 _END = object()
 
 
-def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Event, scan_options: dict) -> None:
+def _produce(jobs: list[_Job], size: int, fit: FrameFit, out: queue.Queue, stop: threading.Event,
+             scan_options: dict) -> None:
     """Decode every job's shots into ``out``: ("begin", job, info), ("shot", job, ShotFrames),
-    ("end", job, (n_decoded, transitions)) or ("fail", job, message); then _END."""
+    ("end", job, (n_decoded, transitions)) or ("fail", job, message); then _END. Frames are
+    ``size`` squares fitted as ``fit`` says (the encoder's)."""
 
     def put(item) -> bool:
         while not stop.is_set():
@@ -246,12 +248,13 @@ def _produce(jobs: list[_Job], size: int, out: queue.Queue, stop: threading.Even
                     info = probe(job.path)
                     if not put(("begin", job, info)):
                         return
-                    for item in sample_frames(job.path, job.known_shots, size, transitions=job.known_transitions):
+                    for item in sample_frames(job.path, job.known_shots, size, transitions=job.known_transitions,
+                                              fit=fit):
                         if not put(("shot", job, item)):
                             return
                     put(("end", job, (0, [])))
                 else:
-                    result = scan(job.path, size, **scan_options)
+                    result = scan(job.path, size, fit=fit, **scan_options)
                     if not put(("begin", job, result.info)):
                         return
                     for item in result.shots:
@@ -400,8 +403,8 @@ def _run(jobs: list[_Job], encoder, writer: _Writer, report: IngestReport, progr
 
     q: queue.Queue = queue.Queue(maxsize=max(8, 4 * batch_frames))
     stop = threading.Event()
-    producer = threading.Thread(target=_produce, args=(jobs, encoder.image_size, q, stop, scan_options),
-                                name="va-decode", daemon=True)
+    producer = threading.Thread(target=_produce, name="va-decode", daemon=True,
+                                args=(jobs, encoder.image_size, encoder.frame_fit, q, stop, scan_options))
     videos: dict[str, _Video] = {}
     order: list[str] = []
     waiting: list[tuple[_Video, int, np.ndarray]] = []  # shots whose frames are not encoded yet

@@ -412,13 +412,49 @@ def _reformatter():
     return VideoReformatter()
 
 
-def to_rgb(frame, size: int, reformatter=None) -> np.ndarray:
-    """A decoded frame as (size, size, 3) uint8 RGB: shortest side scaled to ``size``, centre crop."""
+RESIZE_MODES = ("shortest", "longest", "squash")
+
+
+@dataclass(frozen=True)
+class FrameFit:
+    """How a decoded frame becomes the square an encoder is fed, as the encoder's preprocessing
+    says (``va_core.encoders.Encoder.frame_fit``): ``shortest`` scales the shorter side and
+    centre-crops; ``squash`` scales straight to the square, aspect not kept; ``longest`` scales
+    the longer side and pads with the grey level ``fill``, centred. The encoder's own resize
+    then leaves the square as it is."""
+
+    resize_mode: str = "shortest"
+    fill: int = 0
+
+    def __post_init__(self):
+        if self.resize_mode not in RESIZE_MODES:
+            raise InputError(f"resize_mode {self.resize_mode!r} is not one of {', '.join(RESIZE_MODES)}")
+        if not 0 <= self.fill <= 255:
+            raise InputError(f"fill colour {self.fill} is not a grey level 0..255")
+
+
+SHORTEST = FrameFit()
+
+
+def to_rgb(frame, size: int, reformatter=None, fit: FrameFit = SHORTEST) -> np.ndarray:
+    """A decoded frame as (size, size, 3) uint8 RGB, fitted to the square as ``fit`` says."""
     w, h = frame.width, frame.height
+    reformat = (reformatter or _reformatter()).reformat
+    if fit.resize_mode == "squash":
+        return np.ascontiguousarray(reformat(frame, width=size, height=size, format="rgb24",
+                                             interpolation="BICUBIC").to_ndarray())
+    if fit.resize_mode == "longest":
+        # rounded as open_clip's ResizeKeepRatio rounds, padded as its CenterCropOrPad pads
+        ratio = max(w, h) / size
+        nw, nh = max(1, round(w / ratio)), max(1, round(h / ratio))
+        rgb = reformat(frame, width=nw, height=nh, format="rgb24", interpolation="BICUBIC").to_ndarray()
+        out = np.full((size, size, 3), fit.fill, np.uint8)
+        top, left = (size - nh) // 2, (size - nw) // 2
+        out[top:top + nh, left:left + nw] = rgb
+        return out
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    rgb = (reformatter or _reformatter()).reformat(frame, width=nw, height=nh, format="rgb24",
-                                                   interpolation="BICUBIC").to_ndarray()
+    rgb = reformat(frame, width=nw, height=nh, format="rgb24", interpolation="BICUBIC").to_ndarray()
     top, left = (nh - size) // 2, (nw - size) // 2
     return np.ascontiguousarray(rgb[top:top + size, left:left + size])
 
@@ -436,8 +472,8 @@ class ShotFrames:
 class _ShotSampler:
     """Keeps the sampled frames of the shot in progress with bounded memory."""
 
-    def __init__(self, size: int, max_frames: int, motion: bool = False):
-        self.size, self.max_frames, self.with_motion = size, max_frames, motion
+    def __init__(self, size: int, max_frames: int, motion: bool = False, fit: FrameFit = SHORTEST):
+        self.size, self.max_frames, self.with_motion, self.fit = size, max_frames, motion, fit
         self.reformatter = _reformatter()
         self.start(0, 0.0)
 
@@ -466,7 +502,7 @@ class _ShotSampler:
             if not self.kept:
                 self.early.append((t, frame))
             return
-        self.kept.append((t, to_rgb(frame, self.size, self.reformatter)))
+        self.kept.append((t, to_rgb(frame, self.size, self.reformatter, self.fit)))
         self.early = []
         while self.next_offset <= offset + 1e-6:
             self.next_offset += self.step
@@ -484,7 +520,7 @@ class _ShotSampler:
             middle = self.t0 + float(sample_offsets(end_s - self.t0, self.max_frames)[0])
             pool = self.early or self.skipped  # a shot made only of transition frames still gets one
             t, frame = next((e for e in pool if e[0] >= middle - 1e-6), pool[-1])
-            chosen = [(t, to_rgb(frame, self.size, self.reformatter))]
+            chosen = [(t, to_rgb(frame, self.size, self.reformatter, self.fit))]
         motion = self.motion.descriptor() if self.motion is not None else None
         return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen], motion)
 
@@ -501,14 +537,14 @@ class Scan:
 
 def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | None = None,
          decode_threads: int = 0, transitions: TransitionDetector | None = None, gradual: bool = True,
-         motion: bool = False) -> Scan:
+         motion: bool = False, fit: FrameFit = SHORTEST) -> Scan:
     """Open a video and return its info and a generator of its shots with sampled frames.
 
     One decoding pass; shots are yielded as soon as the next cut is seen. Decoding errors
     mid-file raise InputError naming the frame. ``decode_threads``: FFmpeg's decoding
     threads (0: as many as it likes). ``gradual``: also find dissolves and fades (else cuts
     only). ``motion``: each shot carries its camera-motion descriptor (the decoder exports its
-    motion vectors).
+    motion vectors). ``fit``: how frames become ``size`` x ``size`` squares (the encoder's).
     """
     import av
 
@@ -532,7 +568,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
             from va_core.motion import DECODER_OPTIONS
 
             stream.codec_context.options = {**stream.codec_context.options, **DECODER_OPTIONS}
-        sampler = _ShotSampler(size, max_frames, motion)
+        sampler = _ShotSampler(size, max_frames, motion, fit)
         if tracker is not None:
             tracker.reset()
         boundaries: dict[int, Transition] = {}  # first frame of a shot -> the transition before it
@@ -628,12 +664,12 @@ def detect_transitions(path) -> list[Transition]:
 
 def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAMES,
                   seek_gap_s: float = 5.0, stats: dict | None = None,
-                  transitions: list[Transition] | None = None) -> Iterator[ShotFrames]:
+                  transitions: list[Transition] | None = None, fit: FrameFit = SHORTEST) -> Iterator[ShotFrames]:
     """Sampled frames of known shots, seeking over gaps longer than ``seek_gap_s``.
 
     For shots already in the warehouse (a new encoder over an ingested corpus) this decodes
     a few frames per needed second instead of the whole video. ``stats`` (a dict) receives
-    ``decoded`` and ``seeks`` counts. ``transitions``: the video's, whose frames are not sampled.
+    ``decoded`` and ``seeks`` counts. ``transitions``: the video's, whose frames are not sampled. ``fit``: as :func:`scan`'s.
     """
     gradual = [g for g in transitions or () if g.kind != "cut"]
     import av
@@ -677,10 +713,10 @@ def sample_frames(path, shots: list[Shot], size: int, max_frames: int = MAX_FRAM
                         continue
                 t, frame = frame_at(target)
                 times.append(t)
-                frames.append(to_rgb(frame, size, reformatter))
+                frames.append(to_rgb(frame, size, reformatter, fit))
             if not frames:  # only transition frames: the middle one, as the scan does
                 t, frame = frame_at(shot.start_s + float(sample_offsets(shot.end_s - shot.start_s, 1)[0]))
-                times, frames = [t], [to_rgb(frame, size, reformatter)]
+                times, frames = [t], [to_rgb(frame, size, reformatter, fit)]
             yield ShotFrames(shot, np.stack(frames), times)
     except av.error.FFmpegError as exc:
         raise InputError(f"{path}: decoding failed: {exc}") from exc

@@ -53,7 +53,7 @@ def embed_video(path, encoder) -> EmbeddedVideo:
     """Shots of one video file with their embeddings; InputError when it is not a readable video."""
     from va_core.video import scan
 
-    result = scan(path, encoder.image_size)
+    result = scan(path, encoder.image_size, fit=encoder.frame_fit)
     shots, counts, pending, vectors = [], [], [], []
 
     def flush():

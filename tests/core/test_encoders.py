@@ -264,6 +264,25 @@ def test_longest_side_resize_pads_with_the_fill_colour():
         encoders.Preprocess.from_cfg({**cfg, "resize_mode": "crop"})
 
 
+@pytest.mark.parametrize("mode", ["shortest", "squash", "longest"])
+def test_frames_the_decoder_fits_pass_the_encoders_preprocessing_unscaled(mode):
+    """Decoding to the encoder's frame fit, then preprocessing, gives what preprocessing the whole
+    frame gives; a frame decoded to another fit does not."""
+    import av
+
+    from va_core.video import FrameFit, to_rgb
+
+    pp = encoders.Preprocess.from_cfg({**encoders.preprocess_cfg("ViT-B-32"), "resize_mode": mode, "fill_color": 0})
+    frame = _frames_with_a_red_left_edge()[0]
+    decoded = to_rgb(av.VideoFrame.from_ndarray(frame, format="rgb24"), 224, fit=FrameFit(mode, pp.fill_color))
+    assert pp.resized_shape(224, 224) == (224, 224)  # nothing left for the encoder to scale
+    whole, fitted = pp(frame[None]).numpy(), pp(decoded[None]).numpy()
+    assert np.abs(whole - fitted).mean() < 0.02
+    other = to_rgb(av.VideoFrame.from_ndarray(frame, format="rgb24"), 224,
+                   fit=FrameFit("shortest" if mode != "shortest" else "squash"))
+    assert np.abs(whole - pp(other[None]).numpy()).mean() > 0.1
+
+
 def test_a_checkpoint_gets_its_architectures_preprocessing_and_random_weights_the_default(tmp_path):
     ckpt = tmp_path / "siglip.pt"
     ckpt.write_bytes(b"weights")

@@ -239,3 +239,35 @@ def test_ingest_repairs_a_home_with_duplicate_rows(ingested_home, sample_corpus_
     assert "repaired" in report.summary()
     again = ingest(ingested_home, [sample_corpus_dir], progress=False)
     assert again.repaired == {} and not again.wrote
+
+
+def test_ingestion_decodes_frames_as_the_encoders_preprocessing_asks(settings, tmp_path, monkeypatch, video_writer):
+    """An encoder whose config says squash gets whole squeezed frames, not centre crops."""
+    from dataclasses import replace
+
+    from va_core import encoders
+    from va_core.video import FrameFit, scan
+
+    write_video, _ = video_writer
+    frames = []
+    for _ in range(48):  # one wide two-second shot whose left eighth is bright
+        f = np.full((72, 96), 128, np.uint8)
+        f[:48] = 40
+        f[:48, :12] = 235
+        frames.append(f)
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    path = write_video(folder / "wide.mp4", frames)
+    tiny = encoders.load_encoder(parse_spec("tiny"))
+    tiny.preprocess = replace(tiny.preprocess, resize_mode="squash")  # as SigLIP's config says
+    assert tiny.frame_fit == FrameFit("squash")
+    seen = []
+    encode = tiny.encode_images
+    tiny.encode_images = lambda batch: (seen.append(np.array(batch)), encode(batch))[1]
+    monkeypatch.setattr(encoders, "load_encoder", lambda spec: tiny)
+    report = ingest(settings, [folder], progress=False)
+    assert report.count("added") == 1
+    fed = np.concatenate(seen)
+    expected = np.concatenate([s.frames for s in scan(path, tiny.image_size, fit=FrameFit("squash")).shots])
+    np.testing.assert_array_equal(fed, expected)
+    assert (fed[:, :, :2] > 200).all()  # the bright left edge reached the encoder

@@ -148,3 +148,53 @@ def test_find_videos_walks_folders_and_reports_missing_paths(sample_corpus_dir, 
     assert len(files) == len(list(sample_corpus_dir.glob("*.mp4")))
     assert all(f.suffix == ".mp4" for f in files)
     assert problems == [f"{tmp_path / 'nope.mp4'}: no such file or folder"]
+
+
+def _wide_frame(h=48, w=96, edge=12):
+    """A PyAV frame twice as wide as high whose left ``edge`` columns are red, the rest blue-grey."""
+    import av
+
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[:] = (40, 60, 120)
+    rgb[:, :edge] = (230, 20, 20)
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+
+def _red(pixels) -> np.ndarray:
+    return (pixels[..., 0] > 180) & (pixels[..., 2] < 80)
+
+
+def test_frames_are_fitted_to_the_square_as_the_encoders_resize_mode_says():
+    frame = _wide_frame()
+    squash = video.to_rgb(frame, 32, fit=video.FrameFit("squash"))
+    shortest = video.to_rgb(frame, 32)  # the default: shortest side to 32, centre crop
+    longest = video.to_rgb(frame, 32, fit=video.FrameFit("longest", fill=128))
+    assert squash.shape == shortest.shape == longest.shape == (32, 32, 3)
+    assert _red(squash[:, :2]).all() and not _red(squash[:, 8:]).any()  # the whole width, squeezed
+    assert not _red(shortest).any()  # 96x48 -> 64x32, the middle 32 columns: the edge is cut off
+    # 96x48 -> 32x16, 8 rows of fill above and below, the edge still on the left
+    assert (longest[:8] == 128).all() and (longest[24:] == 128).all()
+    assert _red(longest[8:24, :2]).all() and not _red(longest[8:24, 8:]).any()
+    assert video.to_rgb(frame, 32, fit=video.FrameFit()).tobytes() == shortest.tobytes()
+    with pytest.raises(InputError, match="resize_mode 'crop'"):
+        video.FrameFit("crop")
+    with pytest.raises(InputError, match="fill colour 300"):
+        video.FrameFit("longest", fill=300)
+
+
+def test_scan_and_sample_frames_fit_frames_alike(tmp_path, video_writer):
+    write_video, _ = video_writer
+    frames = []
+    for _ in range(48):  # two seconds of one wide shot whose left eighth is bright
+        f = np.full((72, 96), 128, np.uint8)
+        f[:48] = 40
+        f[:48, :12] = 235
+        frames.append(f)
+    path = write_video(tmp_path / "wide.mp4", frames)
+    squash = video.FrameFit("squash")
+    scanned = list(video.scan(path, 32, fit=squash).shots)
+    sought = list(video.sample_frames(path, [s.shot for s in scanned], 32, fit=squash))
+    assert len(scanned) == len(sought) == 1
+    np.testing.assert_array_equal(scanned[0].frames, sought[0].frames)
+    assert (scanned[0].frames[:, :, :2] > 200).all()  # the bright edge is kept
+    assert (next(iter(video.scan(path, 32).shots)).frames[:, :, :2] < 100).all()  # the centre crop drops it
