@@ -243,6 +243,7 @@ def test_ingest_repairs_a_home_with_duplicate_rows(ingested_home, sample_corpus_
 
 def test_ingestion_decodes_frames_as_the_encoders_preprocessing_asks(settings, tmp_path, monkeypatch, video_writer):
     """An encoder whose config says squash gets whole squeezed frames, not centre crops."""
+    import copy
     from dataclasses import replace
 
     from va_core import encoders
@@ -258,7 +259,8 @@ def test_ingestion_decodes_frames_as_the_encoders_preprocessing_asks(settings, t
     folder = tmp_path / "wide"
     folder.mkdir()
     path = write_video(folder / "wide.mp4", frames)
-    tiny = encoders.load_encoder(parse_spec("tiny"))
+    # a copy: load_encoder's instance is shared by every later test in the process
+    tiny = copy.copy(encoders.load_encoder(parse_spec("tiny")))
     tiny.preprocess = replace(tiny.preprocess, resize_mode="squash")  # as SigLIP's config says
     assert tiny.frame_fit == FrameFit("squash")
     seen = []

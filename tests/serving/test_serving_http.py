@@ -151,16 +151,9 @@ def test_classify_gives_the_shots_and_scores_of_va_ingest(serving_home, client):
     assert [s["frame_out"] for s in answer["shots"]] == clips["frame_out"].to_list()
     emb = wh.arrow("clip_embeddings", where={"video_id": vid, "encoder_id": warm.encoder_id}).sort_by("clip_key")
     keys = emb.column("clip_key").to_pylist()
-    stored = dict(zip(keys, warm.model.decision(embedding_matrix(emb.column("embedding")))))
-    expected = np.array([stored[f"{vid}|{f}"] for f in clips["frame_in"].to_list()], dtype=np.float64)
-    served = np.array([s["scores"]["warm"] for s in answer["shots"]], dtype=np.float64)
-    logits = np.log(served) - np.log1p(-served)
-    # Compared as logits, within what an embedding 2% of a unit vector away can move them
-    # (|w| * 0.02), and the decisions must agree: on a clean clone /classify's logits sit up to
-    # 0.58 from the stored ones at |w| = 56 (not seen in a long-lived checkout; the cause is
-    # open, docs/ARCHITECTURE.md "Serving"); a wrong frame or shot moves a logit by several units.
-    np.testing.assert_allclose(logits, expected, rtol=0, atol=0.02 * float(np.linalg.norm(warm.model.coef)))
-    assert [bool(v) for v in logits >= 0] == [bool(v) for v in expected >= 0]
+    stored = dict(zip(keys, warm.model.score(embedding_matrix(emb.column("embedding")))))
+    expected = [stored[f"{vid}|{f}"] for f in clips["frame_in"].to_list()]
+    np.testing.assert_allclose([s["scores"]["warm"] for s in answer["shots"]], expected, rtol=0, atol=1e-5)
 
 
 def test_classify_refuses_a_file_that_is_not_a_video(tmp_path, client, serving_home):
