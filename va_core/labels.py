@@ -28,11 +28,11 @@ import pyarrow as pa
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
 
-__all__ = ["EXPORT_FORMATS", "export_events", "export_label_set", "LabelEvent", "LabelSet", "PROVENANCE", "UNSURE", "aggregate", "description",
-           "events_version", "existing_clip_keys", "import_label_file", "known_labels", "label_set",
-           "labels_overview", "latest_answers", "latest_votes", "login_name", "provenance_of", "read_events",
-           "record_events", "set_description", "store_text_embeddings", "stored_text_embedding", "text_query",
-           "undo_event", "unsure_clips", "validate_label", "validate_person"]
+__all__ = ["EXPORT_FORMATS", "export_events", "export_label_set", "LabelEvent", "LabelSet", "PROVENANCE", "UNSURE",
+           "aggregate", "answered", "description", "events_version", "existing_clip_keys", "import_label_file", "known_labels",
+           "label_set", "labels_overview", "latest_answers", "latest_votes", "login_name", "provenance_of",
+           "read_events", "record_events", "set_description", "store_text_embeddings", "stored_text_embedding",
+           "text_query", "undo_event", "unsure_clips", "validate_label", "validate_person"]
 
 # Names reach Delta predicates, file paths, Dagster partitions and BentoML tags: each is
 # checked with fullmatch (a pattern ending in ``$`` lets a trailing newline through).
@@ -333,6 +333,14 @@ def latest_answers(events: pl.DataFrame) -> pl.DataFrame:
             .with_columns(pl.when(pl.col("unsure")).then(None).otherwise(pl.col("value")).alias("value")))
 
 
+def answered(events: pl.DataFrame) -> pl.DataFrame:
+    """Each annotator's latest answer per clip with its word in ``answer``: yes, no or unsure
+    (a withdrawn vote is no answer, so it has no row)."""
+    answer = (pl.when(pl.col("unsure")).then(pl.lit("unsure")).when(pl.col("value")).then(pl.lit("yes"))
+              .when(pl.col("value").is_not_null()).then(pl.lit("no")).otherwise(None))
+    return latest_answers(events).with_columns(answer.alias("answer")).filter(pl.col("answer").is_not_null())
+
+
 def latest_votes(events: pl.DataFrame) -> pl.DataFrame:
     """Events -> each annotator's vote on each clip: the latest event's value, source and time.
 
@@ -464,7 +472,8 @@ class LabelSet:
 
     def summary(self) -> dict:
         return {"label": self.label, "n_pos": self.n_pos, "n_neg": self.n_neg, "n_conflicts": self.n_conflicts,
-                "n_unsure": self.n_unsure, "n_clips": self.clips.height, "n_events": self.n_events, "n_annotators": len(self.annotators),
+                "n_unsure": self.n_unsure, "n_clips": self.clips.height, "n_events": self.n_events,
+                "n_annotators": len(self.annotators),
                 "agreement": self.agreement, "label_events_version": self.label_events_version}
 
     def rows(self) -> pl.DataFrame:
@@ -544,8 +553,7 @@ def export_events(wh: Warehouse, label: str, path: str | Path, format: str | Non
 
     The columns are those of ``label_events``; :func:`read_label_file` reads the file back.
     """
-    version = events_version(wh)
-    events = read_events(wh, label, version=version) if version is not None else read_events(wh, label).head(0)
+    events, version = wh.read_current("label_events", where={"label": label})
     return _export(events.sort(["created_at", "event_id"]), path, format, overwrite) | {
         "label": label, "label_events_version": version}
 

@@ -22,7 +22,7 @@ import polars as pl
 
 from va_core.errors import InputError, NotFound
 from va_core.feeds import with_clip_info
-from va_core.labels import latest_answers, read_events, validate_label
+from va_core.labels import aggregate, answered, read_events, validate_label
 from va_core.learn import LinearModel
 from va_core.registry import get_model
 from va_core.warehouse import Warehouse
@@ -35,10 +35,7 @@ MAX_K = 1000
 
 def _votes(events: pl.DataFrame) -> pl.DataFrame:
     """Per clip: each annotator's latest answer as text ("maria: yes, ana: unsure") and when it changed."""
-    latest = latest_answers(events).with_columns(
-        pl.when(pl.col("unsure")).then(pl.lit("unsure")).when(pl.col("value")).then(pl.lit("yes"))
-        .when(pl.col("value").is_not_null()).then(pl.lit("no")).otherwise(None).alias("answer"))
-    return (latest.filter(pl.col("answer").is_not_null())
+    return (answered(events)
             .group_by("clip_key").agg(
                 pl.concat_str([pl.col("annotator"), pl.col("answer")], separator=": ").sort().str.join(", ")
                 .alias("votes"),
@@ -47,8 +44,6 @@ def _votes(events: pl.DataFrame) -> pl.DataFrame:
 
 def mistakes(wh: Warehouse, label: str, model_version: int | None = None, k: int = DEFAULT_K) -> dict:
     """The label's likely mistakes; see the module's doc. Each list holds at most ``k`` clips."""
-    from va_core.labels import aggregate
-
     validate_label(label)
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise InputError(f"k must be a whole number of clips in 1..{MAX_K}, got {k!r}")

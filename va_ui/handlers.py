@@ -244,11 +244,12 @@ def feed_previews(settings, label: str, k: int = PREVIEW_K) -> dict[str, list[di
     """The first ``k`` unlabelled clips of each feed of the latest model (one read of ``feeds``)."""
     from va_core.feeds import stored_feeds
 
-    versions = _wh(settings).arrow("models", columns=["model_version"], where={"label": label})["model_version"]
+    wh = _wh(settings)
+    versions = wh.arrow("models", columns=["model_version"], where={"label": label})["model_version"]
     if len(versions) == 0:
         return {}
-    ls = labels_mod.label_set(_wh(settings), label)
-    stored = _wh(settings).read("feeds", columns=["feed", "rank", "clip_key", "score"],
+    ls = labels_mod.label_set(wh, label)
+    stored = wh.read("feeds", columns=["feed", "rank", "clip_key", "score"],
                                 where={"label": label, "model_version": max(versions.to_pylist())})
     fresh = (stored.filter(~pl.col("clip_key").is_in(ls.labelled)).sort(["feed", "rank"])
              .group_by("feed", maintain_order=True).head(k))
@@ -330,10 +331,6 @@ def stage_history(settings, label: str) -> pl.DataFrame:
 
 # -- review ---------------------------------------------------------------------------
 
-def _vote_word(value) -> pl.Expr:
-    return pl.when(value).then(pl.lit("yes")).otherwise(pl.lit("no"))
-
-
 # What the Review tab's "Show" filter keeps of the label set's rows (columns of
 # ``labels.aggregate``); a new answer kind is one more entry.
 REVIEW_VALUES = {
@@ -343,7 +340,6 @@ REVIEW_VALUES = {
     "conflicts": pl.col("conflict"),
     "unsure": pl.col("value").is_null() & ~pl.col("conflict"),  # answered unsure by everyone who answered
 }
-REVIEW_FILTERS = list(REVIEW_VALUES)
 REVIEW_COLUMNS = {"clip_key": pl.String, "label": pl.String, "yes": pl.Int32, "votes": pl.Int32,
                   "annotators": pl.String, "sources": pl.String, "your vote": pl.String, "changed": pl.String}
 
@@ -354,7 +350,8 @@ def review_rows(settings, label: str, which: str = "all", me: str | None = None,
 
     ``which``: a :data:`REVIEW_VALUES` filter; ``annotator``/``source``: only clips with a
     current vote of that annotator / given from that source; ``me``: whose vote is "your vote".
-    The votes are va_core's: ``labels.latest_votes`` per annotator, ``labels.aggregate`` per clip.
+    The votes are va_core's: ``labels.answered`` per annotator, ``labels.aggregate`` and
+    ``labels.unsure_clips`` per clip.
     """
     labels_mod.validate_label(label)
     if which not in REVIEW_VALUES:
@@ -363,11 +360,7 @@ def review_rows(settings, label: str, which: str = "all", me: str | None = None,
     empty = pl.DataFrame(schema=REVIEW_COLUMNS)
     if events.height == 0:
         return empty
-    # each annotator's latest answer: yes, no or unsure (a withdrawn vote is no answer)
-    answer = (pl.when(pl.col("unsure")).then(pl.lit("unsure")).when(pl.col("value")).then(pl.lit("yes"))
-              .when(pl.col("value").is_not_null()).then(pl.lit("no")).otherwise(None))
-    latest = (labels_mod.latest_answers(events).drop("label").with_columns(answer.alias("answer"))
-              .filter(pl.col("answer").is_not_null()))
+    latest = labels_mod.answered(events).drop("label")
     # clips answered unsure by everyone who answered them: listed as "unsure", with no vote
     unsure = labels_mod.unsure_clips(events).select(
         "label", "clip_key", pl.lit(None, pl.Boolean).alias("value"), pl.lit(0, pl.Int32).alias("pos_cnt"),
@@ -393,7 +386,8 @@ def review_rows(settings, label: str, which: str = "all", me: str | None = None,
     return (frame.sort("changed_at", descending=True)
             .select("clip_key",
                     pl.when(pl.col("conflict")).then(pl.lit("conflict")).when(pl.col("value").is_null())
-                    .then(pl.lit("unsure")).otherwise(_vote_word(pl.col("value"))).alias("label"),
+                    .then(pl.lit("unsure")).when(pl.col("value")).then(pl.lit("yes")).otherwise(pl.lit("no"))
+                    .alias("label"),
                     pl.col("pos_cnt").alias("yes"), pl.col("annotator_cnt").alias("votes"), "annotators", "sources",
                     pl.col("your vote").fill_null(""),
                     pl.col("changed_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("changed")))
@@ -416,9 +410,9 @@ def save_guidelines(settings, label: str, text: str, annotator: str) -> dict:
     """Store the label's guideline text (what counts as yes, what as no), unless it is unchanged."""
     from va_core.guidelines import guidelines, set_text
 
-    label = labels_mod.validate_label(label)
-    if (text or "").strip() != guidelines(_wh(settings), label).text:
-        set_text(_wh(settings), label, text or "", annotator=annotator)
+    label, wh = labels_mod.validate_label(label), _wh(settings)
+    if (text or "").strip() != guidelines(wh, label).text:
+        set_text(wh, label, text or "", annotator=annotator)
     return guide(settings, label)
 
 
@@ -434,8 +428,9 @@ def mistakes_view(settings, label: str, k: int = 12) -> dict[str, list[dict]]:
     """The three lists of the Mistakes part, each clip with its metadata and current vote."""
     from va_core.mistakes import mistakes
 
-    found = mistakes(_wh(settings), labels_mod.validate_label(label), k=int(k))
-    ls = labels_mod.label_set(_wh(settings), label)
+    wh = _wh(settings)
+    found = mistakes(wh, labels_mod.validate_label(label), k=int(k))
+    ls = labels_mod.label_set(wh, label)
     out = {"model_version": found["model_version"], "threshold": found["threshold"]}
     for kind in ("yes_scored_low", "no_scored_high", "conflicts"):
         items = [{**{f: i[f] for f in ("clip_key", "score", "votes", "trained_on", "label")}, "source": "mistakes"}
@@ -445,13 +440,13 @@ def mistakes_view(settings, label: str, k: int = 12) -> dict[str, list[dict]]:
 
 
 def review_options(settings, label: str) -> dict[str, list[str]]:
-    """The annotators and sources of the label's current votes: what Review can filter by."""
+    """The annotators and sources of the label's current answers: what Review filters by."""
     events = labels_mod.read_events(_wh(settings), labels_mod.validate_label(label))
     if events.height == 0:
         return {"annotators": [], "sources": []}
-    votes = labels_mod.latest_votes(events)
-    return {"annotators": sorted(votes["annotator"].unique().to_list()),
-            "sources": sorted(votes["source"].unique().to_list())}
+    answers = labels_mod.answered(events)
+    return {"annotators": sorted(answers["annotator"].unique().to_list()),
+            "sources": sorted(answers["source"].unique().to_list())}
 
 
 def change(settings, label: str, clip_keys: str | list[str], value: bool, annotator: str) -> dict:
@@ -471,7 +466,7 @@ def change(settings, label: str, clip_keys: str | list[str], value: bool, annota
             "label_events_version": version}
 
 
-EXPORTS = {"label set": "export_label_set", "raw events": "export_events"}
+EXPORTS = {"label set": labels_mod.export_label_set, "raw events": labels_mod.export_events}
 
 
 def export(settings, label: str, what: str, format: str, folder) -> dict:
@@ -484,8 +479,6 @@ def export(settings, label: str, what: str, format: str, folder) -> dict:
     labels_mod.validate_label(label)
     if what not in EXPORTS:
         raise InputError(f"export what? {what!r}; choose one of {', '.join(EXPORTS)}")
-    if format not in labels_mod.EXPORT_FORMATS:
-        raise InputError(f"export format {format!r}: choose one of {', '.join(labels_mod.EXPORT_FORMATS)}")
     wh = _wh(settings)
     version = labels_mod.events_version(wh)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -495,7 +488,7 @@ def export(settings, label: str, what: str, format: str, folder) -> dict:
     while target.exists():  # two exports in one second: never replace the first
         n += 1
         target = Path(folder) / name.replace(f".{format}", f"-{n}.{format}")
-    return getattr(labels_mod, EXPORTS[what])(wh, label, target, format)
+    return EXPORTS[what](wh, label, target, format)  # va_core checks the format
 
 
 def warm_up(settings) -> dict:

@@ -45,7 +45,7 @@ class ReviewTab:
 def layout(page: Page) -> ReviewTab:
     with gr.Tab("Review", id="review"):
         with gr.Row(equal_height=True):
-            which = gr.Radio(h.REVIEW_FILTERS, value="all", label="Show", scale=3, elem_id="va-review-filter")
+            which = gr.Radio(list(h.REVIEW_VALUES), value="all", label="Show", scale=3, elem_id="va-review-filter")
             annotator = gr.Dropdown([ANYONE], value=ANYONE, label="Voted by", scale=2, elem_id="va-review-annotator")
             source = gr.Dropdown([ANY_SOURCE], value=ANY_SOURCE, label="From", scale=2, elem_id="va-review-source",
                                  info="where the clip was answered")
