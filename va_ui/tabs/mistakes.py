@@ -5,10 +5,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from va_core.errors import InputError
 from va_ui import handlers as h
-from va_ui import panels, views
-from va_ui.tabs.page import Page, refused_as_message, who, wire
+from va_ui import views
+from va_ui.tabs.page import Page, answer_card, refused_as_message, who, wire
 
 LISTS = (("yes_scored_low", "Labelled yes, scored low by the model"),
          ("no_scored_high", "Labelled no, scored high by the model"),
@@ -60,13 +59,7 @@ def wire_tab(page: Page, tab: MistakesTab) -> None:
 
     @refused_as_message
     def on_answer(chosen, typed, evt: gr.EventData, request: gr.Request):
-        data = evt._data or {}
-        if not chosen:
-            raise InputError("pick a label first")
-        unsure = data.get("unsure") is True
-        h.mark(settings, chosen, data.get("clip_key"), None if unsure else data.get("value"), who(request, typed),
-               "mistakes", unsure=unsure)
-        return panels.label_status(h.label_summary(settings, chosen))
+        return answer_card(settings, chosen, evt._data or {}, who(request, typed), "mistakes")
 
     for grid in tab.grids:
         # answers on different cards must all land, as in Search

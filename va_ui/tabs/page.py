@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from va_core.errors import VAError
+from va_core.errors import InputError, VAError
 from va_ui import handlers as h
+from va_ui import panels
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,15 @@ def wire(event, fn, inputs, outputs, status=None, **kwargs):
             return kept_as_is[0] if len(outputs) == 1 else tuple(kept_as_is)
 
     return event(kept, inputs, outputs, **kwargs)
+
+
+def answer_card(settings, chosen: str | None, data: dict, name: str, source: str,
+                provenance: dict | None = None) -> str:
+    """A grid card's answer (its event data: ``clip_key`` and ``value``, or ``unsure``) stored as
+    a label event from ``source``; the status line after it."""
+    if not chosen:
+        raise InputError("pick a label first")
+    unsure = data.get("unsure") is True
+    h.mark(settings, chosen, data.get("clip_key"), None if unsure else data.get("value"), name, source, provenance,
+           unsure=unsure)
+    return panels.label_status(h.label_summary(settings, chosen))

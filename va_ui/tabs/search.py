@@ -8,7 +8,7 @@ import gradio as gr
 from va_core.errors import InputError
 from va_ui import handlers as h
 from va_ui import panels, views
-from va_ui.tabs.page import Page, refused_as_message, who, wire
+from va_ui.tabs.page import Page, answer_card, refused_as_message, who, wire
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,10 @@ def wire_tab(page: Page, tab: SearchTab) -> None:
     @refused_as_message
     def on_mark(chosen, typed, keys, evt: gr.EventData, request: gr.Request):
         data = evt._data or {}
-        if not chosen:
-            raise gr.Error("pick a label first")
         key = data.get("clip_key")
         source = "similar" if data.get("source") == "similar" else "search"
         rank = {"rank": keys.index(key) + 1} if keys and key in keys else None
-        unsure = data.get("unsure") is True
-        h.mark(settings, chosen, key, None if unsure else data.get("value"), who(request, typed), source, rank,
-               unsure=unsure)
-        return panels.label_status(h.label_summary(settings, chosen))
+        return answer_card(settings, chosen, data, who(request, typed), source, rank)
 
     def on_mark_failed(chosen, keys):
         # The card was marked before the server answered; show what is really stored.
