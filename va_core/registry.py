@@ -272,10 +272,13 @@ def model_history(wh: Warehouse, label: str) -> list[dict]:
     A version whose training was interrupted has a claim (its candidate event) but no
     ``models`` row: it never existed for readers, so it is not listed.
     """
-    frame = stage_events(wh, label)
-    committed = wh.read("models", columns=["model_version"], where={"label": label})
-    frame = frame.filter(pl.col("model_version").is_in(committed["model_version"].implode()))
-    return frame.sort(["changed_at", "model_version"]).to_dicts()
+    return _committed_stage_events(wh, label).sort(["changed_at", "model_version"]).to_dicts()
+
+
+def _committed_stage_events(wh: Warehouse, label: str) -> pl.DataFrame:
+    """The label's stage events of versions that have a ``models`` row (a claim alone is no version)."""
+    committed = wh.read("models", columns=["model_version"], where={"label": label})["model_version"]
+    return stage_events(wh, label).filter(pl.col("model_version").is_in(committed.implode()))
 
 
 def rollback_version(wh: Warehouse, label: str) -> int | None:
@@ -284,13 +287,11 @@ def rollback_version(wh: Warehouse, label: str) -> int | None:
     Read from the stage history: the latest approval of another version before the served
     version's own. None when nothing is served or nothing else was ever approved.
     """
-    events = stage_events(wh, label)
-    committed = wh.read("models", columns=["model_version"], where={"label": label})["model_version"]
+    events = _committed_stage_events(wh, label)
     served = stages_from_history(events).filter(pl.col("stage") == APPROVED)["model_version"].to_list()
     if not served:
         return None
-    approvals = (events.filter((pl.col("stage") == APPROVED) & pl.col("model_version").is_in(committed.implode()))
-                 .sort("changed_at"))
+    approvals = events.filter(pl.col("stage") == APPROVED).sort("changed_at")
     served_at = approvals.filter(pl.col("model_version") == served[0])["changed_at"].max()
     before = approvals.filter((pl.col("changed_at") < served_at) & (pl.col("model_version") != served[0]))
     return int(before["model_version"][-1]) if before.height else None
