@@ -12,11 +12,11 @@ import numpy as np
 
 from va_core.operating import Curve
 
-__all__ = ["N_CLUSTERS", "in_validation", "validation_mask", "ordered", "bootstrap_indices", "APResult", "average_precision",
-           "bootstrap_ap", "baseline_ap", "diversity_score", "reference_classifier", "MIN_PER_CLASS",
-           "MIN_VALIDATION_POSITIVES", "sigmoid", "score_matrix", "LinearModel", "one_blas_thread", "n_folds",
-           "fit_reference", "fit_prior", "Trainer", "TRAINERS", "DEFAULT_TRAINER", "get_trainer", "trainer_names",
-           "fit", "refit", "Evaluation", "best_f1_threshold", "evaluate"]
+__all__ = ["N_CLUSTERS", "in_validation", "validation_mask", "ordered", "bootstrap_indices", "APResult",
+           "average_precision", "bootstrap_ap", "baseline_ap", "diversity_score", "reference_classifier",
+           "MIN_PER_CLASS", "MIN_VALIDATION_POSITIVES", "sigmoid", "score_matrix", "LinearModel", "one_blas_thread",
+           "n_folds", "fit_reference", "fit_prior", "Trainer", "TRAINERS", "DEFAULT_TRAINER", "get_trainer",
+           "trainer_names", "fit", "refit", "Evaluation", "best_f1_threshold", "evaluate"]
 
 SPLIT_SEED = 0
 # The rule is `hash % 10 < 2`, literally: a Fraction(2, 10) would normalise to 1/5, and
@@ -410,7 +410,8 @@ def fit_prior(X: np.ndarray, y: np.ndarray, query: np.ndarray | None = None,
         coef += beta * t
     return LinearModel(coef, float(theta[-1]), "fast",
                        {"method": "text-prior evidence", "lambda": float(lam), "C": 1.0 / float(lam),
-                        "query_weight": beta, "log_evidence": None if log_evidence is None else float(log_evidence), "has_query": query is not None,
+                        "query_weight": beta, "log_evidence": None if log_evidence is None else float(log_evidence),
+                        "has_query": query is not None,
                         # the query is part of the method: refits elsewhere (the estimate's) need it
                         "query": [float(v) for v in t] if query is not None else None})
 
