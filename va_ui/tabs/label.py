@@ -62,8 +62,13 @@ def wire_tab(page: Page, tab: LabelTab, query: gr.Textbox) -> None:
         shown = h.guide(settings, chosen)
         return shown["text"], views.guide(shown, unpin=False)
 
-    for trigger in (page.label.change, page.tabs.select):
-        wire(trigger, on_guide, [page.label], [tab.guide_text, tab.guide_view])
+    def on_guide_view(chosen):
+        return views.guide(h.guide(settings, chosen), unpin=False) if chosen else ""
+
+    # Opening the tab refreshes the view only: a reply that landed after the expert began
+    # typing would put the old text back into the box, and Save would then store that.
+    wire(page.label.change, on_guide, [page.label], [tab.guide_text, tab.guide_view])
+    wire(page.tabs.select, on_guide_view, [page.label], [tab.guide_view])
 
     def on_guide_save(chosen, text, typed, request: gr.Request):
         if not chosen:
