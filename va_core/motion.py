@@ -22,11 +22,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DECODER_OPTIONS", "ENCODER_ID", "MotionTrack"]
+__all__ = ["DECODER_OPTIONS", "DECODER_THREAD_TYPE", "ENCODER_ID", "MotionTrack"]
 
 ENCODER_ID = "motion-v1"
 DIM = 20
 DECODER_OPTIONS = {"flags2": "+export_mvs"}
+# No frame threading while vectors are exported: with frame threads FFmpeg's H.264 decoder (8.1)
+# gives some B-frames a partial vector list or none, differently on every decode of the same file
+# (their pixels are the same; the vectors are read from the frame's macroblock tables when it is
+# output, apparently before its decoding thread has filled them all). With slice threads (or one)
+# every decode gives the same vectors, field by field.
+DECODER_THREAD_TYPE = "SLICE"
 FEATURES = ("pan", "tilt", "zoom", "rotation", "object", "moving")
 
 

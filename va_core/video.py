@@ -544,7 +544,7 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
     mid-file raise InputError naming the frame. ``decode_threads``: FFmpeg's decoding
     threads (0: as many as it likes). ``gradual``: also find dissolves and fades (else cuts
     only). ``motion``: each shot carries its camera-motion descriptor (the decoder exports its
-    motion vectors). ``fit``: how frames become ``size`` x ``size`` squares (the encoder's).
+    motion vectors, with slice threads only: ``va_core.motion.DECODER_THREAD_TYPE`` says why). ``fit``: how frames become ``size`` x ``size`` squares (the encoder's).
     """
     import av
 
@@ -565,9 +565,10 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         stream.codec_context.thread_count = decode_threads
         fps = info.fps or 25.0
         if motion:
-            from va_core.motion import DECODER_OPTIONS
+            from va_core import motion as camera
 
-            stream.codec_context.options = {**stream.codec_context.options, **DECODER_OPTIONS}
+            stream.thread_type = camera.DECODER_THREAD_TYPE
+            stream.codec_context.options = {**stream.codec_context.options, **camera.DECODER_OPTIONS}
         sampler = _ShotSampler(size, max_frames, motion, fit)
         if tracker is not None:
             tracker.reset()
