@@ -115,3 +115,27 @@ def test_vectors_are_read_field_by_field_as_ffmpeg_lays_them_out():
             if checked == 40:
                 break
     assert checked == 40
+
+
+def _panning_vectors(width: int, height: int, dx: float, dy: float) -> np.ndarray:
+    """A frame's vectors (16x16 blocks over the whole frame) of content moved by (dx, dy) pixels."""
+    xs, ys = np.meshgrid(np.arange(8, width, 16), np.arange(8, height, 16))
+    v = np.zeros(xs.size, dtype=motion.VECTOR_DTYPE)
+    v["source"], v["w"], v["h"], v["motion_scale"] = -1, 16, 16, 4
+    v["dst_x"], v["dst_y"] = xs.ravel(), ys.ravel()
+    v["motion_x"], v["motion_y"] = round(-4 * dx), round(-4 * dy)
+    v["src_x"], v["src_y"] = v["dst_x"] - dx, v["dst_y"] - dy
+    return v
+
+
+def test_a_frame_with_a_handful_of_vectors_does_not_swing_its_clips_descriptor():
+    width, height = 192, 112
+    steady = [_panning_vectors(width, height, 3, 0)] * 10
+    stray = _panning_vectors(width, height, 0, 40)[:3]  # a frame after a cut: three inter blocks
+    clean = motion.descriptor(list(motion.fit_frames(steady, width, height)))
+    mixed = motion.descriptor(list(motion.fit_frames(steady[:5] + [stray] + steady[5:], width, height)))
+    assert clean[PAN] > 3.9 and clean[TILT] < 0.01
+    # Weighted equally, the stray frame's tilt (13 times the pan) would outweigh ten frames of pan.
+    assert mixed[PAN] > 3.5 and mixed[TILT] < 0.3, mixed
+    fitted = motion.fit_frames([steady[0], stray], width, height)
+    assert fitted[0, -1] == 1.0 and fitted[1, -1] == pytest.approx(3 * 256 / (width * height))
