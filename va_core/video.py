@@ -22,7 +22,9 @@ than ``max_frames`` such frames keeps ``max_frames`` of them, evenly spread.
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -525,6 +527,53 @@ class _ShotSampler:
         return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen], motion)
 
 
+_DECODED = object()  # the end of a stream decoded ahead
+
+
+def _decoded_ahead(container, stream, depth: int = 16) -> Iterator:
+    """The stream's frames, decoded by a thread of its own up to ``depth`` frames ahead.
+
+    Without frame threads (motion vectors) FFmpeg decodes in the calling thread; PyAV lets go
+    of the GIL while it decodes, so a thread of its own overlaps decoding with the scan's
+    detection and fits, as frame threads did. Decoding errors are raised here, in order. The
+    caller must close this generator before the container (it stops and joins the thread).
+    """
+    ahead: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            for frame in container.decode(stream):
+                if not put(frame):
+                    return
+            put(_DECODED)
+        except BaseException as exc:  # handed to the scan, which raises it where the frame would be
+            put(exc)
+
+    worker = threading.Thread(target=decode, name="va-decode-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _DECODED:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 @dataclass
 class Scan:
     """Result of :func:`scan`: ``info`` now, ``shots`` as they are decoded."""
@@ -614,8 +663,10 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
                 sampler.offer(frame, t, skip=i in skip)
                 skip.discard(i)
 
+        # Frame threads decode ahead by themselves; without them (motion) a thread of its own does.
+        frames = _decoded_ahead(container, stream) if motion else container.decode(stream)
         try:
-            for frame in container.decode(stream):
+            for frame in frames:
                 index += 1
                 t = float(frame.time) if frame.time is not None else index / fps
                 thumb = detector.thumbnail(frame)
@@ -633,8 +684,15 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
                 confirm(found, at_end=found.frame_end >= index - tracker.k - tracker.gap)
             yield from release(index)
         except av.error.FFmpegError as exc:
+            declared = info.declared_frames
+            if declared and index + 1 < 0.98 * declared - 2:
+                # Without frame threads (motion) a cut-off file's last packet fails to decode
+                # instead of ending the stream quietly: from here it cannot be told from a corrupt one.
+                raise InputError(f"{path}: truncated or corrupt: decoding failed after frame {index} of the "
+                                 f"{declared} frames its container lists: {exc}") from exc
             raise InputError(f"{path}: decoding failed after frame {index}: {exc}") from exc
         finally:
+            frames.close()
             container.close()
         if index < 0:
             raise InputError(f"{path}: its video stream has no decodable frames")
