@@ -13,11 +13,11 @@ that its vectors cover (a frame of intra blocks after a cut may carry a handful)
 Per clip those frame values become :data:`DIM` numbers (``motion-v1``), every frame weighted by
 its evidence: the signed means and their sizes for pan, tilt, zoom and rotation, the mean size
 per frame, shake (the frame-to-frame jitter of pan and tilt), object motion and moving share,
-each ``sign * log1p(|1000 x|)`` so that slow and fast moves stay on one scale; then the share of all motion that each of pan,
-tilt, zoom and rotation explains (the move that dominates, whatever its speed). A clip whose
-frames carry no vectors (all intra frames, a one-frame clip) gets zeros. Frames inside
-gradual transitions are left out, like for the CLIP embedding. The descriptor is not
-L2-normalised: its size is the motion's speed.
+each ``sign * log1p(|1000 x|)`` so that slow and fast moves stay on one scale; then the share
+of all motion that each of pan, tilt, zoom and rotation explains (the move that dominates,
+whatever its speed). A clip whose frames carry no vectors (all intra frames, a one-frame
+clip) gets zeros. Frames inside gradual transitions are left out, like for the CLIP
+embedding. The descriptor is not L2-normalised: its size is the motion's speed.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def frame_vectors(frame) -> np.ndarray | None:
 
 
 def fit_frames(vectors: list[np.ndarray], width: int, height: int, steps=None) -> np.ndarray:
-    """(n, 7) pan, tilt, zoom, rotation, object, moving, evidence of n frames' vectors, all fitted at once.
+    """(n, 7) pan, tilt, zoom, rotation, object, moving, evidence of n frames' vectors, fitted at once.
 
     ``vectors``: :func:`frame_vectors` arrays; ``steps``: of frame i only every ``steps[i]``-th
     vector counts (default: all). The per-frame weighted least squares are solved from their
@@ -173,7 +173,7 @@ class MotionTrack:
 
 
 def frame_motion(frame) -> np.ndarray | None:
-    """(pan, tilt, zoom, rotation, object, moving, evidence) of one decoded frame, None if it has no vectors."""
+    """:data:`FEATURES` of one decoded frame, None if it has no vectors."""
     vectors = frame_vectors(frame)
     return None if vectors is None else fit_frames([vectors], frame.width, frame.height)[0]
 

@@ -527,6 +527,11 @@ class _ShotSampler:
         return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen], motion)
 
 
+def _short(info: VideoInfo, decoded: int) -> bool:
+    """Fewer frames decoded than the container lists (beyond its rounding)."""
+    return bool(info.declared_frames) and decoded < 0.98 * info.declared_frames - 2
+
+
 _DECODED = object()  # the end of a stream decoded ahead
 
 
@@ -593,7 +598,9 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
     mid-file raise InputError naming the frame. ``decode_threads``: FFmpeg's decoding
     threads (0: as many as it likes). ``gradual``: also find dissolves and fades (else cuts
     only). ``motion``: each shot carries its camera-motion descriptor (the decoder exports its
-    motion vectors, with slice threads only: ``va_core.motion.DECODER_THREAD_TYPE`` says why). ``fit``: how frames become ``size`` x ``size`` squares (the encoder's).
+    motion vectors, with slice threads only: ``va_core.motion.DECODER_THREAD_TYPE`` says why;
+    decoding then runs in a thread of its own). ``fit``: how frames become ``size`` x ``size``
+    squares (the encoder's).
     """
     import av
 
@@ -684,22 +691,21 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
                 confirm(found, at_end=found.frame_end >= index - tracker.k - tracker.gap)
             yield from release(index)
         except av.error.FFmpegError as exc:
-            declared = info.declared_frames
-            if declared and index + 1 < 0.98 * declared - 2:
+            if _short(info, index + 1):
                 # Without frame threads (motion) a cut-off file's last packet fails to decode
                 # instead of ending the stream quietly: from here it cannot be told from a corrupt one.
                 raise InputError(f"{path}: truncated or corrupt: decoding failed after frame {index} of the "
-                                 f"{declared} frames its container lists: {exc}") from exc
+                                 f"{info.declared_frames} frames its container lists: {exc}") from exc
             raise InputError(f"{path}: decoding failed after frame {index}: {exc}") from exc
         finally:
             frames.close()
             container.close()
         if index < 0:
             raise InputError(f"{path}: its video stream has no decodable frames")
-        declared = info.declared_frames
-        if declared and index + 1 < 0.98 * declared - 2:
+        if _short(info, index + 1):
             # FFmpeg stops quietly at the end of a cut-off file; the container's index knows better.
-            raise InputError(f"{path}: truncated: decoded {index + 1} of the {declared} frames its container lists")
+            raise InputError(f"{path}: truncated: decoded {index + 1} of the {info.declared_frames} frames its "
+                             "container lists")
         result.transitions.sort(key=lambda tr: tr.frame_start)
         yield sampler.close(index, last_t + step)
 
