@@ -7,27 +7,34 @@ are fitted by a global affine model ``u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y
 the vectors in frame widths, from the centre; weighted by block area), refitted once without
 the blocks far from the first fit (moving objects): pan ``a0``, tilt ``b0``, zoom
 ``(a1 + b2) / 2``, rotation ``(b1 - a2) / 2``, what the model leaves unexplained (object
-motion) and the share of the frame that moves.
+motion), the share of the frame that moves, and the frame's evidence: the share of its area
+that its vectors cover (a frame of intra blocks after a cut may carry a handful).
 
-Per clip those frame values become :data:`DIM` numbers (``motion-v1``): the signed means and
-their sizes for pan, tilt, zoom and rotation, the mean size per frame, shake (the frame-to-frame
-jitter of pan and tilt), object motion and moving share, each ``sign * log1p(|1000 x|)`` so
-that slow and fast moves stay on one scale; then the share of all motion that each of pan,
-tilt, zoom and rotation explains (the move that dominates, whatever its speed). A clip whose
-frames carry no vectors (all intra frames, a one-frame clip) gets zeros. Frames inside
-gradual transitions are left out, like for the CLIP embedding. The descriptor is not
-L2-normalised: its size is the motion's speed.
+Per clip those frame values become :data:`DIM` numbers (``motion-v1``), every frame weighted by
+its evidence: the signed means and their sizes for pan, tilt, zoom and rotation, the mean size
+per frame, shake (the frame-to-frame jitter of pan and tilt), object motion and moving share,
+each ``sign * log1p(|1000 x|)`` so that slow and fast moves stay on one scale; then the share
+of all motion that each of pan, tilt, zoom and rotation explains (the move that dominates,
+whatever its speed). A clip whose frames carry no vectors (all intra frames, a one-frame
+clip) gets zeros. Frames inside gradual transitions are left out, like for the CLIP
+embedding. The descriptor is not L2-normalised: its size is the motion's speed.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DECODER_OPTIONS", "ENCODER_ID", "MotionTrack"]
+__all__ = ["DECODER_OPTIONS", "DECODER_THREAD_TYPE", "ENCODER_ID", "MotionTrack"]
 
 ENCODER_ID = "motion-v1"
 DIM = 20
 DECODER_OPTIONS = {"flags2": "+export_mvs"}
-FEATURES = ("pan", "tilt", "zoom", "rotation", "object", "moving")
+# No frame threading while vectors are exported: with frame threads FFmpeg's H.264 decoder (8.1)
+# gives some B-frames a partial vector list or none, differently on every decode of the same file
+# (their pixels are the same; the vectors are read from the frame's macroblock tables when it is
+# output, apparently before its decoding thread has filled them all). With slice threads (or one)
+# every decode gives the same vectors, field by field.
+DECODER_THREAD_TYPE = "SLICE"
+FEATURES = ("pan", "tilt", "zoom", "rotation", "object", "moving", "evidence")  # fit_frames' columns
 
 
 # FFmpeg's AVMotionVector, as PyAV's MotionVectors.to_ndarray reads it (which builds this dtype on
@@ -48,7 +55,7 @@ def frame_vectors(frame) -> np.ndarray | None:
 
 
 def fit_frames(vectors: list[np.ndarray], width: int, height: int, steps=None) -> np.ndarray:
-    """(n, 6) pan, tilt, zoom, rotation, object, moving of n frames' vectors, all fitted at once.
+    """(n, 7) pan, tilt, zoom, rotation, object, moving, evidence of n frames' vectors, fitted at once.
 
     ``vectors``: :func:`frame_vectors` arrays; ``steps``: of frame i only every ``steps[i]``-th
     vector counts (default: all). The per-frame weighted least squares are solved from their
@@ -117,7 +124,10 @@ def fit_frames(vectors: list[np.ndarray], width: int, height: int, steps=None) -
     a, b, res = solve(w * keep)
     moving = total(w * (np.hypot(u, v) * width > 0.5)) / area
     unexplained = total(w * res) / area
-    return np.column_stack([a[:, 0], b[:, 0], (a[:, 1] + b[:, 2]) / 2, (b[:, 1] - a[:, 2]) / 2, unexplained, moving])
+    # Bi-predicted blocks carry two vectors each, so the covered area can exceed the frame's.
+    evidence = np.minimum(area * steps / (width * height), 1.0)
+    return np.column_stack([a[:, 0], b[:, 0], (a[:, 1] + b[:, 2]) / 2, (b[:, 1] - a[:, 2]) / 2, unexplained, moving,
+                            evidence])
 
 
 class MotionTrack:
@@ -163,7 +173,7 @@ class MotionTrack:
 
 
 def frame_motion(frame) -> np.ndarray | None:
-    """(pan, tilt, zoom, rotation, object, moving) of one decoded frame, None if it has no vectors."""
+    """:data:`FEATURES` of one decoded frame, None if it has no vectors."""
     vectors = frame_vectors(frame)
     return None if vectors is None else fit_frames([vectors], frame.width, frame.height)[0]
 
@@ -173,11 +183,14 @@ def descriptor(frames: list[np.ndarray]) -> np.ndarray:
     if not frames:
         return np.zeros(DIM, dtype=np.float32)
     p = np.stack(frames)
-    glob = p[:, :4]
-    mean = glob.mean(axis=0)
-    jitter = np.abs(np.diff(p[:, :2], axis=0)).mean(axis=0) if len(p) > 1 else np.zeros(2)
-    raw = np.concatenate([mean, np.abs(mean), np.abs(glob).mean(axis=0), jitter, p[:, 4:6].mean(axis=0)])
+    glob, evidence = p[:, :4], p[:, 6]
+    mean = np.average(glob, axis=0, weights=evidence)
+    # A step between two frames is as reliable as the weaker of them.
+    jitter = (np.average(np.abs(np.diff(p[:, :2], axis=0)), axis=0,
+                         weights=np.minimum(evidence[1:], evidence[:-1])) if len(p) > 1 else np.zeros(2))
+    others = np.average(p[:, 4:6], axis=0, weights=evidence)  # object motion, moving share
+    raw = np.concatenate([mean, np.abs(mean), np.average(np.abs(glob), axis=0, weights=evidence), jitter, others])
     # Which move dominates, whatever its speed: the decoder's vectors span 1 to 4 frames
     # (B-frames), so their size is only known up to that factor; their proportions are not.
-    share = np.abs(mean) / (np.abs(mean).sum() + p[:, 4].mean() + 1e-6)
+    share = np.abs(mean) / (np.abs(mean).sum() + others[0] + 1e-6)
     return np.concatenate([np.sign(raw) * np.log1p(np.abs(1000 * raw)), 4 * share]).astype(np.float32)

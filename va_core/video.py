@@ -22,7 +22,9 @@ than ``max_frames`` such frames keeps ``max_frames`` of them, evenly spread.
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -525,6 +527,58 @@ class _ShotSampler:
         return ShotFrames(shot, np.stack([c[1] for c in chosen]), [c[0] for c in chosen], motion)
 
 
+def _short(info: VideoInfo, decoded: int) -> bool:
+    """Fewer frames decoded than the container lists (beyond its rounding)."""
+    return bool(info.declared_frames) and decoded < 0.98 * info.declared_frames - 2
+
+
+_DECODED = object()  # the end of a stream decoded ahead
+
+
+def _decoded_ahead(container, stream, depth: int = 16) -> Iterator:
+    """The stream's frames, decoded by a thread of its own up to ``depth`` frames ahead.
+
+    Without frame threads (motion vectors) FFmpeg decodes in the calling thread; PyAV lets go
+    of the GIL while it decodes, so a thread of its own overlaps decoding with the scan's
+    detection and fits, as frame threads did. Decoding errors are raised here, in order. The
+    caller must close this generator before the container (it stops and joins the thread).
+    """
+    ahead: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            for frame in container.decode(stream):
+                if not put(frame):
+                    return
+            put(_DECODED)
+        except BaseException as exc:  # handed to the scan, which raises it where the frame would be
+            put(exc)
+
+    worker = threading.Thread(target=decode, name="va-decode-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _DECODED:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 @dataclass
 class Scan:
     """Result of :func:`scan`: ``info`` now, ``shots`` as they are decoded."""
@@ -544,7 +598,9 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
     mid-file raise InputError naming the frame. ``decode_threads``: FFmpeg's decoding
     threads (0: as many as it likes). ``gradual``: also find dissolves and fades (else cuts
     only). ``motion``: each shot carries its camera-motion descriptor (the decoder exports its
-    motion vectors). ``fit``: how frames become ``size`` x ``size`` squares (the encoder's).
+    motion vectors, with slice threads only: ``va_core.motion.DECODER_THREAD_TYPE`` says why;
+    decoding then runs in a thread of its own). ``fit``: how frames become ``size`` x ``size``
+    squares (the encoder's).
     """
     import av
 
@@ -565,9 +621,10 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
         stream.codec_context.thread_count = decode_threads
         fps = info.fps or 25.0
         if motion:
-            from va_core.motion import DECODER_OPTIONS
+            from va_core import motion as camera
 
-            stream.codec_context.options = {**stream.codec_context.options, **DECODER_OPTIONS}
+            stream.thread_type = camera.DECODER_THREAD_TYPE
+            stream.codec_context.options = {**stream.codec_context.options, **camera.DECODER_OPTIONS}
         sampler = _ShotSampler(size, max_frames, motion, fit)
         if tracker is not None:
             tracker.reset()
@@ -613,8 +670,10 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
                 sampler.offer(frame, t, skip=i in skip)
                 skip.discard(i)
 
+        # Frame threads decode ahead by themselves; without them (motion) a thread of its own does.
+        frames = _decoded_ahead(container, stream) if motion else container.decode(stream)
         try:
-            for frame in container.decode(stream):
+            for frame in frames:
                 index += 1
                 t = float(frame.time) if frame.time is not None else index / fps
                 thumb = detector.thumbnail(frame)
@@ -632,15 +691,21 @@ def scan(path, size: int, max_frames: int = MAX_FRAMES, detector: CutDetector | 
                 confirm(found, at_end=found.frame_end >= index - tracker.k - tracker.gap)
             yield from release(index)
         except av.error.FFmpegError as exc:
+            if _short(info, index + 1):
+                # Without frame threads (motion) a cut-off file's last packet fails to decode
+                # instead of ending the stream quietly: from here it cannot be told from a corrupt one.
+                raise InputError(f"{path}: truncated or corrupt: decoding failed after frame {index} of the "
+                                 f"{info.declared_frames} frames its container lists: {exc}") from exc
             raise InputError(f"{path}: decoding failed after frame {index}: {exc}") from exc
         finally:
+            frames.close()
             container.close()
         if index < 0:
             raise InputError(f"{path}: its video stream has no decodable frames")
-        declared = info.declared_frames
-        if declared and index + 1 < 0.98 * declared - 2:
+        if _short(info, index + 1):
             # FFmpeg stops quietly at the end of a cut-off file; the container's index knows better.
-            raise InputError(f"{path}: truncated: decoded {index + 1} of the {declared} frames its container lists")
+            raise InputError(f"{path}: truncated: decoded {index + 1} of the {info.declared_frames} frames its "
+                             "container lists")
         result.transitions.sort(key=lambda tr: tr.frame_start)
         yield sampler.close(index, last_t + step)
 

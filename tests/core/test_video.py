@@ -1,6 +1,8 @@
 """Probing, shot detection and frame sampling on generated and broken files."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import polars as pl
 import pytest
@@ -43,13 +45,24 @@ def test_probe_reads_the_generated_files(sample_corpus_dir):
 BROKEN_NAMES = ["zero_bytes.mp4", "truncated.mp4", "text.mp4", "audio_only.mp4", "cut_off.mp4"]
 
 
+@pytest.mark.parametrize("motion", [False, True], ids=["frame-threads", "motion-decoding-thread"])
 @pytest.mark.parametrize("name", BROKEN_NAMES)
-def test_broken_files_are_refused_with_the_reason(broken_dir, broken_reasons, name):
+def test_broken_files_are_refused_with_the_reason(broken_dir, broken_reasons, name, motion):
     assert set(broken_reasons) == set(BROKEN_NAMES)
     with pytest.raises(InputError, match=broken_reasons[name]) as err:
-        sc = video.scan(broken_dir / name, 32)
+        sc = video.scan(broken_dir / name, 32, motion=motion)
         list(sc.shots)
     assert name in str(err.value)
+    assert not [t for t in threading.enumerate() if t.name == "va-decode-ahead"]
+
+
+def test_a_scan_left_early_stops_its_decoding_thread(sample_corpus_dir):
+    sc = video.scan(sample_corpus_dir / "sample_000.mp4", 32, motion=True)
+    first = next(sc.shots)
+    assert first.motion is not None
+    assert [t for t in threading.enumerate() if t.name == "va-decode-ahead"]  # the rest is still being decoded
+    sc.shots.close()
+    assert not [t for t in threading.enumerate() if t.name == "va-decode-ahead"]
 
 
 def test_shot_detection_finds_every_generated_cut_within_two_frames(sample_corpus_dir):
