@@ -31,11 +31,10 @@ product reports for its model is compared with that truth, and ``va_lrcv`` is Lo
     .venv/bin/python -m benchmarks.live_loop --quick   # 20k clips, 2 labels x 1 seed, budgets 100/300
 
 Writes benchmarks/results/live_loop.json, benchmarks/results/live_loop.png (…_quick with
---quick) and prints markdown tables.
+--quick; ``--out NAME``: NAME.json and NAME.png) and prints markdown tables.
 """
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._loop import import_home, product_loop as run_loop, write_dataset
 from ._results import arguments, markdown, path_for, report, save
 
 DIM, SUBSPACE, N_CLUSTERS = 512, 24, 40
@@ -56,7 +56,6 @@ CONCEPTS = (("rare1-a", 0.01), ("rare2-a", 0.02), ("rare1-b", 0.01), ("rare2-b",
 ROUND = 25
 STRATEGIES = ("va", "va_rr", "va_lrcv", "random", "random_lrcv", "cc", "cc_lrcv", "uncertainty", "uncertainty_lrcv",
               "zero_shot")
-ANNOTATOR = "simulated-expert"
 
 
 # -- the corpus ------------------------------------------------------------------
@@ -86,10 +85,6 @@ def make_world(root: Path, n: int, seed: int, n_test: int, concepts=CONCEPTS, si
                text_noise: float = TEXT_NOISE) -> World:
     """Write a corpus of ``n`` clips in the released format (no labels yet) and return its ground
     truth, with ``n_test`` more clips drawn the same way and kept out of it (the held-out clips)."""
-    import h5py
-
-    from tests.support.va_dataset import shot_table, write_shots
-
     rng = np.random.default_rng(seed)
     n_all = n + n_test
     basis, _ = np.linalg.qr(rng.standard_normal((DIM, SUBSPACE)))
@@ -111,24 +106,12 @@ def make_world(root: Path, n: int, seed: int, n_test: int, concepts=CONCEPTS, si
     test_X, test_truth = X[held_out], {k: v[held_out] for k, v in truth.items()}
     X, truth, cluster = X[~held_out], {k: v[~held_out] for k, v in truth.items()}, cluster[~held_out]
 
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "agg").mkdir(exist_ok=True)
-    shots = shot_table(rng, n)
-    shots["cluster_index"] = (cluster % 10).astype(np.int64)
-    write_shots(root / "shot-data.csv", shots)
-    with h5py.File(root / "embeddings.h5", "w") as f:
-        f.create_dataset("embeddings", data=X)
-    (root / "text-embeddings.json").write_text(json.dumps({k: v.tolist() for k, v in text.items()}))
-    return World(root, list(shots["key"]), X, truth, {k: v.astype(np.float32) for k, v in text.items()},
+    keys = write_dataset(root, rng, X, text, cluster=cluster % 10)
+    return World(root, keys, X, truth, {k: v.astype(np.float32) for k, v in text.items()},
                  test_X, test_truth)
 
 
 # -- strategies ------------------------------------------------------------------
-
-def _rows(world: World, keys) -> np.ndarray:
-    index = {k: i for i, k in enumerate(world.keys)}
-    return np.array([index[k] for k in keys], dtype=np.int64)
-
 
 def round_robin_label(label: str) -> str:
     """The label under which the round-robin loop labels the same concept (its own label set,
@@ -165,52 +148,22 @@ def intervals_under(settings, label: str, version: int, score_ranges) -> dict:
 
 def product_loop(settings, world: World, label: str, budgets, policy: str | None = None,
                  as_label: str | None = None) -> dict[int, dict]:
-    """The product's loop at each budget: the stored model, the labelled rows, what it reports.
+    """The product's loop at each budget (``_loop.product_loop``, rounds of ``ROUND``): the stored
+    model, the labelled rows, what it reports.
 
     ``policy``: the label's source policy (default the product's); ``as_label``: the label name
     to record under (``label``'s concept and text embedding)."""
-    from va_core.errors import InputError
-    from va_core.labels import provenance_of, record_events
-    from va_core.sources import next_clips
-    from va_core.registry import get_model, load_model
-    from va_core.train import train_label
-    from va_core.warehouse import Warehouse
+    def other_intervals(version: int, reported: dict) -> dict:
+        if policy is not None or reported.get("ap_method") is None:
+            return {}
+        from va_core.quality import SCORE_RANGE, SCORE_RANGES
 
-    wh = Warehouse.from_settings(settings)
-    concept, label = label, as_label or label
-    truth = dict(zip(world.keys, world.truth[concept].tolist()))
-    labelled: list[str] = []
-    sources: list[str] = []
-    out, result = {}, None
-    for budget in sorted(budgets):
-        while len(labelled) < budget:
-            choice = next_clips(settings, label, min(ROUND, budget - len(labelled)), policy=policy)
-            if not choice["clips"]:
-                raise RuntimeError(f"{label}: the loop has no clip left to show after {len(labelled)} labels")
-            record_events(wh, [{"label": label, "clip_key": c["clip_key"], "value": truth[c["clip_key"]],
-                                "source": c["source"], **provenance_of(c)} for c in choice["clips"]],
-                          annotator=ANNOTATOR)
-            labelled += [c["clip_key"] for c in choice["clips"]]
-            sources += [choice["source"]] * len(choice["clips"])
-            try:
-                result = train_label(settings, label)
-            except InputError:  # too few positives or negatives yet: keep labelling
-                result = None
-        if result is None:
-            raise RuntimeError(f"{label}: no model after {budget} labels")
-        row = get_model(wh, label, result.model_version)
-        reported = {k: row.get(k) for k in ("ap", "ap_low", "ap_high", "ap_method", "n_audit", "labelled_ap")
-                    if k in row}
-        if policy is None and row.get("ap_method") is not None:
-            from va_core.quality import SCORE_RANGE, SCORE_RANGES
+        return {"score_range": SCORE_RANGE,
+                "other_intervals": intervals_under(settings, as_label or label, version,
+                                                   [r for r in SCORE_RANGES if r != SCORE_RANGE])}
 
-            reported["score_range"] = SCORE_RANGE
-            reported["other_intervals"] = intervals_under(settings, label, result.model_version,
-                                                          [r for r in SCORE_RANGES if r != SCORE_RANGE])
-        out[budget] = {"rows": _rows(world, labelled), "model": load_model(wh, label, result.model_version),
-                       "reported": reported, "result": result.as_dict(),
-                       "sources": {s: sources.count(s) for s in sorted(set(sources))}}
-    return out
+    return run_loop(settings, world.keys, world.truth[label], as_label or label, budgets, ROUND, policy=policy,
+                    report=other_intervals)
 
 
 def cc_rows(world: World, label: str, budget: int, rng) -> np.ndarray:
@@ -317,8 +270,7 @@ def run_one(world: World, settings, label: str, seed: int, budgets, round_robin:
 def run(n: int, seeds, labels, budgets, round_robin: bool = False) -> dict:
     from tqdm import tqdm
 
-    from va_core.config import Settings
-    from va_core.experiments.importer import ENCODER_ID, import_dataset
+    from va_core.experiments.importer import ENCODER_ID
     from va_core.labels import store_text_embeddings
 
     warnings.simplefilter("ignore")
@@ -327,8 +279,7 @@ def run(n: int, seeds, labels, budgets, round_robin: bool = False) -> dict:
         for seed in seeds:
             root = Path(tempfile.mkdtemp(prefix=f"va-bench-loop-{seed}-"))
             world = make_world(root / "dataset", n, seed, n_test=n // 4)
-            settings = Settings.from_env(home=root / "home", encoder=ENCODER_ID)
-            import_dataset(settings, world.root, progress=False)
+            settings = import_home(root / "home", world.root)
             if round_robin:
                 store_text_embeddings(settings, ENCODER_ID, {**world.text, **{round_robin_label(k): v
                                                                                for k, v in world.text.items()}})
@@ -443,6 +394,9 @@ def main(argv=None) -> int:
     parser.add_argument("--budgets", type=int, nargs="*", default=None)
     parser.add_argument("--round-robin", action="store_true",
                         help="also run the product's loop with the round-robin policy over the same arms (va_rr)")
+    parser.add_argument("--out", default="live_loop", metavar="NAME",
+                        help="the result files' name: results/NAME.json and NAME.png (NAME_quick.* with --quick), "
+                             "so that a run with other options keeps an earlier run's files")
     args = parser.parse_args(argv)
     if args.quick:
         n, seeds, labels, budgets = 20_000, [0], [CONCEPTS[0][0], CONCEPTS[1][0]], (100, 300)
@@ -451,9 +405,9 @@ def main(argv=None) -> int:
     started = time.time()
     result = run(args.clips or n, args.seeds or seeds, args.labels or labels, tuple(args.budgets or budgets),
                  args.round_robin)
-    png = path_for("live_loop", args.quick, "png")
+    png = path_for(args.out, args.quick, "png")
     plot(result, png)
-    path = save("live_loop", args.quick, {"plot": png.name, **result}, started)
+    path = save(args.out, args.quick, {"plot": png.name, **result}, started)
     report(table(result) + "\n\n" + summary(result), path, png)
     return 0
 

@@ -53,8 +53,9 @@ class Source:
     ``provenance``, and the clip's video and times). ``needs_model``: shows nothing before the
     label's first model. ``arm``: the policy may choose it. ``sampled``: a probability draw
     (the items' provenance carries inclusion probabilities, and the corpus estimate uses their
-    labels). ``needs_text``: needs the configured encoder's text tower. ``needs_clip``: starts
-    from a clip (``like``), so it is not offered in the app's picker or the command line.
+    labels). ``needs_text``: needs the label's text query in the corpus's embedding space.
+    ``needs_clip``: starts from a clip (``like``), so it is not offered in the app's picker or
+    the command line.
     """
 
     name: str
@@ -67,16 +68,24 @@ class Source:
     needs_text: bool = False
     needs_clip: bool = False
 
-    def usable(self, settings, encoder_id: str | None) -> bool:
-        """Whether this source can answer for a corpus of ``encoder_id`` with these settings."""
-        return not self.needs_text or _text_tower_for(settings, encoder_id)
+    def usable(self, settings, label: str, encoder_id: str | None) -> bool:
+        """Whether this source can answer for ``label`` on a corpus of ``encoder_id`` with these settings."""
+        return not self.needs_text or _has_query(settings, label, encoder_id)
 
 
-def _text_tower_for(settings, encoder_id: str | None) -> bool:
-    """Zero-shot embeds the label's query with the configured encoder: only its corpus can be ranked by it."""
-    from va_core.encoders import parse_spec
+def _has_query(settings, label: str, encoder_id: str | None) -> bool:
+    """Whether zero-shot can rank the corpus for ``label`` (``queries.query_vector``'s cases): it
+    embeds the label's query with the configured encoder, so only that encoder's corpus can be
+    ranked; an encoder without a text tower (an imported dataset's) has only the text embeddings
+    that came with the dataset, and a label without one has no query at all."""
+    from va_core.encoders import encoder_kind, parse_spec
+    from va_core.labels import stored_text_embedding
 
-    return feeds.encoder_id_for(settings, encoder_id) == parse_spec(settings.encoder).encoder_id
+    spec = parse_spec(settings.encoder)
+    wanted = feeds.encoder_id_for(settings, encoder_id)
+    if wanted != spec.encoder_id:
+        return False
+    return encoder_kind(spec.kind).text_tower or stored_text_embedding(settings, label, wanted) is not None
 
 
 # -- how each kind of source fetches ----------------------------------------------------
@@ -178,7 +187,7 @@ def next_clips(settings, label: str, k: int = 25, policy: str | None = None,
     (``va_core.policy.choose_next``: ``{"label", "source", "policy", "clips", "reward", "counts", "means"}``)."""
     entries = registry()
     names = arms()
-    usable = [a for a in names if entries[a].usable(settings, encoder_id)]
+    usable = [a for a in names if entries[a].usable(settings, label, encoder_id)]
 
     def fetch(name: str, n: int, exclude: list[str], model_version: int | None) -> list[dict]:
         return entries[name].fetch(Ask(settings, label, name, n, exclude, model_version, encoder_id))

@@ -96,3 +96,34 @@ def test_without_a_model_random_clips_supply_the_negatives_the_query_did_not_fin
     choice = sources.next_clips(settings, "topic5", 10)
     assert choice["source"] == "random" and len(choice["clips"]) == 10
     assert not {c["clip_key"] for c in choice["clips"]} & set(label_set(wh, "topic5").labelled)
+
+
+def test_an_imported_label_without_a_text_embedding_is_labelled_from_random_clips_never_zero_shot(tmp_path):
+    from tests.support.va_dataset import FixtureLabel, make_va_dataset
+    from va_core.config import Settings
+    from va_core.experiments.importer import ENCODER_ID, import_dataset
+
+    fixture = make_va_dataset(tmp_path / "dataset", n_clips=600, dim=24, labels=(FixtureLabel("action", 0.2),),
+                              cmp_size=100, seed=5)
+    settings = Settings.from_env(home=tmp_path / "home", encoder=ENCODER_ID)
+    import_dataset(settings, fixture.root, progress=False)
+    wh = Warehouse.from_settings(settings)
+    zero_shot = sources.source("zero_shot")
+    # the dataset came with a text embedding for "action" only; its encoder has no text tower
+    assert zero_shot.usable(settings, "action", None) and not zero_shot.usable(settings, "plain", None)
+
+    truth = dict(zip(fixture.keys, fixture.truth["action"].tolist()))
+    chosen = []
+    for _ in range(8):
+        choice = sources.next_clips(settings, "plain", 20, policy="round_robin")
+        chosen.append(choice["source"])
+        record_events(wh, [{"label": "plain", "clip_key": c["clip_key"], "annotator": "expert",
+                            "source": c["source"], "value": truth[c["clip_key"]], **c["provenance"]}
+                           for c in choice["clips"]])
+        try:
+            train.train_label(settings, "plain")
+        except InputError:  # no model before 3 positives and 3 negatives
+            pass
+    assert chosen[0] == "random" and "zero_shot" not in chosen
+    assert set(chosen) - {"random", "audit"}, chosen  # the policy chose among the other arms too
+    assert policy.load_state(wh, "plain")["bandit"]["counts"]["zero_shot"] == 0
