@@ -303,13 +303,17 @@ def approve(settings, label: str, version: int, by: str, override: str | None = 
     It refuses failed checks, and a version clearly worse than the served one unless
     ``override`` gives the reason (recorded in the stage history).
     """
+    from va_core.registry import ReasonNeeded
     from va_core.registry import approve as do_approve
 
     if version is None:
         raise InputError("press Approve first to see the checks of the version you approve")
     override = (override or "").strip() or None
-    return do_approve(settings, labels_mod.validate_label(label), version=int(version), by=by,
-                      reason=reason, override=override)
+    try:
+        return do_approve(settings, labels_mod.validate_label(label), version=int(version), by=by,
+                          reason=reason, override=override)
+    except ReasonNeeded as exc:  # e.g. another version was served after the dialog opened
+        raise ReasonNeeded(f"{exc}: press Approve again and write it in the reason box") from exc
 
 
 def rollback_version(settings, label: str) -> int | None:

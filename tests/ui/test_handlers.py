@@ -248,8 +248,10 @@ def test_any_version_is_approved_with_the_registry_rules_and_rolled_back(ui_sett
     text = panels.checks(checks)
     assert "| v1 (this version) | v2 (served now) |" in text and "Approving it anyway needs a reason" in text
     assert f"| label set size | {checks['n_labels']} | {checks['served']['n_labels']} |" in text
-    with pytest.raises(ApprovalRefused, match="no corpus estimate"):
+    with pytest.raises(ApprovalRefused, match="no corpus estimate") as refused:
         h.approve(ui_settings, label, 1, "maria", override="  ")
+    # the app's own words for giving a reason, not the command's flag
+    assert "reason box" in str(refused.value) and "--override" not in str(refused.value)
     done = h.approve(ui_settings, label, 1, "maria", override="the audit round missed night shots")
     assert done["model_version"] == 1 and done["retired"] == [2]
     last = h.stage_history(ui_settings, label).row(0, named=True)
