@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from va_core.registry import approve
+from va_core.registry import ReasonNeeded, approve
 from va_core.status import status
 from va_core.train import TrainResult, describe_quality, train_label
 
@@ -38,7 +38,10 @@ def cli_train(args, settings):
 
 
 def cli_approve(args, settings):
-    result = approve(settings, args.label, args.version, by=args.by, override=getattr(args, "override", None))
+    try:
+        result = approve(settings, args.label, args.version, by=args.by, override=getattr(args, "override", None))
+    except ReasonNeeded as exc:
+        raise ReasonNeeded(f"{exc}: give it with --override \"REASON\"") from exc
     if not result["changed"]:
         text = f"{args.label} v{result['model_version']} is already approved"
     else:

@@ -11,21 +11,28 @@ metadata instead.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
 
 __all__ = ["clip_file", "clip_infos"]
 
+log = logging.getLogger(__name__)
+
 MAX_SIDE = 480  # editors judge content, not pixels: small files start playing at once
 CRF = 28
 MAX_KEY_LENGTH = 512
-CUT_FORMAT_VERSION = 1  # bump when the encoding changes so cached cuts are redone
+CUT_FORMAT_VERSION = 2  # bump when the encoding changes so cached cuts are redone (2: with the source's sound)
+AAC_RATES = (96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000)
+AUDIO_BIT_RATE = 64_000  # per channel: speech and music stay clear, the file small
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,8 @@ def _lock_for(path: Path) -> threading.Lock:
 
 
 def clip_file(settings, clip_key: str) -> Path:
-    """The clip's own mp4 (H.264, at most 480 px, no audio), cut on first use and cached.
+    """The clip's own mp4 (H.264, at most 480 px, with the source's sound as AAC if it has any), cut on
+    first use and cached.
 
     Raises NotFound when the clip has no playable video; the message says why.
     """
@@ -175,15 +183,74 @@ def _even(n: float) -> int:
     return max(2, int(round(n / 2)) * 2)
 
 
+@dataclass(frozen=True)
+class SourceAudio:
+    """The decoded sound around a clip's span: planar float samples from ``start_s`` of the source."""
+
+    samples: np.ndarray  # (channels, n) float32
+    rate: int
+    layout: str
+    start_s: float
+
+    def span(self, first: int, n: int) -> np.ndarray:
+        """``n`` samples from sample ``first`` on, counted from ``start_s``; silence outside what was decoded."""
+        out = np.zeros((self.samples.shape[0], n), np.float32)
+        lo, hi = max(first, 0), min(first + n, self.samples.shape[1])
+        if hi > lo:
+            out[:, lo - first:hi - first] = self.samples[:, lo:hi]
+        return out
+
+
+def source_audio(source: Path, start_s: float, end_s: float) -> SourceAudio | None:
+    """The first audio stream of ``source`` decoded over [start_s - 1, end_s + 1) s, or None without one.
+
+    Mono stays mono, anything else becomes stereo; a rate AAC has no table for becomes 48 kHz.
+    A sound that cannot be decoded is logged and the clip is cut without it: the picture is
+    what the expert answers on.
+    """
+    import av
+
+    with av.open(str(source)) as src:
+        if not src.streams.audio:
+            return None
+        stream = src.streams.audio[0]
+        channels = stream.codec_context.channels
+        rate = stream.codec_context.sample_rate if stream.codec_context.sample_rate in AAC_RATES else 48_000
+        layout = "mono" if channels == 1 else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        chunks, first = [], None
+        try:
+            if start_s > 1.0 and stream.time_base:
+                src.seek(int((start_s - 1.0) / stream.time_base), stream=stream, backward=True, any_frame=False)
+            for frame in src.decode(stream):
+                if frame.time is None:
+                    continue
+                if first is None:
+                    first = frame.time
+                chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+                if frame.time >= end_s + 1.0:
+                    break
+            chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+        except (av.error.FFmpegError, ValueError) as exc:  # ValueError: the layout changes mid-stream
+            log.warning("%s: its sound could not be decoded (%s); the clip is cut without it", source.name, exc)
+            return None
+    if first is None or not chunks:
+        return None
+    return SourceAudio(np.concatenate(chunks, axis=1).astype(np.float32, copy=False), rate, layout, float(first))
+
+
 def cut(source: Path, start_s: float, end_s: float, dest: Path, max_side: int = MAX_SIDE) -> int:
     """Re-encode the frames of [start_s, end_s) of ``source`` into ``dest``; returns the frame count.
 
-    Seeks to the keyframe before ``start_s`` rather than decoding from the beginning.
+    Seeks to the keyframe before ``start_s`` rather than decoding from the beginning. When
+    the source has sound, the clip carries the same span of it (AAC), starting at the first
+    frame kept and as long as the frames, interleaved with them.
     """
     import av
 
     if end_s <= start_s:
         raise InputError(f"clip span [{start_s}, {end_s}) of {source.name} is empty")
+    sound = source_audio(source, start_s, end_s)
     with av.open(str(source)) as src:
         if not src.streams.video:
             raise NotFound(f"{source.name} has no video stream")
@@ -200,6 +267,7 @@ def cut(source: Path, start_s: float, end_s: float, dest: Path, max_side: int = 
             enc = out.add_stream("libx264", rate=rate)
             enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
             enc.options = {"crf": str(CRF), "preset": "veryfast", "tune": "fastdecode"}
+            track = _SoundTrack(out, sound) if sound is not None else None
             for frame in src.decode(stream):
                 t = frame.time
                 if t is None or t < start_s - half:
@@ -212,9 +280,49 @@ def cut(source: Path, start_s: float, end_s: float, dest: Path, max_side: int = 
                 for packet in enc.encode(image):
                     out.mux(packet)
                 n += 1
+                if track is not None:
+                    if n == 1:
+                        track.align(t)
+                    track.until(n / rate)
             for packet in enc.encode(None):
                 out.mux(packet)
+            if track is not None:
+                track.close()
     if n == 0:
         dest.unlink(missing_ok=True)
         raise NotFound(f"no frames of {source.name} fall in [{start_s:.3f}, {end_s:.3f}) s")
     return n
+
+
+class _SoundTrack:
+    """The clip's audio stream, written as far as the frames written so far."""
+
+    def __init__(self, out, sound: SourceAudio):
+        self.out, self.sound = out, sound
+        self.stream = out.add_stream("aac", rate=sound.rate, layout=sound.layout, time_base=Fraction(1, sound.rate),
+                                     bit_rate=AUDIO_BIT_RATE * (1 if sound.layout == "mono" else 2))
+        self.offset = 0  # the source sample under the clip's first frame
+        self.written = 0
+
+    def align(self, first_frame_s: float) -> None:
+        """The clip's sound starts under its first frame, at ``first_frame_s`` in the source."""
+        self.offset = int(round((first_frame_s - self.sound.start_s) * self.sound.rate))
+
+    def until(self, clip_s) -> None:
+        """Write the samples up to ``clip_s`` seconds into the clip."""
+        import av
+
+        upto = int(round(float(clip_s) * self.sound.rate))
+        if upto <= self.written:
+            return
+        frame = av.AudioFrame.from_ndarray(self.sound.span(self.offset + self.written, upto - self.written),
+                                           format="fltp", layout=self.sound.layout)
+        frame.sample_rate, frame.pts = self.sound.rate, self.written
+        frame.time_base = Fraction(1, self.sound.rate)
+        self.written = upto
+        for packet in self.stream.encode(frame):
+            self.out.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode(None):
+            self.out.mux(packet)

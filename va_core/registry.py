@@ -21,13 +21,13 @@ import polars as pl
 from filelock import FileLock
 
 from va_core.embeddings import feature_set_of, features_encoder_id
-from va_core.errors import InputError, NotFound, VAError
+from va_core.errors import NotFound, VAError
 from va_core.labels import login_name, validate_label, validate_person
 from va_core.learn import LinearModel
 from va_core.warehouse import Warehouse
 
-__all__ = ["APPROVED", "CANDIDATE", "approval_refused", "approve", "approved_models", "clearly_worse", "get_model",
-           "label_encoder_id", "label_lock", "latest_model", "load_model", "model_history", "models_frame",
+__all__ = ["APPROVED", "CANDIDATE", "ApprovalRefused", "ReasonNeeded", "approval_refused", "approve",
+           "approved_models", "clearly_worse", "get_model", "label_encoder_id", "label_lock", "latest_model", "load_model", "model_history", "models_frame",
            "rollback_version", "stage_event", "stages_from_history", "sync_stage_copy"]
 
 CANDIDATE, APPROVED, RETIRED = "candidate", "approved", "retired"
@@ -36,6 +36,13 @@ STAGES = (CANDIDATE, APPROVED, RETIRED)
 
 class ApprovalRefused(VAError):
     """A version whose blocking checks failed cannot be approved; the message says which."""
+
+
+class ReasonNeeded(ApprovalRefused):
+    """Approving this version needs a reason, recorded in the stage history; the message says why.
+
+    Each front end says how to give one (the command's ``--override``, the app's reason box).
+    """
 
 
 @contextlib.contextmanager
@@ -196,7 +203,7 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
     (recorded in the stage history).
     """
     if override is not None and (not isinstance(override, str) or not override.strip()):
-        raise InputError("an override needs a reason: --override \"why this version should be served anyway\"")
+        raise ReasonNeeded("an override needs a reason (why this version should be served anyway)")
     wh = Warehouse.from_settings(settings)
     validate_label(label)
     who = validate_person(by, "approver") if by is not None else login_name()
@@ -211,8 +218,8 @@ def approve(settings, label: str, version: int | None = None, by: str | None = N
         current = models_frame(wh, label).filter((pl.col("stage") == APPROVED) & (pl.col("model_version") != v))
         worse = clearly_worse(row, current.row(-1, named=True) if current.height else None)
         if worse and override is None:
-            raise ApprovalRefused(f"{label} v{v} was not approved: {worse}; approve it anyway with "
-                                  f"--override \"REASON\"")
+            raise ReasonNeeded(f"{label} v{v} was not approved: {worse}; approving it anyway needs a reason "
+                               "(why it should be served anyway)")
         if worse:
             reason = f"override: {override.strip()} ({worse})"
         retired = [int(r) for r in current["model_version"].to_list()]

@@ -2,9 +2,11 @@
 
 Each video is a few shots joined by hard cuts. A shot has a dominant background colour,
 one moving object (a ball, a box or a bar) and a camera motion (static, pan, zoom or
-shake). Everything follows from the seed, so tests and the demo can check what ingestion
-found against what was drawn: ``ground_truth.csv`` lies beside the videos, one row per
-shot with its exact frame span.
+shake), and a sound of its own: a tone whose pitch follows the colour, whose timbre follows
+the object and whose course follows the motion (steady, gliding, swelling, trembling), so
+the player's sound has something to say. Everything follows from the seed, so tests and
+the demo can check what ingestion found against what was drawn: ``ground_truth.csv`` lies
+beside the videos, one row per shot with its exact frame span.
 
 Cut detection may place a boundary a frame or two away from the drawn one;
 :func:`truth_for_clips` maps ingested clips to shots by largest frame overlap.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +23,10 @@ import polars as pl
 
 __all__ = ["generate", "truth_for_clips"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: every video has a soundtrack
 FPS = 24
+SAMPLE_RATE = 16_000  # mono AAC: a tone needs no more
+AUDIO_BIT_RATE = 32_000
 WIDTH, HEIGHT = 320, 180
 TRUTH_FILE = "ground_truth.csv"
 MANIFEST_FILE = "corpus.json"
@@ -38,6 +43,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 OBJECTS = ("ball", "box", "bar")
 MOTIONS = ("static", "pan", "zoom", "shake")
+# the sound of a shot: pitch (Hz) per colour, harmonics (multiple, weight) per object
+PITCHES = dict(zip(COLOURS, (196.0, 220.0, 262.0, 294.0, 330.0, 392.0, 440.0, 523.0)))
+TIMBRES = {"ball": ((1, 1.0),), "box": ((1, 1.0), (3, 1 / 3), (5, 1 / 5)),
+           "bar": ((1, 1.0), (2, 1 / 2), (3, 1 / 3), (4, 1 / 4))}
+LEVEL = 0.25  # peak amplitude of a shot's tone
+FADE_S = 0.008  # at each cut: the change of sound is heard, without a click
 TRUTH_COLUMNS = ["colour", "object", "motion"]
 
 
@@ -157,10 +168,33 @@ def _render_shot(shot: dict, rng: np.random.Generator):
                               frame[::2, ::2, 2].reshape(-1, WIDTH)])
 
 
+def _shot_sound(shot: dict) -> np.ndarray:
+    """The shot's tone over its span, float32 in [-LEVEL, LEVEL]; no randomness, so frames stay as they were."""
+    start, end = round(shot["start_s"] * SAMPLE_RATE), round(shot["end_s"] * SAMPLE_RATE)
+    t = np.arange(end - start, dtype=np.float64) / SAMPLE_RATE
+    course = t / t[-1]  # 0 -> 1 over the shot (a shot has at least 12 frames)
+    pitch = PITCHES[shot["colour"]] * (1 + 0.5 * course if shot["motion"] == "pan" else 1.0)  # a glide up a fifth
+    phase = 2 * np.pi * np.cumsum(np.broadcast_to(pitch, t.shape)) / SAMPLE_RATE
+    weights = TIMBRES[shot["object"]]
+    tone = sum(w * np.sin(k * phase) for k, w in weights) / sum(w for _, w in weights)
+    if shot["motion"] == "zoom":
+        tone = tone * (0.25 + 0.75 * course)  # swells as the camera closes in
+    elif shot["motion"] == "shake":
+        tone = tone * (1 - 0.8 * (0.5 + 0.5 * np.sin(2 * np.pi * 7.0 * t)))  # trembles
+    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / FADE_S)
+    return (LEVEL * tone * fade).astype(np.float32)
+
+
+def _soundtrack(shots: list[dict]) -> np.ndarray:
+    """The video's sound: its shots' tones end to end, shape (1, samples), mono planar."""
+    return np.concatenate([_shot_sound(shot) for shot in shots])[None, :]
+
+
 def _write_video(path: Path, shots: list[dict], rng: np.random.Generator) -> None:
     import av
 
     tmp = path.with_name(path.name + ".part")
+    sound = _soundtrack(shots)
     with av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
@@ -168,7 +202,9 @@ def _write_video(path: Path, shots: list[dict], rng: np.random.Generator) -> Non
         # (with mb-tree, repeated runs here gave different bytes).
         stream.options = {"crf": "20", "preset": "veryfast", "x264-params": "mbtree=0"}
         stream.codec_context.thread_count = 1
-        index = 0
+        audio = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono", bit_rate=AUDIO_BIT_RATE,
+                                     time_base=Fraction(1, SAMPLE_RATE))
+        index, written = 0, 0
         for shot in shots:
             for yuv in _render_shot(shot, rng):
                 frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
@@ -176,13 +212,24 @@ def _write_video(path: Path, shots: list[dict], rng: np.random.Generator) -> Non
                 index += 1
                 for packet in stream.encode(frame):
                     container.mux(packet)
+                # the sound as far as the picture, so the two are interleaved in the file
+                upto = min(sound.shape[1], round(index * SAMPLE_RATE / FPS))
+                if upto > written:
+                    chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(sound[:, written:upto]), format="fltp",
+                                                       layout="mono")
+                    chunk.sample_rate, chunk.pts, chunk.time_base = SAMPLE_RATE, written, Fraction(1, SAMPLE_RATE)
+                    written = upto
+                    for packet in audio.encode(chunk):
+                        container.mux(packet)
         for packet in stream.encode():
+            container.mux(packet)
+        for packet in audio.encode():
             container.mux(packet)
     tmp.replace(path)
 
 
 def generate(out_dir, n_videos: int = 12, seed: int = 0, progress: bool = False) -> SampleCorpus:
-    """Write ``n_videos`` short H.264 mp4 videos and ``ground_truth.csv`` into ``out_dir``.
+    """Write ``n_videos`` short H.264 mp4 videos (with AAC sound) and ``ground_truth.csv`` into ``out_dir``.
 
     Deterministic: the same (n_videos, seed) gives the same shots and frames. A folder that
     already holds this exact corpus is left untouched (its files keep their times, so
@@ -191,7 +238,7 @@ def generate(out_dir, n_videos: int = 12, seed: int = 0, progress: bool = False)
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"generator_version": GENERATOR_VERSION, "n_videos": n_videos, "seed": seed,
-                "fps": FPS, "width": WIDTH, "height": HEIGHT}
+                "fps": FPS, "width": WIDTH, "height": HEIGHT, "sample_rate": SAMPLE_RATE}
     names = [f"sample_{i:03d}.mp4" for i in range(n_videos)]
     manifest_path = out / MANIFEST_FILE
     if (manifest_path.exists() and (out / TRUTH_FILE).exists() and all((out / n).exists() for n in names)

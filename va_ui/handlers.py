@@ -152,6 +152,16 @@ def more_like(settings, label: str | None, clip_key: str, k: int = SEARCH_K) -> 
     return enrich(settings, label, items)
 
 
+def check_answer(value: Any, unsure: Any) -> None:
+    """An answer is yes or no (``value`` True or False), or unsure (``unsure`` True, ``value`` None)."""
+    if unsure is not True and unsure is not False:
+        raise InputError(f"unsure is true or false, got {unsure!r}")
+    if unsure and value is not None:
+        raise InputError(f"an unsure answer has no yes or no, got {value!r}")
+    if not unsure and not isinstance(value, bool):
+        raise InputError(f"an answer is yes or no (or unsure), got {value!r}")
+
+
 def mark(settings, label: str, clip_key: str, value: bool | None, annotator: str, source: str,
          provenance: dict | None = None, unsure: bool = False) -> dict:
     """Record one answer; returns what undo needs (label, clip, annotator, table version).
@@ -161,12 +171,7 @@ def mark(settings, label: str, clip_key: str, value: bool | None, annotator: str
     unsure (``value`` None): stored, never trained on, never shown by a feed again.
     """
     labels_mod.validate_label(label)
-    if unsure is not True and unsure is not False:
-        raise InputError(f"unsure is true or false, got {unsure!r}")
-    if unsure and value is not None:
-        raise InputError(f"an unsure answer has no yes or no, got {value!r}")
-    if not unsure and not isinstance(value, bool):
-        raise InputError(f"an answer is yes or no (or unsure), got {value!r}")
+    check_answer(value, unsure)
     how = labels_mod.provenance_of({"provenance": provenance or {}})
     version = labels_mod.record_events(_wh(settings), [labels_mod.LabelEvent(label, clip_key, value, annotator, source,
                                                                         **how, unsure=unsure)])
@@ -298,13 +303,17 @@ def approve(settings, label: str, version: int, by: str, override: str | None = 
     It refuses failed checks, and a version clearly worse than the served one unless
     ``override`` gives the reason (recorded in the stage history).
     """
+    from va_core.registry import ReasonNeeded
     from va_core.registry import approve as do_approve
 
     if version is None:
         raise InputError("press Approve first to see the checks of the version you approve")
     override = (override or "").strip() or None
-    return do_approve(settings, labels_mod.validate_label(label), version=int(version), by=by,
-                      reason=reason, override=override)
+    try:
+        return do_approve(settings, labels_mod.validate_label(label), version=int(version), by=by,
+                          reason=reason, override=override)
+    except ReasonNeeded as exc:  # e.g. another version was served after the dialog opened
+        raise ReasonNeeded(f"{exc}: press Approve again and write it in the reason box") from exc
 
 
 def rollback_version(settings, label: str) -> int | None:
@@ -449,21 +458,30 @@ def review_options(settings, label: str) -> dict[str, list[str]]:
             "sources": sorted(answers["source"].unique().to_list())}
 
 
-def change(settings, label: str, clip_keys: str | list[str], value: bool, annotator: str) -> dict:
-    """Change the label of one clip or many from Review: one event each, by whoever is logged in.
+def change(settings, label: str, clip_keys: str | list[str], value: bool | None, annotator: str,
+           unsure: bool = False) -> dict:
+    """Change the answer of one clip or many from Review: one event each, by whoever is logged in.
 
-    All of them in one commit, or none (``record_events`` checks every row first).
+    ``value`` yes or no, or ``unsure`` (``value`` None). All of them in one commit, or none
+    (``record_events`` checks every row first). An unsure answer withdraws only this
+    annotator's vote: ``still_voted`` lists the changed clips whose label others' votes
+    still decide.
     """
     labels_mod.validate_label(label)
     keys = [clip_keys] if isinstance(clip_keys, str) else list(dict.fromkeys(clip_keys or []))
     if not keys:
         raise InputError("select the rows to change first")
-    if not isinstance(value, bool):
-        raise InputError(f"a label is yes or no, got {value!r}")
-    version = labels_mod.record_events(_wh(settings), [labels_mod.LabelEvent(label, k, value, annotator, "review")
-                                                       for k in keys])
-    return {"label": label, "clip_keys": keys, "value": value, "annotator": annotator,
-            "label_events_version": version}
+    check_answer(value, unsure)
+    wh = _wh(settings)
+    version = labels_mod.record_events(wh, [labels_mod.LabelEvent(label, k, value, annotator, "review", unsure=unsure)
+                                            for k in keys])
+    still_voted = []
+    if unsure:
+        voted = labels_mod.label_set(wh, label, version=version)
+        decided = set(voted.positives) | set(voted.negatives) | set(voted.conflicts)
+        still_voted = [k for k in keys if k in decided]
+    return {"label": label, "clip_keys": keys, "value": value, "unsure": unsure, "annotator": annotator,
+            "still_voted": still_voted, "label_events_version": version}
 
 
 EXPORTS = {"label set": labels_mod.export_label_set, "raw events": labels_mod.export_events}

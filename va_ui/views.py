@@ -209,6 +209,7 @@ def review_table(rows: list[dict], items: dict[str, dict], total: int, empty: st
             '<span class="va-picked">0 selected</span>'
             '<button class="va-btn va-bulk-yes" data-bulk="true" disabled>Set selected to Yes</button>'
             '<button class="va-btn va-bulk-no" data-bulk="false" disabled>Set selected to No</button>'
+            '<button class="va-btn va-bulk-unsure" data-bulk="unsure" disabled>Set selected to Unsure</button>'
             f'<span class="va-count">{total} clip{"s" if total != 1 else ""}{escape(more)}</span></div>'
             f'<table class="va-review-rows"><thead><tr><th></th><th>clip</th><th>clip key</th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')
@@ -390,7 +391,11 @@ element.addEventListener('change', (ev) => {
 });
 element.addEventListener('click', (ev) => {
   const bulk = ev.target.closest('button[data-bulk]');
-  if (bulk) { trigger('submit', { clip_keys: picked(), value: bulk.dataset.bulk === 'true' }); return; }
+  if (bulk) {
+    const unsure = bulk.dataset.bulk === 'unsure';
+    trigger('submit', { clip_keys: picked(), value: unsure ? null : bulk.dataset.bulk === 'true', unsure });
+    return;
+  }
   if (ev.target.closest('input, label')) return;
   const row = ev.target.closest('tr[data-key]');
   if (!row) return;

@@ -84,11 +84,17 @@ def test_a_clearly_worse_version_needs_an_override_with_a_reason(audited, capsys
                              pl.when(pl.col("model_version") == v).then(pl.lit(low / 2)).otherwise(pl.col("ap_low"))
                              .alias("ap_low"))
     wh.replace("models", {"label": LABEL}, rows)
+    # va_core says a reason is needed, in no front end's words; the command adds how to give it
+    with pytest.raises(registry.ReasonNeeded, match="clearly below") as refused:
+        registry.approve(settings, LABEL, by="lead")
+    assert "needs a reason" in str(refused.value) and "--override" not in str(refused.value)
     assert main(["approve", LABEL, "--home", str(settings.home), "--by", "lead"]) == 2
-    assert "clearly below" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "clearly below" in err and "needs a reason" in err and '--override "REASON"' in err
     assert registry.get_model(wh, LABEL, v)["stage"] == "candidate"
     assert main(["approve", LABEL, "--home", str(settings.home), "--by", "lead", "--override", " "]) == 2
-    assert "needs a reason" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs a reason" in err and '--override "REASON"' in err
     data = va(capsys, settings.home, "approve", LABEL, "--by", "lead", "--override", "the audit round was too small")
     assert data["model_version"] == v and data["override"] == "the audit round was too small"
     last = registry.model_history(wh, LABEL)[-1]

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from playwright.sync_api import expect
 
-from test_browser import (_events, _open, _pick_label, _shown_key, _start, _tab, _wait_saved, _wait_text,
-                          browser, colour)  # noqa: F401  (fixtures)
+from test_browser import (_events, _open, _pick_label, _review_keys, _review_row, _shown_key, _start, _tab,
+                          _wait_saved, _wait_text, browser, colour)  # noqa: F401  (fixtures)
 from va_core import guidelines, train
 from va_core.registry import load_model
 from va_core.labels import LabelEvent, label_set, record_events
@@ -89,6 +89,41 @@ def test_unsure_in_the_desk_is_stored_not_trained_on_and_not_fed_again(served, b
                            arg=seeded[0][0], timeout=30_000)
     table = page.locator("#va-review-table").inner_text()
     assert second in table and "una: unsure" in table and seeded[0][0] not in table
+    page.context.close()
+
+
+def test_review_sets_the_checked_rows_to_unsure(served, browser, truth, colour):
+    wh = served["wh"]
+    label = f"{colour}_recheck"
+    keys = sorted(truth)[:4]
+    record_events(wh, [LabelEvent(label, k, True, "rita", "search") for k in keys[:3]]
+                  + [LabelEvent(label, keys[3], True, "ana", "search")])
+    page = _open(browser, served["server"].url, "rita")
+    _tab(page, "Review")  # first, so the table is drawn once, for the label (a redraw unchecks the rows)
+    _pick_label(page, label)
+    _wait_text(page, "#va-review-table", "4 clips")
+    picked = [keys[0], keys[1], keys[3]]
+    for key in picked:
+        _review_row(page, key).locator(".va-pick").check()
+    expect(page.locator("#va-review-table .va-picked")).to_have_text("3 selected")
+    before, version = _events(served, label).height, wh.version("label_events")
+    page.locator("#va-review-table .va-bulk-unsure").click()
+    _wait_text(page, "#va-status", "3 clips changed to unsure by rita")
+    # ana's yes on keys[3] stands: rita's unsure withdraws only her own vote, and the page says so
+    assert "1 of them still has a yes or no from someone else" in page.locator("#va-status").inner_text()
+    events = _events(served, label)
+    assert events.height == before + 3
+    added = events.sort("created_at").tail(3)
+    assert sorted(added.select("clip_key", "value", "unsure", "annotator", "source").rows()) == sorted(
+        (k, None, True, "rita", "review") for k in picked)
+    assert wh.version("label_events") == version + 1  # the three in one commit
+    ls = label_set(wh, label)
+    assert sorted(ls.unsure_keys) == keys[:2] and sorted(ls.positives) == keys[2:]
+    # Review's unsure filter shows them, and only them
+    page.locator("#va-review-filter").get_by_label("unsure").check()
+    page.wait_for_function("n => document.querySelectorAll('#va-review-table tr[data-key]').length === n", arg=2)
+    assert sorted(_review_keys(page)) == keys[:2]
+    assert page.locator("#va-review-table").inner_text().count("rita: unsure") == 2
     page.context.close()
 
 

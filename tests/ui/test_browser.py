@@ -391,6 +391,34 @@ def test_presses_queue_in_the_page_and_none_is_lost(served, browser, truth, colo
     page.context.close()
 
 
+def test_sound_goes_on_and_off_from_the_keyboard(served, browser, colour):
+    from va_core.labels import set_description
+
+    label = f"{colour}_sound"
+    set_description(served["wh"], label, f"{colour} background", annotator="lead")
+    page = _open(browser, served["server"].url, "sam")
+    _pick_label(page, label)
+    _start(page, "random")
+    video = "document.querySelector('#va-desk .va-stage video')"
+    page.wait_for_function(f"() => {video}.readyState >= 2 && !{video}.paused")
+    assert page.evaluate(f"() => {video}.muted")  # the desk starts with the sound off
+    page.keyboard.press("m")
+    assert page.evaluate(f"() => {video}.muted") is False
+    expect(page.locator("#va-desk .va-transport")).to_contain_text("sound on")
+    # the clip has a sound track and the browser decodes it while it plays (a clip cut without
+    # sound decodes no audio byte, however long it plays)
+    page.wait_for_function(f"() => {video}.webkitAudioDecodedByteCount > 0 && !{video}.paused")
+    # the sound stays on for the next clip, and its sound is decoded too
+    first = _shown_key(page)
+    page.keyboard.press("s")
+    page.wait_for_function("k => document.querySelector('#va-desk .va-stage [data-key]')?.dataset.key !== k", arg=first)
+    page.wait_for_function(f"() => !{video}.muted && !{video}.paused && {video}.webkitAudioDecodedByteCount > 0")
+    page.keyboard.press("m")
+    assert page.evaluate(f"() => {video}.muted") is True
+    expect(page.locator("#va-desk .va-transport")).to_contain_text("sound off")
+    page.context.close()
+
+
 def test_clip_without_video_shows_key_and_metadata(served, browser):
     from va_core.labels import record_events
 

@@ -248,8 +248,10 @@ def test_any_version_is_approved_with_the_registry_rules_and_rolled_back(ui_sett
     text = panels.checks(checks)
     assert "| v1 (this version) | v2 (served now) |" in text and "Approving it anyway needs a reason" in text
     assert f"| label set size | {checks['n_labels']} | {checks['served']['n_labels']} |" in text
-    with pytest.raises(ApprovalRefused, match="no corpus estimate"):
+    with pytest.raises(ApprovalRefused, match="no corpus estimate") as refused:
         h.approve(ui_settings, label, 1, "maria", override="  ")
+    # the app's own words for giving a reason, not the command's flag
+    assert "reason box" in str(refused.value) and "--override" not in str(refused.value)
     done = h.approve(ui_settings, label, 1, "maria", override="the audit round missed night shots")
     assert done["model_version"] == 1 and done["retired"] == [2]
     last = h.stage_history(ui_settings, label).row(0, named=True)
@@ -332,6 +334,25 @@ def test_review_shows_every_label_and_changes_it(ui_settings, wh):
     undo_event(wh, "dog", keys[3], "lee")
     row = h.review_rows(ui_settings, "dog", contains=keys[3]).row(0, named=True)
     assert row["annotators"] == "maria: no" and row["votes"] == 1
+
+
+def test_review_changes_clips_to_unsure_withdrawing_only_the_reviewers_vote(ui_settings, wh):
+    keys = wh.read("clips")["clip_key"].sort().to_list()[:2]
+    h.mark(ui_settings, "cat", keys[0], True, "maria", "search")
+    h.mark(ui_settings, "cat", keys[1], True, "lee", "search")
+    version = wh.version("label_events")
+    done = h.change(ui_settings, "cat", keys, None, "maria", unsure=True)
+    assert done["unsure"] and done["still_voted"] == [keys[1]]  # lee's yes still decides keys[1]
+    assert wh.version("label_events") == version + 1
+    added = _events(wh, "cat").tail(2)
+    assert added.select("clip_key", "value", "unsure", "annotator", "source").rows() == [
+        (keys[0], None, True, "maria", "review"), (keys[1], None, True, "maria", "review")]
+    assert h.review_rows(ui_settings, "cat", "unsure")["clip_key"].to_list() == [keys[0]]
+    assert h.review_rows(ui_settings, "cat", "yes")["annotators"].to_list() == ["lee: yes, maria: unsure"]
+    for value, unsure in ((True, True), (None, False), ("maybe", False)):
+        with pytest.raises(InputError):
+            h.change(ui_settings, "cat", keys, value, "maria", unsure=unsure)
+    assert wh.version("label_events") == version + 1
 
 
 def test_review_exports_the_label_set_and_the_raw_events(ui_settings, wh, tmp_path):

@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 import av
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -97,3 +98,61 @@ def test_many_clips_at_once(ui_settings, wh):
     infos = clip_infos(ui_settings, keys + ["nothing|0"])
     assert all(infos[k].playable for k in keys)
     assert infos["nothing|0"].reason == "unknown clip key"
+
+
+def _sound(path: Path) -> tuple[np.ndarray, int] | None:
+    """The clip's decoded sound (first channel) and its rate, or None without an audio stream."""
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return None
+        stream = c.streams.audio[0]
+        samples = np.concatenate([f.to_ndarray()[0] for f in c.decode(stream)])
+        return samples, stream.codec_context.sample_rate
+
+
+def _pitch(samples: np.ndarray, rate: int) -> float:
+    """The strongest frequency of a stretch of sound (zero-padded FFT: a fraction of a Hz apart)."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples)), n=1 << 16))
+    return float(np.fft.rfftfreq(1 << 16, 1 / rate)[int(np.argmax(spectrum))])
+
+
+def test_a_clip_carries_the_sound_of_its_own_span(ui_settings, wh, truth):
+    from va_core.sample_corpus import FPS, PITCHES
+
+    clips = wh.read("clips").sort("clip_key").to_dicts()
+    # a later shot (the cut seeks) drawn exactly, long enough to hear, of a steady pitch (a pan glides)
+    clip = next(c for c in clips if c["frame_in"] > 0 and truth[c["clip_key"]]["truth_overlap"] == 1.0
+                and truth[c["clip_key"]]["motion"] != "pan" and c["end_s"] - c["start_s"] >= 1.0)
+    path = clip_file(ui_settings, clip["clip_key"])
+    sound = _sound(path)
+    assert sound is not None, "the source has sound: the clip must carry it"
+    samples, rate = sound
+    frames = _frames(path)[0]
+    assert frames == clip["frame_out"] - clip["frame_in"] + 1
+    assert abs(len(samples) / rate - frames / FPS) <= 0.03  # as long as the picture
+    # the shot's own tone from its first tenth of a second to its last: the span is the clip's,
+    # not its neighbours' (whose colours, and so pitches, differ)
+    want = PITCHES[truth[clip["clip_key"]]["colour"]]
+    edge = int(0.12 * rate)
+    for part in (samples[int(0.02 * rate):edge], samples[-edge:-int(0.02 * rate)], samples):
+        heard = _pitch(part, rate)
+        assert min(PITCHES.values(), key=lambda p: abs(p - heard)) == want, (heard, want)
+
+
+def test_a_source_without_sound_gives_a_clip_without_sound(ui_settings, wh, a_clip, tmp_path):
+    from va_core.playback import cut
+
+    uri = wh.read("videos", where={"video_id": a_clip["video_id"]})["uri"][0]
+    silent = tmp_path / "silent.mp4"
+    with av.open(uri.removeprefix("file://")) as src, av.open(str(silent), "w", format="mp4") as out:
+        assert src.streams.audio, "the sample videos have sound"
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = stream
+            out.mux(packet)
+    dest = tmp_path / "clip.mp4"
+    n = cut(silent, a_clip["start_s"], a_clip["end_s"], dest)
+    assert n == a_clip["frame_out"] - a_clip["frame_in"] + 1 == _frames(dest)[0]
+    assert _sound(dest) is None

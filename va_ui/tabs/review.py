@@ -18,6 +18,21 @@ from va_ui.tabs.page import Page, who, wire
 
 ROWS_SHOWN = 100  # thumbnails each load a clip: the newest changes first, the filters for the rest
 ANYONE, ANY_SOURCE = "anyone", "any source"
+ANSWERS = {"yes": (True, False), "no": (False, False), "unsure": (None, True)}  # (value, unsure) for h.change
+
+
+def changed_status(done: dict, by: str) -> str:
+    """The status line after a change: how many clips became what, and which others' votes still decide."""
+    keys = done["clip_keys"]
+    word = "unsure" if done["unsure"] else "yes" if done["value"] else "no"
+    what = keys[0] if len(keys) == 1 else f"{len(keys)} clips"
+    text = f"{what} changed to **{word}** by {by}."
+    n = len(done["still_voted"])
+    if n and len(keys) == 1:
+        text += " Someone else's yes or no still decides its label."
+    elif n:
+        text += f" {n} of them still {'has' if n == 1 else 'have'} a yes or no from someone else, which decides."
+    return text
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,7 @@ class ReviewTab:
     picked_view: gr.HTML
     to_yes: gr.Button
     to_no: gr.Button
+    to_unsure: gr.Button
     export_what: gr.Radio
     export_format: gr.Radio
     export: gr.Button
@@ -62,6 +78,7 @@ def layout(page: Page) -> ReviewTab:
                 with gr.Row():
                     to_yes = gr.Button("Change to Yes", elem_id="va-review-yes")
                     to_no = gr.Button("Change to No", elem_id="va-review-no")
+                    to_unsure = gr.Button("Change to Unsure", elem_id="va-review-unsure")
                 with gr.Group():
                     with gr.Row():
                         export_what = gr.Radio(list(h.EXPORTS), value="label set", label="Export",
@@ -70,7 +87,7 @@ def layout(page: Page) -> ReviewTab:
                                                  elem_id="va-export-format")
                     export = gr.Button("Export", elem_id="va-export")
                     exported = gr.File(label="Download", interactive=False, elem_id="va-export-file")
-    return ReviewTab(which, annotator, source, contains, reload, table, picked, picked_view, to_yes, to_no,
+    return ReviewTab(which, annotator, source, contains, reload, table, picked, picked_view, to_yes, to_no, to_unsure,
                      export_what, export_format, export, exported)
 
 
@@ -115,20 +132,21 @@ def wire_tab(page: Page, tab: ReviewTab) -> None:
 
     wire(tab.table.select, on_pick, [label], [tab.picked, tab.picked_view])
 
-    def change_to(value):
+    def change_to(answer):
         def on_change(chosen, key, which, annotator, source, contains, typed, request: gr.Request):
             if not key:
                 raise InputError("select a row first")
             by = who(request, typed)
-            h.change(settings, chosen, key, value, by)
+            value, unsure = ANSWERS[answer]
+            done = h.change(settings, chosen, key, value, by, unsure=unsure)
             item = h.enrich(settings, chosen, [{"clip_key": key}])[0]
             return (rows(chosen, which, annotator, source, contains, by), views.player(item, ""),
-                    f"{key} changed to **{'yes' if value else 'no'}** by {by}.")
+                    changed_status(done, by))
 
         return on_change
 
-    for button, value in ((tab.to_yes, True), (tab.to_no, False)):
-        wire(button.click, change_to(value), [label, tab.picked, *tab.filters, page.name],
+    for button, answer in ((tab.to_yes, "yes"), (tab.to_no, "no"), (tab.to_unsure, "unsure")):
+        wire(button.click, change_to(answer), [label, tab.picked, *tab.filters, page.name],
              [tab.table, tab.picked_view, status], status=status)
 
     def on_bulk(chosen, which, annotator, source, contains, typed, evt: gr.EventData, request: gr.Request):
@@ -139,10 +157,8 @@ def wire_tab(page: Page, tab: ReviewTab) -> None:
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise InputError(f"a bulk change names the clips it changes, got {keys!r}")
         by = who(request, typed)
-        done = h.change(settings, chosen, keys, data.get("value"), by)
-        n = len(done["clip_keys"])
-        return (rows(chosen, which, annotator, source, contains, by),
-                f"{n} clip{'s' if n != 1 else ''} changed to **{'yes' if done['value'] else 'no'}** by {by}.")
+        done = h.change(settings, chosen, keys, data.get("value"), by, unsure=data.get("unsure", False))
+        return rows(chosen, which, annotator, source, contains, by), changed_status(done, by)
 
     wire(tab.table.submit, on_bulk, [label, *tab.filters, page.name], [tab.table, status], status=status)
 
