@@ -15,10 +15,12 @@ import logging
 import sys
 from typing import Any, Callable, Iterator
 
-from va_cli import corpus, demo, doctor, experiments, feeds, labels, models, servers
+from va_cli import corpus, demo, doctor, experiments, feeds, guidance, labels, models, servers
 from va_core.config import Settings
 from va_core.errors import VAError
 from va_core.learn import DEFAULT_TRAINER, TRAINERS, trainer_names
+from va_core.mistakes import DEFAULT_K as MISTAKES_K
+from va_core.mistakes import MAX_K as MAX_MISTAKES_K
 from va_core.sources import source_names
 
 Handler = Callable[..., tuple[Any, ...]]
@@ -30,6 +32,8 @@ HANDLERS: dict[str, Handler] = {
     "label": labels.cli_label,
     "import-labels": labels.cli_import_labels,
     "describe": labels.cli_describe,
+    "guidelines": guidance.cli_guidelines,
+    "mistakes": guidance.cli_mistakes,
     "train": models.cli_train,
     "feeds": feeds.cli_feeds,
     "approve": models.cli_approve,
@@ -133,6 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("describe", "set a label's description, its text query for zero-shot search")
     p.add_argument("label", metavar="LABEL")
     p.add_argument("description", metavar="TEXT")
+
+    p = add("guidelines", "show a label's guidelines (text and pinned example clips), or change them")
+    p.add_argument("label", metavar="LABEL")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--text", default=None, metavar="TEXT", help="set the guideline text (empty text clears it)")
+    g.add_argument("--pin", default=None, metavar="CLIP_KEY", help="pin a clip as an example (with --as yes|no)")
+    g.add_argument("--unpin", default=None, metavar="CLIP_KEY", help="unpin an example clip")
+    p.add_argument("--as", dest="as_value", choices=list(guidance.EXAMPLE_VALUES), default=None,
+                   help="what the pinned clip is an example of")
+    p.add_argument("--note", default=None, help="a few words on the pinned example")
+    p.add_argument("--annotator", default=None, help="who changes them (default: your login name)")
+
+    p = add("mistakes", "labels the model contradicts (yes scored low, no scored high) and annotator conflicts")
+    p.add_argument("label", metavar="LABEL")
+    p.add_argument("--version", type=whole(1), default=None,
+                   help="the model version whose scores to use (default: the latest; an older one while its "
+                        "scores are kept)")
+    p.add_argument("-k", "--k", dest="k", type=whole(1, MAX_MISTAKES_K), default=MISTAKES_K,
+                   help=f"clips per list (default {MISTAKES_K})")
 
     p = add("train", "label set -> classifier -> evaluation -> scores -> feeds (a new model version)")
     p.add_argument("label", metavar="LABEL")

@@ -28,8 +28,9 @@ import pyarrow as pa
 from va_core.errors import InputError, NotFound
 from va_core.warehouse import Warehouse
 
-__all__ = ["EXPORT_FORMATS", "export_events", "export_label_set", "LabelEvent", "LabelSet", "PROVENANCE", "UNSURE",
-           "aggregate", "answered", "description", "events_version", "existing_clip_keys", "import_label_file", "known_labels",
+__all__ = ["EXPORT_FORMATS", "export_events", "export_label_set", "EventsSnapshot", "LabelEvent", "LabelSet",
+           "PROVENANCE", "UNSURE", "aggregate", "answered", "description", "events_snapshot", "events_version",
+           "existing_clip_keys", "import_label_file", "known_labels",
            "label_set", "labels_overview", "latest_answers", "latest_votes", "login_name", "provenance_of",
            "read_events", "record_events", "set_description", "store_text_embeddings", "stored_text_embedding",
            "text_query", "undo_event", "unsure_clips", "validate_label", "validate_person"]
@@ -484,9 +485,35 @@ class LabelSet:
         )
 
 
-def label_set(wh: Warehouse, label: str, version: int | None = None) -> LabelSet:
-    """The label set of ``label`` at a ``label_events`` version (default: the current one)."""
-    if version is None:  # the current events and their version from one snapshot
+@dataclass(frozen=True)
+class EventsSnapshot:
+    """Every label event at one ``label_events`` version, read once.
+
+    For readers of one moment that would each open the table (after an answer the app shows
+    the label's counts, the Labels table and the feed previews): pass it as ``snapshot``.
+    """
+
+    events: pl.DataFrame
+    version: int | None  # None: the table was never written
+
+    def of(self, label: str) -> pl.DataFrame:
+        return self.events.filter(pl.col("label") == label)
+
+
+def events_snapshot(wh: Warehouse) -> EventsSnapshot:
+    """The current label events of every label and their version, from one open of the table."""
+    return EventsSnapshot(*wh.read_current("label_events"))
+
+
+def label_set(wh: Warehouse, label: str, version: int | None = None,
+              snapshot: EventsSnapshot | None = None) -> LabelSet:
+    """The label set of ``label`` at a ``label_events`` version (default: the current one), or of
+    the events of ``snapshot``."""
+    if snapshot is not None:
+        if version is not None:
+            raise InputError("a label set is read at a version or from a snapshot, not both")
+        events, version = snapshot.of(label), snapshot.version
+    elif version is None:  # the current events and their version from one snapshot
         events, version = wh.read_current("label_events", where={"label": label})
     else:
         events = read_events(wh, label, version=version)
@@ -495,9 +522,10 @@ def label_set(wh: Warehouse, label: str, version: int | None = None) -> LabelSet
     return LabelSet(label, version, clips, events.height, annotators, unsure_clips(events).drop("label"))
 
 
-def labels_overview(wh: Warehouse) -> list[dict]:
-    """Every label with events: counts, conflicts, agreement, description."""
-    events = wh.read("label_events")
+def labels_overview(wh: Warehouse, snapshot: EventsSnapshot | None = None) -> list[dict]:
+    """Every label with events: counts, conflicts, agreement, description (the events of ``snapshot``
+    if given, else the current ones)."""
+    events = snapshot.events if snapshot is not None else wh.read("label_events")
     if events.height == 0:
         return []
     agg = aggregate(events)
@@ -521,7 +549,9 @@ def labels_overview(wh: Warehouse) -> list[dict]:
     return out
 
 
-def known_labels(wh: Warehouse) -> list[str]:
+def known_labels(wh: Warehouse, snapshot: EventsSnapshot | None = None) -> list[str]:
+    if snapshot is not None:
+        return sorted(snapshot.events["label"].unique().to_list())
     if not wh.exists("label_events"):
         return []
     col = wh.arrow("label_events", columns=["label"]).column("label")

@@ -27,7 +27,7 @@ from va_core.learn import LinearModel
 from va_core.registry import get_model
 from va_core.warehouse import Warehouse
 
-__all__ = ["mistakes"]
+__all__ = ["DEFAULT_K", "MAX_K", "mistakes"]
 
 DEFAULT_K = 20
 MAX_K = 1000

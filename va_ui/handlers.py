@@ -42,10 +42,10 @@ def annotator_name(login: str | None, typed: str | None) -> str:
 
 # -- labels ---------------------------------------------------------------------------
 
-def label_choices(settings) -> list[str]:
-    """Labels with events or a description, for the label picker."""
+def label_choices(settings, snapshot=None) -> list[str]:
+    """Labels with events or a description, for the label picker (``snapshot``: the events read already)."""
     wh = _wh(settings)
-    names = set(labels_mod.known_labels(wh))
+    names = set(labels_mod.known_labels(wh, snapshot=snapshot))
     if wh.exists("label_descriptions"):
         names |= set(wh.read("label_descriptions", columns=["label"])["label"].to_list())
     return sorted(names)
@@ -64,18 +64,21 @@ def save_label(settings, label: str, description: str | None, annotator: str) ->
     return label_summary(settings, label)
 
 
-def label_summary(settings, label: str) -> dict:
+def label_summary(settings, label: str, ls=None) -> dict:
+    """The label's counts, agreement and description; ``ls``: its label set when the caller has it."""
     labels_mod.validate_label(label)
     wh = _wh(settings)
-    ls = labels_mod.label_set(wh, label)
+    ls = ls if ls is not None else labels_mod.label_set(wh, label)
     shared = ls.clips.filter(pl.col("annotator_cnt") >= 2).height  # what agreement is measured on
     return {**ls.summary(), "n_shared": shared, "description": labels_mod.description(wh, label)}
 
 
-def labels_table(settings) -> pl.DataFrame:
+def labels_table(settings, snapshot=None) -> pl.DataFrame:
+    """Every label with its counts; ``snapshot``: the label events read already (one read for both uses)."""
     wh = _wh(settings)
-    rows = labels_mod.labels_overview(wh)
-    described = set(label_choices(settings))
+    snapshot = snapshot if snapshot is not None else labels_mod.events_snapshot(wh)
+    rows = labels_mod.labels_overview(wh, snapshot=snapshot)
+    described = set(label_choices(settings, snapshot=snapshot))
     seen = {r["label"] for r in rows}
     for name in sorted(described - seen):  # described but not labelled yet
         rows.append({"label": name, "n_pos": 0, "n_neg": 0, "n_conflicts": 0, "n_unsure": 0, "agreement": None,
@@ -217,10 +220,12 @@ def build(settings, label: str, encoder_id: str | None = None, features: str | N
     return {"result": result, "seconds": time.perf_counter() - t0}
 
 
-def model_view(settings, label: str) -> dict:
-    """What the Model part shows: every version with its evaluation, and the feeds of the latest."""
+def model_view(settings, label: str, ls=None) -> dict:
+    """What the Model part shows: every version with its evaluation, and the feeds of the latest.
+
+    ``ls``: the label's label set when the caller has it (the previews leave its clips out)."""
     history = model_history(settings, label)
-    return {"history": history, "previews": feed_previews(settings, label) if history.height else {}}
+    return {"history": history, "previews": feed_previews(settings, label, ls=ls) if history.height else {}}
 
 
 def model_history(settings, label: str) -> pl.DataFrame:
@@ -245,15 +250,17 @@ def model_history(settings, label: str) -> pl.DataFrame:
             .sort("model_version"))
 
 
-def feed_previews(settings, label: str, k: int = PREVIEW_K) -> dict[str, list[dict]]:
-    """The first ``k`` unlabelled clips of each feed of the latest model (one read of ``feeds``)."""
+def feed_previews(settings, label: str, k: int = PREVIEW_K, ls=None) -> dict[str, list[dict]]:
+    """The first ``k`` unlabelled clips of each feed of the latest model (one read of ``feeds``).
+
+    ``ls``: the label set when the caller has it."""
     from va_core.feeds import stored_feeds
 
     wh = _wh(settings)
     versions = wh.arrow("models", columns=["model_version"], where={"label": label})["model_version"]
     if len(versions) == 0:
         return {}
-    ls = labels_mod.label_set(wh, label)
+    ls = ls if ls is not None else labels_mod.label_set(wh, label)
     stored = wh.read("feeds", columns=["feed", "rank", "clip_key", "score"],
                                 where={"label": label, "model_version": max(versions.to_pylist())})
     fresh = (stored.filter(~pl.col("clip_key").is_in(ls.labelled)).sort(["feed", "rank"])

@@ -105,3 +105,80 @@ def test_doctor_reports_guideline_rows_and_unsure_events_written_around_va_core(
     from va_core.labels import label_set
 
     assert label_set(wh, "g").unsure_keys == [corpus.keys[0]]  # read as unsure, as doctor says
+
+
+def test_va_guidelines_shows_sets_pins_and_unpins(home, capsys):
+    from tests.support.command import va_json
+    from va_cli.main import main
+
+    settings, wh, corpus = home
+    k, label = corpus.keys, "cli_guided"
+    got = va_json(capsys, settings.home, "guidelines", label)
+    assert (got["text"], got["yes"], got["no"], got["changed"]) == ("", [], [], None)
+    got = va_json(capsys, settings.home, "guidelines", label, "--text", " Two cars, one chasing. ", "--annotator", "ana")
+    assert (got["text"], got["changed"], got["updated_by"]) == ("Two cars, one chasing.", "text set", "ana")
+    got = va_json(capsys, settings.home, "guidelines", label, "--pin", k[0], "--as", "yes", "--note", "the classic",
+                  "--annotator", "ana")
+    assert [(e["clip_key"], e["note"], e["annotator"]) for e in got["yes"]] == [(k[0], "the classic", "ana")]
+    va_json(capsys, settings.home, "guidelines", label, "--pin", k[1], "--as", "no", "--annotator", "bo")
+    got = va_json(capsys, settings.home, "guidelines", label, "--unpin", k[0], "--annotator", "bo")
+    assert got["yes"] == [] and [e["clip_key"] for e in got["no"]] == [k[1]] and got["changed"] == f"{k[0]} unpinned"
+    assert got == {**guidelines.guidelines(wh, label).as_dict(), "changed": f"{k[0]} unpinned"}  # va_core's answer
+
+    capsys.readouterr()
+    assert main(["guidelines", label, "--home", str(settings.home)]) == 0
+    text = capsys.readouterr().out
+    assert "Two cars, one chasing." in text and "yes examples (0):" in text and "no examples (1):" in text
+    assert f"{k[1]}  (pinned by bo)" in text
+
+    # bad input: an error naming what is wrong, and nothing stored
+    before = wh.count("label_guidelines")
+    for argv, message in [(["--pin", k[2]], "needs --as yes or --as no"),
+                          (["--as", "yes"], "give --pin with it"),
+                          (["--unpin", k[2]], "not a pinned example"),
+                          (["--pin", "ghost|0", "--as", "yes"], "not in the clips"),
+                          (["--text", "x" * 5000], "at most")]:
+        assert main(["guidelines", label, *argv, "--home", str(settings.home), "--annotator", "bo"]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert main(["guidelines", label, "--text", "a", "--pin", k[2], "--home", str(settings.home)]) == 2  # one change
+    assert "not allowed with" in capsys.readouterr().err
+    assert wh.count("label_guidelines") == before
+
+
+def test_va_mistakes_prints_the_three_lists(home, capsys):
+    from tests.support.command import va_json
+    from va_cli.main import main
+
+    settings, wh, corpus = home
+    label = "cli_mist"
+    got = va_json(capsys, settings.home, "mistakes", label)
+    assert got["model_version"] is None and got["conflicts"] == []
+    assert main(["mistakes", label, "--home", str(settings.home)]) == 0
+    assert "no model yet" in capsys.readouterr().out
+    events = truth_events(corpus, label, TOPIC, sample_rows(corpus, TOPIC, 10, 30, seed=3))
+    record_events(wh, events)
+    record_events(wh, [LabelEvent(label, events[0]["clip_key"], not events[0]["value"], "second")])
+    v = train.train_label(settings, label).model_version
+    top = get_feed(settings, label, "top_positive", 1)[0]
+    record_events(wh, [LabelEvent(label, top["clip_key"], False, "expert")])
+
+    got = va_json(capsys, settings.home, "mistakes", label, "--k", "50")
+    core = mistakes(wh, label, k=50)
+    assert got["model_version"] == v and got["threshold"] == pytest.approx(core["threshold"])
+    for name in ("yes_scored_low", "no_scored_high", "conflicts"):
+        assert [i["clip_key"] for i in got[name]] == [i["clip_key"] for i in core[name]], name
+    assert top["clip_key"] in [i["clip_key"] for i in got["no_scored_high"]]
+    assert [i["clip_key"] for i in got["conflicts"]] == [events[0]["clip_key"]]
+    assert len(va_json(capsys, settings.home, "mistakes", label, "-k", "1", "--version", str(v))["conflicts"]) == 1
+
+    assert main(["mistakes", label, "--home", str(settings.home)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{label} v{v} (threshold ")
+    for title in ("labelled yes, scored below the threshold", "labelled no, scored at or above the threshold",
+                  "the annotators disagree (1):"):
+        assert title in text
+    assert f"{top['clip_key']}  score " in text and "expert: no  (labelled after this version was trained)" in text
+    assert main(["mistakes", label, "--version", "99", "--home", str(settings.home)]) == 2
+    assert "has no model version 99" in capsys.readouterr().err
+    assert main(["mistakes", label, "-k", "0", "--home", str(settings.home)]) == 2
+    assert "must be from 1" in capsys.readouterr().err

@@ -451,3 +451,35 @@ def test_the_model_tab_of_a_label_without_a_model_says_what_to_do(ui_settings):
     quality, versions, history, picker, approve, rollback, *_ = model.shown(ui_settings, "nothing_yet")
     assert "has no model yet" in quality and versions == "" and history is None
     assert picker["choices"] == [] and approve["interactive"] is False and rollback["interactive"] is False
+
+
+def test_an_answer_reads_the_label_events_once_to_save_and_once_for_what_follows(ui_settings, wh, truth, colour,
+                                                                                  monkeypatch):
+    from va_ui.tabs.annotate import after_answer
+
+    label = f"{colour}_reads"
+    label_by_truth(ui_settings, label, truth, colour)
+    h.build(ui_settings, label)  # a model: the feed previews are shown after each answer too
+    fresh = next(k for k in sorted(truth) if k not in label_set(wh, label).labelled)
+    opened: list[str] = []
+    real_open = Warehouse._open
+
+    def counted(self, table, version=None):
+        opened.append(table)
+        return real_open(self, table, version)
+
+    monkeypatch.setattr(Warehouse, "_open", counted)  # every table open of va_core goes through it
+    saved = annotate.save(ui_settings, label, fresh, True, "maria", "random")
+    # the append's new version (Warehouse.append), then the label's counts after it
+    assert opened.count("label_events") == 2
+    opened.clear()
+    status, labels, *model_parts = after_answer(ui_settings, label, None)
+    # one snapshot serves the counts, the Labels table, the label picker's names and the previews
+    assert opened.count("label_events") == 1
+    # and all of them show this answer
+    ls = label_set(wh, label)
+    assert saved["summary"]["n_pos"] == ls.n_pos == 5 and f"{ls.n_pos} yes" in status
+    row = labels.filter(pl.col("label") == label).row(0, named=True)
+    assert (row["yes"], row["no"]) == (ls.n_pos, ls.n_neg)
+    previews = " ".join(str(p) for p in model_parts)
+    assert fresh not in previews and "data-key" in previews

@@ -101,6 +101,19 @@ def _counts(summary: dict) -> dict:
     return {k: summary.get(k) for k in ("label", "n_pos", "n_neg", "n_conflicts", "n_unsure")}
 
 
+def after_answer(settings, chosen: str, picked: int | None) -> tuple:
+    """What follows every stored answer: the status line's counts, the Labels table and the Model
+    tab (its numbers and feed previews), all from one read of the label events."""
+    from va_core.labels import events_snapshot, label_set
+    from va_core.warehouse import Warehouse
+
+    wh = Warehouse.from_settings(settings)
+    snapshot = events_snapshot(wh)
+    ls = label_set(wh, chosen, snapshot=snapshot)
+    return (panels.label_status(h.label_summary(settings, chosen, ls=ls)), h.labels_table(settings, snapshot=snapshot),
+            *model.shown(settings, chosen, picked, ls=ls))
+
+
 def wire_tab(page: Page, tab: AnnotateTab, labels_table: gr.Dataframe, model_tab: model.ModelTab) -> None:
     """``labels_table`` and ``model_tab``: what follows every stored answer."""
     settings, label, status = page.settings, page.label, page.status
@@ -108,11 +121,9 @@ def wire_tab(page: Page, tab: AnnotateTab, labels_table: gr.Dataframe, model_tab
     model_out = model_tab.outputs
 
     def on_saved(chosen, picked):
-        # after every stored answer: the counts, the model's numbers and the feed previews
         if not chosen:
             return gr.update(), gr.update(), *[gr.update() for _ in model_out]
-        return (panels.label_status(h.label_summary(settings, chosen)), h.labels_table(settings),
-                *model.shown(settings, chosen, picked))
+        return after_answer(settings, chosen, picked)
 
     wire(tab.desk.saved, on_saved, [label, model_tab.picker], [status, labels_table, *model_out],
          trigger_mode="always_last", show_progress="hidden")

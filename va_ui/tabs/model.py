@@ -75,15 +75,16 @@ def layout(page: Page) -> ModelTab:
                     cancel, pending, versions, history, curve, previews)
 
 
-def shown(settings, chosen: str | None, picked: int | None = None) -> tuple:
+def shown(settings, chosen: str | None, picked: int | None = None, ls=None) -> tuple:
     """The Model tab's outputs (:attr:`ModelTab.outputs`) for the chosen label.
 
     ``picked``: the version picked before, kept when it still exists; else the latest.
+    ``ls``: the label's label set when the caller has it.
     """
     if not chosen:
         return ("Pick a label to see its model.", "", None, gr.update(choices=[], value=None),
                 gr.update(interactive=False), gr.update(value="Roll back", interactive=False), None, "")
-    view = h.model_view(settings, chosen)
+    view = h.model_view(settings, chosen, ls=ls)
     history = view["history"]
     rows = history.sort("model_version", descending=True).to_dicts() if history.height else []  # no model: no columns
     numbers = [int(r["model_version"]) for r in rows]
