@@ -130,13 +130,14 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
     if data.query is None or not get_trainer(trainer).text_prior:
         return fit_classifier(data, trainer)
     cache = {} if cache is None else cache
-    sample = _sample(wh, ls, corpus, cache)
-    if sample.n_pos == 0 or quality.audit_labels_needed(sample.n, sample.n_pos):
-        return fit_classifier(data, trainer)  # no estimate to compare by yet: the query's model
-    # the two candidates are independent until compared: the one without the query is fitted
-    # and estimated on a second thread while this one does the other (on two cores the build
-    # waits for the slower of the two, not for both); each fit is the same on either thread
+    # the two candidates are independent until compared: a second thread reads the label's
+    # audit sample and, when it suffices for a comparison, fits and estimates the candidate
+    # without the query, while this one fits the other (on two cores the build waits for the
+    # slower of the two, not for both); each fit is the same on either thread
     from concurrent.futures import ThreadPoolExecutor
+
+    def comparable(sample: quality.ProbabilitySample) -> bool:
+        return sample.n_pos > 0 and not quality.audit_labels_needed(sample.n, sample.n_pos)
 
     def estimated(candidate: TrainingData):
         fitted = fit_classifier(candidate, trainer)
@@ -144,8 +145,13 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
         return fitted, estimate_quality(wh, ls, corpus, fitted, data, cache=cache, n_boot=0)
 
     with learn.one_blas_thread(), ThreadPoolExecutor(1) as pool:  # one BLAS thread each, set before both start
-        other = pool.submit(estimated, TrainingData(data.keys, data.y, data.X))
-        model, with_query = estimated(data)
+        sampled = pool.submit(_sample, wh, ls, corpus, cache)
+        other = pool.submit(lambda: estimated(TrainingData(data.keys, data.y, data.X))
+                            if comparable(sampled.result()) else None)
+        model = fit_classifier(data, trainer)
+        if not comparable(sampled.result()):
+            return model  # no estimate to compare by yet: the query's model
+        with_query = estimate_quality(wh, ls, corpus, model, data, cache=cache, n_boot=0)
         plain, without = other.result()
     if with_query.ap is None:  # the refits lacked a class: no comparison
         return model
