@@ -545,14 +545,21 @@ def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
 
 
 def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = DEFAULT_TRAINER,
-             query: np.ndarray | None = None, lam: float | None = None) -> Evaluation:
+             query: np.ndarray | None = None, lam: float | None = None,
+             refit: Callable[[np.ndarray, np.ndarray], LinearModel] | None = None) -> Evaluation:
     """AP of ``trainer`` on labelled clips (rows in :func:`ordered` order).
 
     The paper's hash split when its validation part holds enough positives (and the rest
     can still be trained on), else stratified cross-validation; the random baseline is
-    computed on the same clips.
+    computed on the same clips. ``refit(X', y')``: how the held-out models are fitted when
+    they are refits of a model fitted on all these clips (:func:`refit`, which may start from
+    its mode); else by ``trainer`` with ``query`` and ``lam``.
     """
     from sklearn.model_selection import StratifiedKFold
+
+    if refit is None:
+        def refit(X_part, y_part):
+            return fit(X_part, y_part, trainer, query, lam)
 
     y = np.asarray(y, dtype=bool)
     _check_classes(y, "evaluation")
@@ -560,7 +567,7 @@ def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = D
     n_val_pos, n_val_neg = int(y[val].sum()), int((~y[val]).sum())
     train_pos, train_neg = int(y[~val].sum()), int((~y[~val]).sum())
     if n_val_pos >= MIN_VALIDATION_POSITIVES and n_val_neg >= 1 and min(train_pos, train_neg) >= MIN_PER_CLASS:
-        model = fit(X[~val], y[~val], trainer, query, lam)
+        model = refit(X[~val], y[~val])
         held_out = model.score(X[val])
         ap = bootstrap_ap(y[val], held_out)
         return Evaluation("hash_split", ap, baseline_ap(n_val_pos, int(val.sum())), int(val.sum()), n_val_pos,
@@ -568,6 +575,6 @@ def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = D
     folds = StratifiedKFold(n_splits=n_folds(y), shuffle=True, random_state=SPLIT_SEED)
     scores = np.empty(len(y), dtype=np.float64)
     for train_idx, test_idx in folds.split(X, y):
-        scores[test_idx] = fit(X[train_idx], y[train_idx], trainer, query, lam).score(X[test_idx])
+        scores[test_idx] = refit(X[train_idx], y[train_idx]).score(X[test_idx])
     return Evaluation("stratified_cv", bootstrap_ap(y, scores), baseline_ap(int(y.sum()), len(y)), len(y),
                       int(y.sum()), best_f1_threshold(y, scores), Curve.from_scores(y, scores, "stratified_cv"))

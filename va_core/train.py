@@ -127,46 +127,62 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
     own error (both models are wrong somewhere, and the feeds chose which clips were labelled),
     the corpus estimate can: once the label's audit labels suffice, the candidate with the
     higher estimated corpus AP on the same draws is kept; before, the query's model."""
-    model = fit_classifier(data, trainer)
     if data.query is None or not get_trainer(trainer).text_prior:
+        return fit_classifier(data, trainer)
+    cache = {} if cache is None else cache
+    # the two candidates are independent until compared: a second thread reads the label's
+    # audit sample and, when it suffices for a comparison, fits and estimates the candidate
+    # without the query, while this one fits the other (on two cores the build waits for the
+    # slower of the two, not for both); each fit is the same on either thread
+    from concurrent.futures import ThreadPoolExecutor
+
+    def comparable(sample: quality.ProbabilitySample) -> bool:
+        return sample.n_pos > 0 and not quality.audit_labels_needed(sample.n, sample.n_pos)
+
+    def estimated(candidate: TrainingData):
+        fitted = fit_classifier(candidate, trainer)
+        # the comparison needs the point estimates only: no bootstrap for their intervals
+        return fitted, estimate_quality(wh, ls, corpus, fitted, data, cache=cache, n_boot=0)
+
+    with learn.one_blas_thread(), ThreadPoolExecutor(1) as pool:  # one BLAS thread each, set before both start
+        sampled = pool.submit(_sample, wh, ls, corpus, cache)
+        other = pool.submit(lambda: estimated(TrainingData(data.keys, data.y, data.X))
+                            if comparable(sampled.result()) else None)
+        model = fit_classifier(data, trainer)
+        if not comparable(sampled.result()):
+            return model  # no estimate to compare by yet: the query's model
+        with_query = estimate_quality(wh, ls, corpus, model, data, cache=cache, n_boot=0)
+        plain, without = other.result()
+    if with_query.ap is None:  # the refits lacked a class: no comparison
         return model
-    with_query = estimate_quality(wh, ls, corpus, model, data, cache=cache)
-    if with_query.ap is None or with_query.needed:
-        return model
-    plain = fit_classifier(TrainingData(data.keys, data.y, data.X), trainer)
-    without = estimate_quality(wh, ls, corpus, plain, data, cache=cache)
     chosen = plain if without.ap is not None and without.ap > with_query.ap else model
     return replace(chosen, params={**chosen.params, "chosen_by": "corpus estimate",
                                    "estimates": {"with_query": with_query.ap, "without_query": without.ap}})
 
 
 def evaluate_classifier(data: TrainingData, trainer: str = DEFAULT_TRAINER, model: LinearModel | None = None) -> Evaluation:
-    """Held-out AP of the trainer; given the stored ``model``, its query and regularisation are
-    reused (one fit per fold instead of a search)."""
+    """Held-out AP of the trainer; given the stored ``model``, the held-out fits are its refits
+    (``learn.refit``: its query and regularisation, one fit per fold instead of a search, from
+    its own mode where the trainer can: the mode found does not depend on the start)."""
     if model is None:
         return evaluate(data.keys, data.X, data.y, trainer, data.query)
-    query = model.params.get("query")
-    return evaluate(data.keys, data.X, data.y, trainer, None if query is None else np.asarray(query),
-                    model.params.get("lambda"))
+    return evaluate(data.keys, data.X, data.y, trainer, refit=lambda X, y: learn.refit(model, X, y))
 
 
 def estimate_quality(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
-                     trainer: str | None = None, cache: dict | None = None) -> quality.QualityEstimate:
+                     trainer: str | None = None, cache: dict | None = None,
+                     n_boot: int | None = None) -> quality.QualityEstimate:
     """The version's quality on the corpus, from the label's labelled random draws (audit, random).
 
     Sampled clips the version was trained on are scored by a model refitted without them
     (``quality.estimate_model``), with the version's trainer. ``cache``: a dict shared by the
     calls of one build (one label set), which keeps the sample and each model's cross-fitted
     scores: a build estimates its chosen model before and after its threshold is set, and
-    the scores (five refits) do not depend on the threshold.
+    the scores (five refits) do not depend on the threshold. ``n_boot``: resamples of the
+    intervals' bootstrap (0: the point estimates only; default: the estimator's own).
     """
     cache = {} if cache is None else cache
-    if "sample" not in cache:
-        values = {k: bool(v) for k, v in ls.clips.filter(pl.col("value").is_not_null())
-                  .select("clip_key", "value").iter_rows() if corpus.has(k)}
-        cache["sample"] = quality.label_sample(wh, ls.label, values, version=ls.label_events_version,
-                                               score_of=version_scorer(wh, ls.label, corpus))
-    sample = cache["sample"]
+    sample = _sample(wh, ls, corpus, cache)
 
     def matrix_of(keys):
         return corpus.matrix[corpus.positions(list(keys))]
@@ -179,8 +195,18 @@ def estimate_quality(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearM
            repr(model.params.get("query")))
     if sample.n and key not in cache:
         cache[key] = quality.cross_fitted_scores(sample, matrix_of, model, data.keys, data.y, refit)
-    return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit,
-                                  scores=cache.get(key))
+    boot = {} if n_boot is None else {"n_boot": n_boot}
+    return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit, scores=cache.get(key), **boot)
+
+
+def _sample(wh: Warehouse, ls: LabelSet, corpus: Corpus, cache: dict) -> quality.ProbabilitySample:
+    """The label's labelled random draws (``quality.label_sample``), once per build's ``cache``."""
+    if "sample" not in cache:
+        values = {k: bool(v) for k, v in ls.clips.filter(pl.col("value").is_not_null())
+                  .select("clip_key", "value").iter_rows() if corpus.has(k)}
+        cache["sample"] = quality.label_sample(wh, ls.label, values, version=ls.label_events_version,
+                                               score_of=version_scorer(wh, ls.label, corpus))
+    return cache["sample"]
 
 
 def version_scorer(wh: Warehouse, label: str, corpus: Corpus):
