@@ -159,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", "label set -> classifier -> evaluation -> scores -> feeds (a new model version)")
     p.add_argument("label", metavar="LABEL")
-    p.add_argument("--trainer", default=DEFAULT_TRAINER, choices=trainer_names(),
-                   help="; ".join(f"{t.name}: {t.description}" for t in TRAINERS.values()))
+    p.add_argument("--trainer", choices=trainer_names(),
+                   help="; ".join(f"{t.name}: {t.description}" for t in TRAINERS.values())
+                   + f" (default: the latest model's, else {DEFAULT_TRAINER})")
     p.add_argument("--force", action="store_true",
                    help="train even if the latest version was trained on the same labels")
     p.add_argument("--features", choices=["clip", "motion", "both"],

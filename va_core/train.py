@@ -23,12 +23,12 @@ from va_core.embeddings import Corpus, load_corpus
 from va_core.errors import InputError, VAError
 from va_core.feeds import FEED_SIZE, compute_feeds, encoder_id_for, labelled_mask
 from va_core.labels import LabelSet, label_set, login_name, validate_label
-from va_core.learn import (DEFAULT_TRAINER, MIN_PER_CLASS, Evaluation, LinearModel, diversity_score, evaluate, fit,
-                           get_trainer, ordered)
+from va_core.learn import (DEFAULT_TRAINER, MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score,
+                           evaluate, fit, get_trainer, ordered)
 from va_core.registry import CANDIDATE, label_encoder_id, label_lock, latest_model, stage_event
 from va_core.warehouse import CommitConflict, Compare, Warehouse
 
-__all__ = ["TrainResult", "TrainingData", "train_label", "commit_version", "corpus_for", "label_embeddings",
+__all__ = ["TrainResult", "TrainingData", "train_label", "label_trainer", "commit_version", "corpus_for", "label_embeddings",
            "build_label_set", "training_data", "fit_classifier", "choose_classifier", "evaluate_classifier",
            "estimate_quality", "version_scorer", "version_estimates", "label_diversity", "score_corpus", "build_feeds",
            "run_checks", "VERSION_CLAIMS", "VersionClaimFailed", "next_model_version", "claim_model_version",
@@ -443,6 +443,13 @@ def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearMod
     return version
 
 
+def label_trainer(latest: dict | None) -> str:
+    """The trainer a label keeps: its latest model's while that trainer is registered, else the default."""
+    if latest is not None and latest.get("trainer") in TRAINERS:
+        return latest["trainer"]
+    return DEFAULT_TRAINER
+
+
 def _existing(row: dict | None, ls: LabelSet, encoder_id: str, trainer: str) -> bool:
     """The latest version was trained on this very label set, encoder and trainer."""
     if row is None or row["encoder_id"] != encoder_id or row["trainer"] != trainer:
@@ -467,7 +474,7 @@ def _result_from_row(wh: Warehouse, row: dict, ls: LabelSet) -> TrainResult:
         n_audit_unsure=int(e.get("n_audit_unsure") or 0))
 
 
-def train_label(settings, label: str, trainer: str = DEFAULT_TRAINER, force: bool = False,
+def train_label(settings, label: str, trainer: str | None = None, force: bool = False,
                 encoder_id: str | None = None, label_events_version: int | None = None,
                 trained_by: str | None = None, note: str | None = None,
                 features: str | None = None) -> TrainResult:
@@ -479,10 +486,13 @@ def train_label(settings, label: str, trainer: str = DEFAULT_TRAINER, force: boo
     returns that version, unless ``force``. ``trained_by`` and ``note`` go into the
     candidate's stage event (default: the login name, "trained (TRAINER)"). ``features``
     (clip, motion, both) chooses the embeddings when ``encoder_id`` is not given; without
-    either, the label keeps the feature set of its latest model.
+    either, the label keeps the feature set of its latest model. Likewise without ``trainer``
+    it keeps its latest model's trainer (else :data:`DEFAULT_TRAINER`), so a retrain by the
+    sensor or the app's Build does not undo a ``va train --trainer`` choice.
     """
     validate_label(label)
-    get_trainer(trainer)  # an unknown trainer is named before anything is read
+    if trainer is not None:
+        get_trainer(trainer)  # an unknown trainer is named before anything is read
     wh = Warehouse.from_settings(settings)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -497,6 +507,7 @@ def train_label(settings, label: str, trainer: str = DEFAULT_TRAINER, force: boo
     with label_lock(settings, label):
         ls = build_label_set(wh, label, version=label_events_version, write=False)
         latest = latest_model(wh, label)
+        trainer = trainer or label_trainer(latest)
         if not force and _existing(latest, ls, wanted_encoder, trainer):
             return _result_from_row(wh, latest, ls)
         corpus = load_corpus(wh, wanted_encoder)

@@ -183,3 +183,19 @@ def test_a_registered_trainer_trains_evaluates_and_is_recorded(tmp_path, monkeyp
     monkeypatch.undo()
     with pytest.raises(InputError, match="unknown trainer 'centroid'; trainers are: fast, reference"):
         train.train_label(settings, "topic3", trainer="centroid")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_a_retrain_that_names_no_trainer_keeps_the_labels_trainer(tmp_path):
+    # what the sensor's run and the app's Build do after `va train LABEL --trainer reference`
+    settings, wh, corpus = make_home(tmp_path / "home")
+    rows = sample_rows(corpus, 4, 20, 60)
+    record_events(wh, truth_events(corpus, "topic4", 4, rows[:50]))
+    assert train.train_label(settings, "topic4", trainer="reference").trainer == "reference"
+    record_events(wh, truth_events(corpus, "topic4", 4, rows[50:]))
+    again = train.train_label(settings, "topic4")
+    assert again.created and again.model_version == 2 and again.trainer == "reference"
+    # naming one switches, and the next unnamed retrain keeps the new one
+    assert train.train_label(settings, "topic4", trainer="fast", force=True).trainer == "fast"
+    assert train.train_label(settings, "topic4", force=True).trainer == "fast"
+    assert train.label_trainer(None) == "fast"

@@ -15,10 +15,8 @@ from va_assets.metadata import definition_metadata, markdown_table, table_metada
 from va_assets.partitions import label_partitions
 from va_assets.resources import VAResource
 from va_core.feeds import stored_feeds
-from va_core.learn import DEFAULT_TRAINER
 
 GROUP = "label_models"
-TRAINER = DEFAULT_TRAINER  # what the sensor retrains with; `va train LABEL --trainer reference` for the paper's
 DAGSTER_TRAINER = "dagster"  # who a version trained by a run is recorded as (model_stage_events.by)
 
 CONFLICT_CHECK = "no_conflicting_labels_in_training"
@@ -236,7 +234,7 @@ def model_version(context: dg.AssetExecutionContext, va: VAResource):
         context.log.info(f"{label}: {ls.n_pos} positive and {ls.n_neg} negative labels; a model needs "
                          f"{MIN_PER_CLASS} of each. No new version.")
         return
-    result = train_label(va.settings(), label, trainer=TRAINER, label_events_version=ls.label_events_version,
+    result = train_label(va.settings(), label, label_events_version=ls.label_events_version,
                          trained_by=DAGSTER_TRAINER,
                          note=tags.run_note(context.run_id, ls.label_events_version))
     if not result.created:
