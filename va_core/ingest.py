@@ -39,8 +39,8 @@ import pyarrow.compute as pc
 from va_core.encoders import parse_spec
 from va_core.errors import InputError
 from va_core.motion import ENCODER_ID as MOTION_ENCODER_ID
-from va_core.video import (FrameFit, Shot, Transition, canonical_uri, content_hash, find_videos, probe, sample_frames,
-                           scan, video_id_for)
+from va_core.video import (FrameFit, Shot, Transition, canonical_uri, content_hash, find_videos, probe,
+                           put_until_stopped, sample_frames, scan, video_id_for)
 from va_core.warehouse import Warehouse, embedding_column
 
 __all__ = ["FAILED", "TABLES", "ingest", "ingest_video", "plan"]
@@ -231,13 +231,7 @@ def _produce(jobs: list[_Job], size: int, fit: FrameFit, out: queue.Queue, stop:
     ``size`` squares fitted as ``fit`` says (the encoder's)."""
 
     def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_until_stopped(out, item, stop, 0.2)
 
     try:
         for job in jobs:

@@ -34,8 +34,8 @@ import numpy as np
 
 from va_core.errors import InputError
 
-__all__ = ["Shot", "Transition", "canonical_uri", "content_hash", "find_videos", "probe", "sample_frames", "scan",
-           "video_id_for"]
+__all__ = ["Shot", "Transition", "canonical_uri", "content_hash", "find_videos", "probe", "put_until_stopped",
+           "sample_frames", "scan", "video_id_for"]
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp")
 MAX_FRAMES = 12
@@ -535,6 +535,18 @@ def _short(info: VideoInfo, decoded: int) -> bool:
 _DECODED = object()  # the end of a stream decoded ahead
 
 
+def put_until_stopped(out: queue.Queue, item, stop: threading.Event, poll_s: float) -> bool:
+    """Put ``item`` into a bounded queue, waiting while it is full, unless ``stop`` is set first
+    (False then): a producer thread whose consumer has gone must not block for ever."""
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=poll_s)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _decoded_ahead(container, stream, depth: int = 16) -> Iterator:
     """The stream's frames, decoded by a thread of its own up to ``depth`` frames ahead.
 
@@ -547,13 +559,7 @@ def _decoded_ahead(container, stream, depth: int = 16) -> Iterator:
     stop = threading.Event()
 
     def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_until_stopped(ahead, item, stop, 0.05)
 
     def decode() -> None:
         try:

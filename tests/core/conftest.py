@@ -6,6 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
+from tests.support.footage import video_only
+
 
 def write_video(path, frames_yuv, fps=24, gop=None, options=None):
     """Write yuv420p frames (H*3/2, W) uint8 as H.264 with PyAV."""
@@ -65,15 +67,7 @@ def broken_dir(tmp_path_factory, sample_corpus_dir):
         for p in s.encode():
             c.mux(p)
     # The index first (faststart), then half the frames: it opens, and decoding stops early.
-    src = av.open(str(good))
-    with av.open(str(d / "faststart_full.tmp"), "w", format="mp4", options={"movflags": "faststart"}) as out:
-        st = out.add_stream_from_template(src.streams.video[0])
-        for p in src.demux(src.streams.video[0]):
-            if p.dts is None:
-                continue
-            p.stream = st
-            out.mux(p)
-    src.close()
+    video_only(good, d / "faststart_full.tmp", options={"movflags": "faststart"})
     full = (d / "faststart_full.tmp").read_bytes()
     (d / "cut_off.mp4").write_bytes(full[: len(full) // 2])
     (d / "faststart_full.tmp").unlink()

@@ -96,6 +96,21 @@ def encode(path, frames: np.ndarray, fps: int = FPS, crf: int = 23) -> Path:
     return path
 
 
+def video_only(source, dest, options: dict | None = None) -> Path:
+    """Copy ``source``'s video stream (its packets, not re-encoded) into an mp4 of its own:
+    no sound, and the muxer ``options`` given (e.g. the index first)."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(dest), "w", format="mp4", options=options or {}) as out:
+        stream = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:  # the demuxer's flush packet
+                continue
+            packet.stream = stream
+            out.mux(packet)
+    return Path(dest)
+
+
 def _write_truth(folder: Path, truth: list[dict], meta: dict) -> None:
     (folder / TRUTH_FILE).write_text(json.dumps({**meta, "rows": truth}, indent=1))
 
