@@ -1,8 +1,10 @@
 """The Delta warehouse on a local folder: schemas, writes, atomic replacement, time travel."""
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -220,6 +222,29 @@ def test_insert_new_inserts_absent_keys_only_and_refuses_a_concurrent_same_key(w
     monkeypatch.undo()
     events = wh.read("model_stage_events").sort("model_version")
     assert events.select("model_version", "changed_by").rows() == [(1, "x"), (2, "y"), (3, "first"), (4, "second")]
+
+
+def test_conditional_writes_are_compacted_and_tables_checkpoint_often(tmp_path):
+    # one models / stage-event file per version, one label_sets file per build: reads and
+    # opens grew with every version a home ever made
+    from va_core.warehouse import CHECKPOINT_EVERY, COMPACT_AFTER
+
+    wh = Warehouse(str(tmp_path / "wh"))
+    row = lambda v: {"label": "a", "model_version": v, "stage": "candidate", "changed_by": "x"}  # noqa: E731
+    first = None
+    for v in range(1, 2 * COMPACT_AFTER + 5):
+        assert wh.insert_new("model_stage_events", [row(v)], ("label", "model_version")) == 1
+        first = first or wh.version("model_stage_events")
+        wh.replace("label_sets", {"label": f"l{v % 3}"}, [{"label": f"l{v % 3}", "clip_key": f"k{v}", "value": True}])
+    for table in ("model_stage_events", "label_sets"):
+        assert len(wh._open(table).file_uris()) < COMPACT_AFTER, table
+    assert sorted(wh.read("model_stage_events")["model_version"].to_list()) == list(range(1, 2 * COMPACT_AFTER + 5))
+    last = range(2 * COMPACT_AFTER + 2, 2 * COMPACT_AFTER + 5)  # each label keeps its latest replace
+    assert sorted(wh.read("label_sets")["clip_key"].to_list()) == sorted(f"k{v}" for v in last)
+    # compaction changed no data: the first version still reads as it was
+    assert wh.read("model_stage_events", version=first)["model_version"].to_list() == [1]
+    log = Path(wh.table_uri("model_stage_events").removeprefix("file://")) / "_delta_log"
+    assert int(json.loads((log / "_last_checkpoint").read_text())["version"]) >= wh.version("model_stage_events") - CHECKPOINT_EVERY
 
 
 def test_appends_are_compacted_and_the_change_feed_and_time_travel_are_kept(tmp_path):
