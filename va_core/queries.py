@@ -10,7 +10,7 @@ from va_core.errors import InputError, NotFound
 from va_core.labels import stored_text_embedding, text_query
 from va_core.warehouse import Warehouse
 
-__all__ = ["query_vector", "prior_vector"]
+__all__ = ["has_query", "query_vector", "prior_vector"]
 
 
 def query_vector(settings, label: str, encoder_id: str) -> tuple[str, np.ndarray]:
@@ -34,6 +34,18 @@ def query_vector(settings, label: str, encoder_id: str) -> tuple[str, np.ndarray
         return label, vector
     query = text_query(Warehouse.from_settings(settings), label)
     return query, load_encoder(spec).encode_text([query])[0]
+
+
+def has_query(settings, label: str, encoder_id: str) -> bool:
+    """Whether :func:`query_vector` has a vector of ``label`` for ``encoder_id``, without embedding
+    it: the corpus is the configured encoder's, and that encoder has a text tower or the label a
+    stored text embedding (its cases, kept beside it)."""
+    from va_core.encoders import encoder_kind, parse_spec
+
+    spec = parse_spec(settings.encoder)
+    if encoder_id != spec.encoder_id:
+        return False
+    return encoder_kind(spec.kind).text_tower or stored_text_embedding(settings, label, encoder_id) is not None
 
 
 def prior_vector(settings, label: str, encoder_id: str) -> np.ndarray | None:

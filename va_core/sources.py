@@ -22,6 +22,7 @@ from va_core.feeds import (AUDIT, NEXT, RANDOM, ZERO_SHOT, all_feeds, feed_item,
                            random_unlabelled, stored_feed, with_clip_info, zero_shot)
 from va_core.labels import label_set, validate_label
 from va_core.policy import choose_next
+from va_core.queries import has_query
 from va_core.warehouse import Warehouse
 
 __all__ = ["Ask", "Source", "SOURCES", "NEXT", "RANDOM", "AUDIT", "ZERO_SHOT", "SIMILAR", "registry", "source",
@@ -70,22 +71,7 @@ class Source:
 
     def usable(self, settings, label: str, encoder_id: str | None) -> bool:
         """Whether this source can answer for ``label`` on a corpus of ``encoder_id`` with these settings."""
-        return not self.needs_text or _has_query(settings, label, encoder_id)
-
-
-def _has_query(settings, label: str, encoder_id: str | None) -> bool:
-    """Whether zero-shot can rank the corpus for ``label`` (``queries.query_vector``'s cases): it
-    embeds the label's query with the configured encoder, so only that encoder's corpus can be
-    ranked; an encoder without a text tower (an imported dataset's) has only the text embeddings
-    that came with the dataset, and a label without one has no query at all."""
-    from va_core.encoders import encoder_kind, parse_spec
-    from va_core.labels import stored_text_embedding
-
-    spec = parse_spec(settings.encoder)
-    wanted = feeds.encoder_id_for(settings, encoder_id)
-    if wanted != spec.encoder_id:
-        return False
-    return encoder_kind(spec.kind).text_tower or stored_text_embedding(settings, label, wanted) is not None
+        return not self.needs_text or has_query(settings, label, feeds.encoder_id_for(settings, encoder_id))
 
 
 # -- how each kind of source fetches ----------------------------------------------------
