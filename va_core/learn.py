@@ -249,13 +249,23 @@ class LinearModel:
         return replace(self, threshold=float(threshold))
 
 
+_blas_pools = []
+
+
 def one_blas_thread():
     """Fits here are small dense problems: on one BLAS thread they take milliseconds, while
     OpenBLAS's worker threads spin and fight over shared cores (50x slower measured on a
-    busy 2-core machine)."""
-    from threadpoolctl import threadpool_limits
+    busy 2-core machine).
 
-    return threadpool_limits(limits=1, user_api="blas")
+    Finding the BLAS libraries takes 4-5 ms (threadpoolctl walks every loaded library), a
+    build sets the limit some ten times: they are found once, after numpy's and scipy's
+    BLAS (the fits' ones) are loaded."""
+    if not _blas_pools:
+        import scipy.linalg  # noqa: F401  (loads scipy's own BLAS before the search)
+        from threadpoolctl import ThreadpoolController
+
+        _blas_pools.append(ThreadpoolController())
+    return _blas_pools[0].limit(limits=1, user_api="blas")
 
 
 def _check_classes(y: np.ndarray, what: str = "training", minimum: int = MIN_PER_CLASS) -> None:

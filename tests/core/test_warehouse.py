@@ -212,7 +212,8 @@ def test_insert_new_inserts_absent_keys_only_and_refuses_a_concurrent_same_key(w
     on = ("label", "model_version")
     assert wh.insert_new("model_stage_events", [row(1, "x")], on) == 1
     assert wh.insert_new("model_stage_events", [row(1, "y"), row(2, "y")], on) == 1  # only v2 was absent
-    stale = wh._open("model_stage_events")  # what a second machine read before the first wrote v3
+    # what a second machine read before the first wrote v3 (a snapshot of its own, not this thread's latest)
+    stale = wh._open("model_stage_events", wh.version("model_stage_events"))
     assert wh.insert_new("model_stage_events", [row(3, "first")], on) == 1
     monkeypatch.setattr(wh, "_open", lambda table, version=None: stale)
     with pytest.raises(CommitConflict):
