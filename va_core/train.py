@@ -26,7 +26,7 @@ from va_core.labels import LabelSet, label_set, login_name, validate_label
 from va_core.learn import (DEFAULT_TRAINER, MIN_PER_CLASS, TRAINERS, Evaluation, LinearModel, diversity_score,
                            evaluate, fit, get_trainer, ordered)
 from va_core.registry import CANDIDATE, label_encoder_id, label_lock, latest_model, stage_event
-from va_core.warehouse import CommitConflict, Compare, Warehouse
+from va_core.warehouse import CommitConflict, Compare, Warehouse, concurrently
 
 __all__ = ["TrainResult", "TrainingData", "train_label", "label_trainer", "commit_version", "corpus_for", "label_embeddings",
            "build_label_set", "training_data", "fit_classifier", "choose_classifier", "evaluate_classifier",
@@ -416,8 +416,8 @@ def prune_older_versions(wh: Warehouse, label: str, version: int) -> None:
     ``version`` must be committed. Versions after it are left alone: another writer may be
     completing one.
     """
-    for table in ("clip_scores", "feeds"):
-        wh.delete(table, {"label": label, "model_version": Compare("<", int(version))})
+    older = {"label": label, "model_version": Compare("<", int(version))}
+    concurrently(*(lambda table=table: wh.delete(table, older) for table in ("clip_scores", "feeds")))
 
 
 def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
@@ -434,10 +434,11 @@ def commit_version(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearMod
     """
     version = claim_model_version(wh, ls.label, trained_by, reason)
     feeds = build_feeds(ls, corpus, scores, version, threshold=model.threshold)
-    wh.replace("label_sets", {"label": ls.label}, ls.rows())
-    write_scores(wh, ls, corpus, version, scores)
-    write_feeds(wh, ls, corpus, version, feeds)
-    write_evaluation(wh, ls, corpus, version, evaluation, diversity, estimate)
+    # the version's own rows depend on nothing but the claim: they are written at once
+    concurrently(lambda: wh.replace("label_sets", {"label": ls.label}, ls.rows()),
+                 lambda: write_scores(wh, ls, corpus, version, scores),
+                 lambda: write_feeds(wh, ls, corpus, version, feeds),
+                 lambda: write_evaluation(wh, ls, corpus, version, evaluation, diversity, estimate))
     write_model(wh, ls, corpus, version, model, data, evaluation, results, trained_by, estimate)
     prune_older_versions(wh, ls.label, version)
     return version

@@ -22,8 +22,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["CommitConflict", "Compare", "TABLES", "Warehouse", "WarehouseError", "embedding_column",
-           "embedding_matrix"]
+__all__ = ["CommitConflict", "Compare", "TABLES", "Warehouse", "WarehouseError", "concurrently",
+           "embedding_column", "embedding_matrix"]
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -397,8 +397,7 @@ class _Handles(threading.local):
 
 
 _handles = _Handles()
-# a forked child cannot use its parent's delta-rs runtime, nor so its handles
-os.register_at_fork(after_in_child=lambda: _handles.tables.clear())
+# a forked child cannot use its parent's delta-rs runtime, nor so its handles (see _forget_writers)
 
 
 class _Datasets:
@@ -424,6 +423,39 @@ class _Datasets:
 
 
 _datasets = _Datasets()
+
+_writers: list = []  # one pool for the process: its threads keep their handles between calls
+_writers_lock = threading.Lock()
+
+
+def concurrently(*calls):
+    """Run independent commits (functions of no arguments) at once; their results in order.
+
+    A commit spends most of its time in delta-rs (encoding Parquet, writing, committing),
+    which runs without the GIL. The threads are kept, so their table handles stay open
+    (``Warehouse._open``). Every call finishes before the first error, if any, is raised:
+    a caller never continues while a write it started is still under way.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _writers_lock:
+        if not _writers:
+            _writers.append(ThreadPoolExecutor(4, thread_name_prefix="va-writer"))
+        pool = _writers[0]
+    futures = [pool.submit(call) for call in calls]
+    errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
+    return [f.result() for f in futures]
+
+
+def _forget_writers() -> None:
+    _handles.tables.clear()
+    _writers.clear()  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_writers)
 
 
 def _log_identity(uri: str) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from va_core.feeds import all_feeds, stored_feeds
 from va_core.labels import record_events
 
 VA = [sys.executable, "-m", "va_cli"]  # what the `va` script runs (pyproject: va_cli.main:main)
-TRAIN_COMMITS = 8  # claim, label_sets, clip_scores, feeds, evaluations, models, prune scores, prune feeds
+TRAIN_COMMITS = 8  # claim; label_sets, clip_scores, feeds, evaluations (at once); models; prune scores and feeds (at once)
 N_CLIPS = 300
 
 
