@@ -393,7 +393,7 @@ class _Handles(threading.local):
     """Open delta-rs handles of local tables, one set per thread (see ``Warehouse._open``)."""
 
     def __init__(self):
-        self.tables: dict[str, tuple[Any, tuple[int, int] | None]] = {}
+        self.tables: dict[str, tuple[Any, tuple | None]] = {}
 
 
 _handles = _Handles()
@@ -458,13 +458,21 @@ def _forget_writers() -> None:
 os.register_at_fork(after_in_child=_forget_writers)
 
 
-def _log_identity(uri: str) -> tuple[int, int] | None:
-    """Which table folder and log a local table URI names now (their inode numbers), None without a log."""
-    root = uri.removeprefix("file://")
+def _log_identity(uri: str) -> tuple | None:
+    """Which log a local table URI names now, None without one: its folder's inode and its first
+    commit's inode and time of writing. Inode numbers alone are reused at once by a table
+    removed and made again (measured); the first commit's nanosecond mtime is not. Once that
+    commit expires from the log (delta-rs' log retention, 30 days) only the folder is checked."""
+    log = f"{uri.removeprefix('file://')}/_delta_log"
     try:
-        return os.stat(root).st_ino, os.stat(f"{root}/_delta_log").st_ino
+        folder = os.stat(log).st_ino
     except FileNotFoundError:
         return None
+    try:
+        first = os.stat(f"{log}/{0:020d}.json")
+        return folder, first.st_ino, first.st_mtime_ns
+    except FileNotFoundError:
+        return folder, None, None
 
 
 class Warehouse:
@@ -515,8 +523,13 @@ class Warehouse:
         identity = _log_identity(uri)
         held = _handles.tables.get(uri)
         if held is not None and held[1] == identity and identity is not None:
-            held[0].update_incremental()
-            return held[0]
+            from deltalake.exceptions import DeltaError
+
+            try:
+                held[0].update_incremental()
+                return held[0]
+            except DeltaError:  # a log that does not continue the handle's: read it afresh
+                pass
         delta = DeltaTable(uri, storage_options=self._options())
         _handles.tables[uri] = (delta, identity)
         return delta

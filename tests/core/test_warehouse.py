@@ -292,3 +292,45 @@ def test_concurrent_appenders_compact_one_at_a_time_and_lose_or_duplicate_nothin
     assert wh.count("label_events") == 3 * n and wh.duplicate_keys("label_events").height == 0
     assert len(wh._open("label_events").file_uris()) < 3 * n  # compacted
     assert wh.changes_since("label_events", 0).height == 3 * n
+
+
+def test_a_kept_handle_reads_every_commit_of_another_process_and_a_table_made_again(tmp_path):
+    # this thread keeps its handle of a table between reads (Warehouse._open); what another
+    # process commits in between must still be read, and so must a table removed and made anew
+    # by another process (whose log then continues the kept handle's version numbers)
+    import shutil
+    import subprocess
+    import sys
+
+    wh = Warehouse(str(tmp_path / "wh"))
+    wh.append("label_events", events("a", ["k1|0", "k2|0"]))
+    assert wh.read("label_events").height == 2
+
+    def other_process(label: str, *keys: str) -> None:
+        script = ("import sys; from tests.core.test_warehouse import events; from va_core.warehouse import Warehouse; "
+                  "[Warehouse(sys.argv[1]).append('label_events', events(sys.argv[2], [k], annotator='other')) "
+                  "for k in sys.argv[3:]]")
+        subprocess.run([sys.executable, "-c", script, wh.uri, label, *keys], check=True, cwd=Path(__file__).parents[2])
+
+    other_process("a", "k3|0")
+    assert sorted(wh.read("label_events")["clip_key"]) == ["k1|0", "k2|0", "k3|0"]
+    assert wh.read_current("label_events")[1] == wh.version("label_events") == 2  # created, ours, theirs
+    shutil.rmtree(tmp_path / "wh" / "label_events")
+    assert not wh.exists("label_events")
+    other_process("b", *(f"k{i}|9" for i in range(4)))  # versions 0 to 4 of a new table
+    assert sorted(wh.read("label_events")["clip_key"]) == [f"k{i}|9" for i in range(4)]
+    assert wh.version("label_events") == 4
+
+
+def test_threads_read_their_own_handles_and_concurrent_commits_all_land(wh):
+    from va_core.warehouse import concurrently
+
+    wh.append("label_events", events("a", ["k0|0"]))
+    results = concurrently(*(lambda i=i: wh.append("label_events", events(f"l{i}", [f"k{i}|0"])) for i in range(6)))
+    assert max(results) == 7 == wh.version("label_events")  # created, the first, the six
+    seen = concurrently(*(lambda: wh.read("label_events").height for _ in range(4)))
+    assert seen == [7] * 4 and wh.read("label_events").height == 7
+    with pytest.raises(WarehouseError, match="columns not in the schema"):
+        concurrently(lambda: wh.append("label_events", events("ok", ["k7|0"])),
+                     lambda: wh.append("label_events", pa.table({"label": ["x"], "nope": [1]})))
+    assert wh.read("label_events").height == 8  # the call that failed did not stop the other
