@@ -323,7 +323,11 @@ function answer(card, raw) {
   const value = unsure ? null : raw === 'true';
   card.classList.remove('va-yes', 'va-no', 'va-unsure');
   card.classList.add(unsure ? 'va-unsure' : (value ? 'va-yes' : 'va-no'));
-  trigger('click', { clip_key: card.dataset.key, value: value, unsure: unsure, source: card.dataset.source });
+  // each card's answer is a request of its own and two can arrive in either order: the press's
+  // number tells the server which came last (va_ui.tabs.page.ANSWER_ORDER)
+  window.vaAnswerSeq = (window.vaAnswerSeq || 0) + 1;
+  trigger('click', { clip_key: card.dataset.key, value: value, unsure: unsure, source: card.dataset.source,
+                     seq: window.vaAnswerSeq });
 }
 element.addEventListener('click', (ev) => {
   const like = ev.target.closest('button[data-like]');

@@ -155,6 +155,15 @@ def test_search_grid_answers_the_focused_card_from_the_keyboard(served, browser,
     got = [(r["clip_key"], r["value"], bool(r["unsure"]), r["source"], r["rank"]) for r in events.iter_rows(named=True)]
     assert got == [(keys[1], False, False, "search", 2), (keys[2], True, False, "search", 3),
                    (keys[3], None, True, "search", 4)]
+    # a change of mind at once: the card keeps the last press, whichever request lands first
+    cards.nth(5).focus()
+    page.keyboard.press("y")
+    page.keyboard.press("n")
+    expect(cards.nth(5)).to_have_class(re.compile(r"\bva-no\b"))
+    page.wait_for_function("() => (document.querySelector('#va-status')?.innerText || '').includes('2 no')")
+    page.wait_for_timeout(500)
+    ls = label_set(served["wh"], label)
+    assert keys[5] in ls.negatives and keys[5] not in ls.positives
     page.context.close()
 
 

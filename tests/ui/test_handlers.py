@@ -483,3 +483,23 @@ def test_an_answer_reads_the_label_events_once_to_save_and_once_for_what_follows
     assert (row["yes"], row["no"]) == (ls.n_pos, ls.n_neg)
     previews = " ".join(str(p) for p in model_parts)
     assert fresh not in previews and "data-key" in previews
+
+
+def test_a_grid_card_keeps_its_last_press_whatever_order_the_answers_arrive_in(ui_settings, wh, truth):
+    # Search and Mistakes send each card's answer as a request of its own: the later press
+    # (No, number 2) can reach the server before the earlier one (Yes, number 1)
+    from va_ui.tabs.page import answer_card
+
+    label = "arrival_order"
+    key, other = sorted(truth)[:2]
+    answer_card(ui_settings, label, {"clip_key": key, "value": False, "seq": 2}, "maria", "search", session="page-1")
+    late = answer_card(ui_settings, label, {"clip_key": key, "value": True, "seq": 1}, "maria", "search",
+                       session="page-1")
+    assert f"A later answer to {key} was stored already" in late
+    assert label_set(wh, label).negatives == [key]
+    # another card of the page, and the same card pressed on another page, are answers of their own
+    answer_card(ui_settings, label, {"clip_key": other, "value": True, "seq": 1}, "maria", "search", session="page-1")
+    answer_card(ui_settings, label, {"clip_key": key, "unsure": True, "seq": 1}, "lee", "search", session="page-2")
+    events = _events(wh, label)
+    assert [(r["clip_key"], r["value"], r["annotator"]) for r in events.iter_rows(named=True)] == [
+        (key, False, "maria"), (other, True, "maria"), (key, None, "lee")]

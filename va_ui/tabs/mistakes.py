@@ -7,7 +7,7 @@ import gradio as gr
 
 from va_ui import handlers as h
 from va_ui import views
-from va_ui.tabs.page import Page, answer_card, refused_as_message, who, wire
+from va_ui.tabs.page import Page, answer_card, refused_as_message, session_of, who, wire
 
 LISTS = (("yes_scored_low", "Labelled yes, scored low by the model"),
          ("no_scored_high", "Labelled no, scored high by the model"),
@@ -59,7 +59,8 @@ def wire_tab(page: Page, tab: MistakesTab) -> None:
 
     @refused_as_message
     def on_answer(chosen, typed, evt: gr.EventData, request: gr.Request):
-        return answer_card(settings, chosen, evt._data or {}, who(request, typed), "mistakes")
+        return answer_card(settings, chosen, evt._data or {}, who(request, typed), "mistakes",
+                           session=session_of(request))
 
     for grid in tab.grids:
         # answers on different cards must all land, as in Search

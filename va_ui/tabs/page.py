@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import gradio as gr
@@ -35,6 +36,11 @@ def refused_as_message(fn):
     return wrapper
 
 
+def session_of(request: gr.Request | None) -> str | None:
+    """The page's session (one per page load), None outside a page."""
+    return getattr(request, "session_hash", None) if request else None
+
+
 def who(request: gr.Request | None, typed: str | None) -> str:
     return h.annotator_name(getattr(request, "username", None) if request else None, typed)
 
@@ -61,13 +67,59 @@ def wire(event, fn, inputs, outputs, status=None, **kwargs):
     return event(kept, inputs, outputs, **kwargs)
 
 
+class AnswerOrder:
+    """The last press stored for each card of each page, so a card keeps its last answer.
+
+    A grid card's answer is a request of its own (answers to different cards must not wait for
+    each other), and two presses on one card within ~100 ms reached the server in either
+    order: the earlier one, stored last, won. Each press carries the page's running number
+    (``seq``, GRID_JS); an answer older than one already stored for the same card of the same
+    page is not stored. Cards are locked in stripes, so an answer to one card waits only for
+    another answer that hashes to its stripe.
+    """
+
+    STRIPES = 64
+    KEPT = 100_000  # cards remembered; the oldest are forgotten first
+
+    def __init__(self):
+        from collections import OrderedDict
+
+        self._stripes = [threading.Lock() for _ in range(self.STRIPES)]
+        self._guard = threading.Lock()
+        self._latest: OrderedDict = OrderedDict()
+
+    def store(self, session: str | None, label: str, clip_key: str, seq, write) -> bool:
+        """``write()`` unless a later press on this card of this page was stored; whether it was."""
+        if session is None or not isinstance(seq, int) or isinstance(seq, bool):
+            write()  # a press without a number (a page from before numbering): stored as it comes
+            return True
+        card = (session, label, clip_key)
+        with self._stripes[hash(card) % self.STRIPES]:
+            with self._guard:
+                if self._latest.get(card, -1) >= seq:
+                    return False
+            write()
+            with self._guard:
+                self._latest[card] = seq
+                self._latest.move_to_end(card)
+                while len(self._latest) > self.KEPT:
+                    self._latest.popitem(last=False)
+        return True
+
+
+ANSWER_ORDER = AnswerOrder()
+
+
 def answer_card(settings, chosen: str | None, data: dict, name: str, source: str,
-                provenance: dict | None = None) -> str:
-    """A grid card's answer (its event data: ``clip_key`` and ``value``, or ``unsure``) stored as
-    a label event from ``source``; the status line after it."""
+                provenance: dict | None = None, session: str | None = None) -> str:
+    """A grid card's answer (its event data: ``clip_key`` and ``value``, or ``unsure``, and the
+    press's ``seq``) stored as a label event from ``source``; the status line after it.
+    ``session``: the page's session, which with ``seq`` orders the presses (:class:`AnswerOrder`)."""
     if not chosen:
         raise InputError("pick a label first")
     unsure = data.get("unsure") is True
-    h.mark(settings, chosen, data.get("clip_key"), None if unsure else data.get("value"), name, source, provenance,
-           unsure=unsure)
-    return panels.label_status(h.label_summary(settings, chosen))
+    key = data.get("clip_key")
+    stored = ANSWER_ORDER.store(session, chosen, key, data.get("seq"), lambda: h.mark(
+        settings, chosen, key, None if unsure else data.get("value"), name, source, provenance, unsure=unsure))
+    status = panels.label_status(h.label_summary(settings, chosen))
+    return status if stored else f"{status}\n\nA later answer to {key} was stored already: this one was not."

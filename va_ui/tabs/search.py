@@ -8,7 +8,7 @@ import gradio as gr
 from va_core.errors import InputError
 from va_ui import handlers as h
 from va_ui import panels, views
-from va_ui.tabs.page import Page, answer_card, refused_as_message, who, wire
+from va_ui.tabs.page import Page, answer_card, refused_as_message, session_of, who, wire
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def wire_tab(page: Page, tab: SearchTab) -> None:
         key = data.get("clip_key")
         source = "similar" if data.get("source") == "similar" else "search"
         rank = {"rank": keys.index(key) + 1} if keys and key in keys else None
-        return answer_card(settings, chosen, data, who(request, typed), source, rank)
+        return answer_card(settings, chosen, data, who(request, typed), source, rank, session=session_of(request))
 
     def on_mark_failed(chosen, keys):
         # The card was marked before the server answered; show what is really stored.
