@@ -48,5 +48,14 @@ def stop_group(proc: subprocess.Popen, timeout: float = 20.0, linger: float = 30
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        return proc.returncode
+    # a killed process is gone only once the kernel has torn it down: callers that next start
+    # a server on the same home (or check that nothing is left) must not find it
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            break
+        time.sleep(0.05)
     return proc.returncode
