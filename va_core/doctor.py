@@ -12,11 +12,12 @@ Checks, table by table:
 - encoder ids consistent: a version's rows carry its encoder id, which ``clip_embeddings``
   still holds; clusters only of encoders with embeddings;
 - answers well formed: no unsure event carries a value; guideline rows of a known kind,
-  examples naming a clip (pinned clips that left ``clips`` are a note).
+  examples naming a clip (pinned clips that left ``clips`` are a note);
+- checkpoints often: tables made before they checkpointed every ``CHECKPOINT_EVERY`` commits.
 
 ``repair`` fixes what is derivable (duplicates, orphans, unpruned rows of superseded
 versions, the stage copy, a stage event missing for a version, clusters of a vanished
-encoder) and checks again. What needs new work (a version missing its evaluation or
+encoder, the checkpoint interval) and checks again. What needs new work (a version missing its evaluation or
 scores: train again) stays a problem, and the command exits 1.
 """
 from __future__ import annotations
@@ -63,6 +64,21 @@ def _readable(wh: Warehouse, findings: list[Finding]) -> set[str]:
             continue
         ok.add(table)
     return ok
+
+
+def _checkpoints(wh: Warehouse, tables: set[str], findings: list[Finding]) -> None:
+    """Tables made before they checkpointed every CHECKPOINT_EVERY commits: each open replays up
+    to 100 commits (a build opens tables some thirty times and slowed with every version)."""
+    from va_core.warehouse import CHECKPOINT_EVERY
+
+    for table in sorted(tables):
+        every = wh.checkpoint_interval(table)
+        if every > CHECKPOINT_EVERY:
+            findings.append(Finding(
+                "checkpoints often", table,
+                f"checkpoints every {every} commits (made before {CHECKPOINT_EVERY} was the default): "
+                "each read replays the commits since its last checkpoint",
+                f"checkpoint every {CHECKPOINT_EVERY} commits", lambda t=table: wh.checkpoint_often(t)))
 
 
 def _keys(wh: Warehouse, tables: set[str], findings: list[Finding]) -> None:
@@ -186,6 +202,7 @@ def check(wh: Warehouse, grace_s: float = GRACE_S) -> tuple[list[Finding], list[
     findings: list[Finding] = []
     notes: list[str] = []
     readable = _readable(wh, findings)
+    _checkpoints(wh, readable, findings)
     _keys(wh, readable, findings)
     _versions(wh, readable, findings, notes, grace_s)
     _answers(wh, readable, findings, notes)

@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["CommitConflict", "Compare", "TABLES", "Warehouse", "WarehouseError", "concurrently",
+__all__ = ["CHECKPOINT_EVERY", "CommitConflict", "Compare", "TABLES", "Warehouse", "WarehouseError", "concurrently",
            "embedding_column", "embedding_matrix"]
 
 TS = pa.timestamp("us", tz="UTC")
@@ -575,6 +575,19 @@ class Warehouse:
 
     def versions(self, tables: Iterable[str] | None = None) -> dict[str, int | None]:
         return {t: self.version(t) for t in (tables or TABLES)}
+
+    def checkpoint_interval(self, table: str) -> int:
+        """Commits between the table's checkpoints (delta-rs' default, 100, unless set at creation)."""
+        return int(self._open(table).metadata().configuration.get("delta.checkpointInterval", 100))
+
+    def checkpoint_often(self, table: str) -> None:
+        """Make the table checkpoint every ``CHECKPOINT_EVERY`` commits (tables made before it was
+        the default keep 100), and write a checkpoint now: its next opens replay nothing."""
+        rerun_on_conflict(lambda: self._open(table).alter.set_table_properties(
+            {"delta.checkpointInterval": str(CHECKPOINT_EVERY)}, commit_properties=_commit_properties()),
+            f"set the checkpoint interval of {table}")
+        _committed()
+        self._open(table).create_checkpoint()
 
     def history(self, table: str, limit: int | None = None) -> list[dict]:
         if not self.exists(table):

@@ -85,3 +85,20 @@ def test_an_unreadable_table_is_named(home):
     os.remove(DeltaTable(wh.table_uri("feeds")).file_uris()[0].removeprefix("file://"))
     findings, _ = check(wh)
     assert [(f.check, f.table) for f in findings if f.check == "readable"] == [("readable", "feeds")]
+
+
+def test_tables_made_with_the_old_checkpoint_interval_are_found_and_set(home, monkeypatch):
+    from va_core import warehouse
+
+    settings, wh = home
+    monkeypatch.setattr(warehouse, "CHECKPOINT_EVERY", 100)  # a table made before every 10 was the default
+    old = Warehouse(str(settings.home / "old-warehouse"))
+    old.append("label_events", wh.arrow("label_events"))
+    monkeypatch.undo()
+    assert old.checkpoint_interval("label_events") == 100
+    assert [(f.check, f.table) for f in check(old)[0]] == [("checkpoints often", "label_events")]
+    rows = old.read("label_events").height
+    report = doctor(old, repair=True)
+    assert report["healthy"] and [r["check"] for r in report["repaired"]] == ["checkpoints often"]
+    assert old.checkpoint_interval("label_events") == warehouse.CHECKPOINT_EVERY
+    assert old.read("label_events").height == rows  # the rows are as they were
