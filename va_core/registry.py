@@ -187,7 +187,7 @@ def clearly_worse(row: dict, served: dict | None) -> str | None:
     v, s = int(row["model_version"]), int(served["model_version"])
     if row.get("ap") is None:
         return (f"v{v} has no corpus estimate to compare with the served v{s}'s AP {served['ap']:.3f} "
-                f"(label an audit round first: `va feeds {row['label']} --feed audit`)")
+                "(label a round of the audit feed first)")
     if row["ap_high"] is not None and row["ap_high"] < served["ap"]:
         return (f"v{v}'s corpus AP {row['ap']:.3f} [{row['ap_low']:.3f}, {row['ap_high']:.3f}] is clearly below "
                 f"the served v{s}'s {served['ap']:.3f}")

@@ -96,3 +96,16 @@ def test_roll_back_finds_the_version_served_before(two_versions):
     assert registry.rollback_version(wh, "rolled") == 2  # and back again
     registry.retire(settings, "rolled", 1, by="lead")
     assert registry.rollback_version(wh, "rolled") is None  # nothing served: nothing to roll back from
+
+
+def test_a_candidate_without_an_estimate_is_not_compared_and_the_refusal_names_no_front_end():
+    # the app shows this text in its dialog and the CLI prints it: neither's commands belong in it
+    from va_core.registry import clearly_worse
+
+    served = {"label": "t", "model_version": 1, "ap": 0.8, "ap_low": 0.7, "ap_high": 0.9}
+    unmeasured = {"label": "t", "model_version": 2, "ap": None, "ap_low": None, "ap_high": None}
+    why = clearly_worse(unmeasured, served)
+    assert "v2 has no corpus estimate" in why and "audit feed" in why and "va " not in why
+    below = {**unmeasured, "ap": 0.5, "ap_low": 0.4, "ap_high": 0.6}
+    assert "clearly below the served v1's 0.800" in clearly_worse(below, served)
+    assert clearly_worse({**below, "ap_high": 0.85}, served) is None  # the intervals overlap
