@@ -16,8 +16,9 @@ __all__ = ["N_CLUSTERS", "in_validation", "validation_mask", "ordered", "bootstr
            "average_precision", "bootstrap_ap", "baseline_ap", "diversity_score", "reference_classifier",
            "MIN_PER_CLASS", "MIN_VALIDATION_POSITIVES", "sigmoid", "score_matrix", "LinearModel", "one_blas_thread",
            "n_folds", "fit_reference", "PRIOR_LAMBDAS", "WHITENED_LAMBDAS", "ISOTROPIC", "WHITENED", "WHITENING_SAMPLE",
-           "WHITENING_SHRINKAGE", "whitening", "whitening_digest", "fit_prior", "Trainer", "TRAINERS", "DEFAULT_TRAINER", "get_trainer",
-           "trainer_names", "fit", "refit", "Evaluation", "best_f1_threshold", "evaluate"]
+           "WHITENING_SHRINKAGE", "whitening", "whitening_digest", "fit_prior", "Trainer", "TRAINERS",
+           "DEFAULT_TRAINER", "get_trainer", "trainer_names", "fit", "refit", "Evaluation", "best_f1_threshold",
+           "evaluate"]
 
 SPLIT_SEED = 0
 # The rule is `hash % 10 < 2`, literally: a Fraction(2, 10) would normalise to 1/5, and
@@ -319,8 +320,8 @@ ISOTROPIC, WHITENED = "isotropic", "whitened"
 # shape: delta ~ N(0, Sigma^-1 / lam), Sigma the covariance of the corpus's embeddings shrunk
 # towards the identity (no label enters it), i.e. the isotropic prior in whitened coordinates
 # (X Sigma^-1/2), with the query whitened too (Sigma^-1 t): strong regularisation then tends to
-# the Fisher discriminant rather than the class-mean difference. Which shape suits a label is a question about the model, so
-# the evidence decides, as it decides lam; both are label-free priors.
+# the Fisher discriminant rather than the class-mean difference. Which shape suits a label is
+# a question about the model, so the evidence decides, as it decides lam; both are label-free.
 WHITENING_SAMPLE = 20_000  # rows the covariance is estimated from (seeded), as the clusters are
 # How far the whitened shape lies from the isotropic one: Sigma is taken as the average of the
 # embeddings' covariance and the identity (each scaled to mean eigenvalue 1). Measured on the

@@ -30,7 +30,8 @@ from va_core.warehouse import CommitConflict, Compare, Warehouse
 
 __all__ = ["TrainResult", "TrainingData", "train_label", "label_trainer", "commit_version", "corpus_for", "label_embeddings",
            "build_label_set", "training_data", "fit_classifier", "choose_classifier", "evaluate_classifier",
-           "estimate_quality", "corpus_whitening", "version_scorer", "version_estimates", "label_diversity", "score_corpus", "build_feeds",
+           "estimate_quality", "corpus_whitening", "CORPUS_CHANGED", "version_scorer", "version_estimates",
+           "label_diversity", "score_corpus", "build_feeds",
            "run_checks", "VERSION_CLAIMS", "VersionClaimFailed", "next_model_version", "claim_model_version",
            "write_scores", "write_feeds", "write_evaluation", "write_model", "prune_older_versions", "describe_quality"]
 
@@ -278,12 +279,30 @@ def version_estimates(wh: Warehouse, label: str, versions, n_boot: int = 0,
         def matrix_of(keys, corpus=corpus):
             return corpus.matrix[corpus.positions(list(keys))]
 
-        def refit(X, y, model=model, whitening=corpus_whitening(corpus)):
+        whitening = corpus_whitening(corpus)
+        if model.params.get("prior") == learn.WHITENED and model.params.get("whitening") != \
+                learn.whitening_digest(whitening):
+            # fitted in the coordinates of the corpus as it was: it cannot be refitted as it was
+            # fitted, so it has no paired estimate (and the policy no reward for this step)
+            out[int(v)] = _unestimable(sample, model, CORPUS_CHANGED)
+            continue
+
+        def refit(X, y, model=model, whitening=whitening):
             return learn.refit(model, X, y, whitening)
 
         out[int(v)] = quality.estimate_model(sample, matrix_of, model, trained, [values[k] for k in trained], refit,
                                              n_boot=n_boot)
     return out
+
+
+CORPUS_CHANGED = "corpus_changed_since_fitted"
+
+
+def _unestimable(sample: quality.ProbabilitySample, model: LinearModel, method: str) -> quality.QualityEstimate:
+    """An estimate without numbers, saying why (``method``), on the sample it would have used."""
+    base = quality.estimate(sample, np.zeros(sample.n), model.threshold, n_boot=0)
+    return quality.QualityEstimate(*(None,) * 12, base.threshold, base.n_audit, base.n_audit_pos, base.n_draws,
+                                   method, base.level)
 
 
 def _stored_quality(wh: Warehouse, row: dict) -> quality.QualityEstimate | None:

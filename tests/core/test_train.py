@@ -91,6 +91,17 @@ def test_the_version_records_its_prior_shape_and_refits_in_it(tmp_path):
     assert train.evaluate_classifier(data, model=model).ap.mean == pytest.approx(stored["ap_mean"], abs=1e-9)
     with pytest.raises(ValueError, match="the corpus has changed"):
         learn.refit(model, data.X, data.y, learn.whitening(c.matrix[:1000]))
+    # more clips ingested: the corpus's whitening is another one, so version 1 cannot be refitted
+    # as it was fitted; the policy's paired estimates say so instead of refitting it otherwise
+    more = SyntheticCorpus([f"w{i // 100:04d}|{(i % 100) * 48}" for i in range(500)],
+                           np.ascontiguousarray(X[-500:][::-1]), y[:500].astype(int), TINY_ID)
+    write_corpus(wh, more)
+    record_events(wh, truth_events(corpus, "concept", 1, rng.choice(np.flatnonzero(~y), 20, replace=False)))
+    v2 = train.train_label(settings, "concept")
+    assert v2.created and v2.model_version == 2
+    paired = train.version_estimates(wh, "concept", [1, 2])
+    assert paired[1].ap is None and paired[1].method == train.CORPUS_CHANGED
+    assert paired[2].method != train.CORPUS_CHANGED
 
 
 def test_stored_model_reproduces_the_stored_scores(trained):
