@@ -19,7 +19,8 @@ Per label and seed, strategies spend the same budgets of truthful labels:
 - ``random``: uniform clips; ``cc``: half the budget from the top of the zero-shot ranking,
   half at random (the paper's strongest baseline); ``uncertainty``: scikit-activeml's
   least-confident sampling with a logistic regression, 25 a round from the first 25
-  zero-shot clips; each fitted with the product's trainer and with the paper's
+  zero-shot clips; each fitted with the product's trainer (given the text query and the
+  corpus's whitening, as in the product) and with the paper's
   ``LogisticRegressionCV`` (``reference``);
 - ``zero_shot``: the text query alone (no labels).
 
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,7 @@ class World:
     text: dict[str, np.ndarray]  # label -> (D,) unit text embedding
     test_X: np.ndarray  # clips of the same corpus kept out of the dataset: nobody can label them
     test_truth: dict[str, np.ndarray]
+    whitening: np.ndarray | None = None  # the imported corpus's, as the product's trainer is given it
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -198,10 +200,11 @@ def uncertainty_rows(world: World, label: str, budget: int, seed: int) -> np.nda
 
 
 def fit_product(world: World, label: str, rows: np.ndarray):
-    """The product's trainer on these rows, with what it is given in the product (the text query)."""
+    """The product's trainer on these rows, with what it is given in the product (the text query
+    and the corpus's whitening)."""
     from va_core.learn import fit
 
-    return fit(world.X[rows], world.truth[label][rows], query=world.text[label])
+    return fit(world.X[rows], world.truth[label][rows], query=world.text[label], whitening=world.whitening)
 
 
 def fit_lrcv(world: World, label: str, rows: np.ndarray):
@@ -270,8 +273,11 @@ def run_one(world: World, settings, label: str, seed: int, budgets, round_robin:
 def run(n: int, seeds, labels, budgets, round_robin: bool = False) -> dict:
     from tqdm import tqdm
 
+    from va_core.embeddings import load_corpus
     from va_core.experiments.importer import ENCODER_ID
     from va_core.labels import store_text_embeddings
+    from va_core.train import corpus_whitening
+    from va_core.warehouse import Warehouse
 
     warnings.simplefilter("ignore")
     rows = []
@@ -280,6 +286,7 @@ def run(n: int, seeds, labels, budgets, round_robin: bool = False) -> dict:
             root = Path(tempfile.mkdtemp(prefix=f"va-bench-loop-{seed}-"))
             world = make_world(root / "dataset", n, seed, n_test=n // 4)
             settings = import_home(root / "home", world.root)
+            world = replace(world, whitening=corpus_whitening(load_corpus(Warehouse.from_settings(settings), ENCODER_ID)))
             if round_robin:
                 store_text_embeddings(settings, ENCODER_ID, {**world.text, **{round_robin_label(k): v
                                                                                for k, v in world.text.items()}})

@@ -20,11 +20,12 @@ truthfully, and after each round its model is scored by AP on the held-out image
   regression, 10 a round.
 
 The three references start from the same 10 random images (va draws its own 10) and are
-fitted after each round by the product's trainer (``va_core.learn.fit``, no text query, as
-``train_label`` fits a label without one). Before a model can be fitted (fewer than 3 of a
-class) a model-less strategy draws uniformly and scores as a constant (AP = the positive
-rate). Besides AP, the table counts the positives each strategy put in front of the expert,
-and a second table what the product's policy chose and how it was rewarded.
+fitted after each round by the product's trainer (``va_core.learn.fit`` with no text query
+and the corpus's whitening, as ``train_label`` fits a label without a query). Before a model
+can be fitted (fewer than 3 of a class) a model-less strategy draws uniformly and scores as a
+constant (AP = the positive rate). Besides AP, the table counts the positives each strategy
+put in front of the expert, and a second table what the product's policy chose and how it was
+rewarded.
 
     .venv/bin/python -m benchmarks.sample_efficiency           # 10 tasks x 3 seeds, up to 200 labels
     .venv/bin/python -m benchmarks.sample_efficiency --quick   # 2 tasks x 1 seed, up to 50 labels
@@ -64,12 +65,14 @@ def _data(seed: int = 0):
     return X, digits.target, np.sort(pool), np.sort(test)
 
 
-def _fit(X, y):
+def _fit(X, y, whitening):
     from va_core.learn import MIN_PER_CLASS, fit
 
     if y.sum() < MIN_PER_CLASS or (~y).sum() < MIN_PER_CLASS:
         return None
-    return fit(X, y)  # the product trainer; digits have no text query
+    # the product trainer as train_label calls it: digits have no text query, and the corpus's
+    # whitening gives the evidence its second prior shape
+    return fit(X, y, whitening=whitening)
 
 
 def held_out_ap(X, truth, test, model) -> float:
@@ -83,8 +86,9 @@ def held_out_ap(X, truth, test, model) -> float:
 class Reference:
     """One reference strategy on one task: the labelled pool rows and the curve of held-out AP."""
 
-    def __init__(self, strategy: str, X, truth, pool, test, start: np.ndarray, seed: int):
+    def __init__(self, strategy: str, X, truth, pool, test, start: np.ndarray, seed: int, whitening):
         self.strategy, self.X, self.truth, self.pool, self.test = strategy, X, truth, pool, test
+        self.whitening = whitening
         self.labelled = list(start)
         self.rng = np.random.default_rng([seed, STRATEGIES.index(strategy)])
         self.curve: list[float] = []
@@ -95,7 +99,7 @@ class Reference:
 
         rows = np.array(self.labelled)
         y = self.truth[rows]
-        self.model = _fit(self.X[rows], y)
+        self.model = _fit(self.X[rows], y, self.whitening)
         self.curve.append(held_out_ap(self.X, self.truth, self.test, self.model))
         if self.model is not None and self.strategy == "borderline":
             # the feed ranks by the distance to the threshold the product's evaluation sets
@@ -141,8 +145,8 @@ class Reference:
         return candidates[idx].tolist()
 
 
-def reference_run(strategy: str, X, truth, pool, test, start, seed: int, rounds: int) -> dict:
-    r = Reference(strategy, X, truth, pool, test, start, seed)
+def reference_run(strategy: str, X, truth, pool, test, start, seed: int, rounds: int, whitening) -> dict:
+    r = Reference(strategy, X, truth, pool, test, start, seed, whitening)
     r.evaluate()
     for _ in range(rounds):
         r.step()
@@ -155,7 +159,7 @@ def label_name(digit: int, seed: int) -> str:
     return f"digit{digit}-s{seed}"
 
 
-def va_run(settings, keys: list[str], X, truth, pool, test, label: str, budgets: list[int]) -> dict:
+def va_run(settings, keys: list[str], X, truth, pool, test, label: str, budgets: list[int], whitening) -> dict:
     """The product's loop on the pool corpus (row i of ``keys`` is image ``pool[i]``)."""
     from va_core.policy import load_state
     from va_core.warehouse import Warehouse
@@ -167,7 +171,7 @@ def va_run(settings, keys: list[str], X, truth, pool, test, label: str, budgets:
         rows = pool[got["rows"]]
         curve.append(held_out_ap(X, truth, test, got["model"]))
         # the same labels fitted in memory, as the references are: the stored model should be that fit
-        refit.append(held_out_ap(X, truth, test, _fit(X[rows], truth[rows])))
+        refit.append(held_out_ap(X, truth, test, _fit(X[rows], truth[rows], whitening)))
     last = loop[budgets[-1]]
     state = load_state(Warehouse.from_settings(settings), label) or {}
     return {"curve": curve, "refit_curve": refit, "found": int(truth[pool[last["rows"]]].sum()),
@@ -177,6 +181,11 @@ def va_run(settings, keys: list[str], X, truth, pool, test, label: str, budgets:
 
 def run(tasks: list[int], seeds: list[int], budget: int) -> dict:
     from tqdm import tqdm
+
+    from va_core.embeddings import load_corpus
+    from va_core.experiments.importer import ENCODER_ID
+    from va_core.train import corpus_whitening
+    from va_core.warehouse import Warehouse
 
     warnings.simplefilter("ignore")
     X, target, pool, test = _data()
@@ -190,11 +199,12 @@ def run(tasks: list[int], seeds: list[int], budget: int) -> dict:
     with tqdm(total=len(tasks) * len(seeds) * len(STRATEGIES), desc="task x seed x strategy", file=sys.stderr) as bar:
         for seed in seeds:
             settings = import_home(root / f"home-{seed}", root / "dataset")
+            whitening = corpus_whitening(load_corpus(Warehouse.from_settings(settings), ENCODER_ID))
             for digit in tasks:
                 truth = target == digit
                 label = label_name(digit, seed)
                 t0 = time.perf_counter()
-                got = va_run(settings, keys, X, truth, pool, test, label, labels)
+                got = va_run(settings, keys, X, truth, pool, test, label, labels, whitening)
                 va_runs.append({"digit": digit, "seed": seed, "label": label,
                                 "seconds": round(time.perf_counter() - t0, 1),
                                 **{k: v for k, v in got.items() if k != "curve"}})
@@ -203,7 +213,7 @@ def run(tasks: list[int], seeds: list[int], budget: int) -> dict:
                 bar.update()
                 start = np.random.default_rng([seed, digit]).choice(pool, START, replace=False)
                 for strategy in REFERENCES:
-                    ref = reference_run(strategy, X, truth, pool, test, start, seed, rounds)
+                    ref = reference_run(strategy, X, truth, pool, test, start, seed, rounds, whitening)
                     curves[strategy].append(ref["curve"])
                     found[strategy].append(ref["found"])
                     bar.update()

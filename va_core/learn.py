@@ -15,8 +15,10 @@ from va_core.operating import Curve
 __all__ = ["N_CLUSTERS", "in_validation", "validation_mask", "ordered", "bootstrap_indices", "APResult",
            "average_precision", "bootstrap_ap", "baseline_ap", "diversity_score", "reference_classifier",
            "MIN_PER_CLASS", "MIN_VALIDATION_POSITIVES", "sigmoid", "score_matrix", "LinearModel", "one_blas_thread",
-           "n_folds", "fit_reference", "fit_prior", "Trainer", "TRAINERS", "DEFAULT_TRAINER", "get_trainer",
-           "trainer_names", "fit", "refit", "Evaluation", "best_f1_threshold", "evaluate"]
+           "n_folds", "fit_reference", "PRIOR_LAMBDAS", "WHITENED_LAMBDAS", "ISOTROPIC", "WHITENED", "WHITENING_SAMPLE",
+           "WHITENING_SHRINKAGE", "whitening", "whitening_digest", "fit_prior", "Trainer", "TRAINERS",
+           "DEFAULT_TRAINER", "get_trainer", "trainer_names", "fit", "refit", "Evaluation", "best_f1_threshold",
+           "evaluate"]
 
 SPLIT_SEED = 0
 # The rule is `hash % 10 < 2`, literally: a Fraction(2, 10) would normalise to 1/5, and
@@ -315,8 +317,57 @@ def fit_reference(X: np.ndarray, y: np.ndarray, seed: int = SPLIT_SEED) -> Linea
 # they were chosen, while an AP cross-validated on them describes the chosen clips, not the
 # corpus (measured: 0.96-0.97 for every C while the corpus AP went from 0.32 to 0.80).
 PRIOR_LAMBDAS = tuple(float(v) for v in np.logspace(-4, 1, 6))  # decades, refined to half decades
+# In whitened coordinates the evidence often wants delta near zero (the whitened query alone):
+# the walk starts three decades higher
+WHITENED_LAMBDAS = tuple(float(v) for v in np.logspace(-4, 3, 8))
 BETA_PRECISION = 1e-4  # a weak prior on beta keeps it finite when a few labels are separable
 BIAS_PRECISION = 1e-6
+ISOTROPIC, WHITENED = "isotropic", "whitened"
+
+# The shape of the prior. delta ~ N(0, I / lam) treats every direction of the embedding space
+# alike, so the data must pay as much to move along the directions where clips vary most (the
+# clusters of a corpus, where a text query's error partly lies) as along any other. The other
+# shape: delta ~ N(0, Sigma^-1 / lam), Sigma the covariance of the corpus's embeddings shrunk
+# towards the identity (no label enters it), i.e. the isotropic prior in whitened coordinates
+# (X Sigma^-1/2), with the query whitened too (Sigma^-1 t): strong regularisation then tends to
+# the Fisher discriminant rather than the class-mean difference. Which shape suits a label is
+# a question about the model, so the evidence decides, as it decides lam; both are label-free.
+WHITENING_SAMPLE = 20_000  # rows the covariance is estimated from (seeded), as the clusters are
+# How far the whitened shape lies from the isotropic one: Sigma is taken as the average of the
+# embeddings' covariance and the identity (each scaled to mean eigenvalue 1). Measured on the
+# live loop's labels (benchmarks/README.md): the evidence peaks between 0.3 and 0.7 for every
+# label and budget, and full whitening (Ledoit-Wolf's own shrinkage, near 0) has a lower
+# evidence and ranks worse; one value keeps a build at two shapes to fit.
+WHITENING_SHRINKAGE = 0.5
+
+
+def whitening(matrix: np.ndarray, sample: int = WHITENING_SAMPLE, seed: int = 0,
+              shrinkage: float = WHITENING_SHRINKAGE) -> np.ndarray:
+    """``Sigma^-1/2``, Sigma the embeddings' covariance (from at most ``sample`` rows drawn with
+    ``seed``) shrunk by ``shrinkage`` towards the identity, scaled so that the prior it shapes
+    has the isotropic prior's total variance (its squared entries sum to the dimension)."""
+    matrix = np.asarray(matrix)
+    n, d = matrix.shape
+    if n < 2:
+        raise ValueError(f"a covariance needs at least 2 embeddings, got {n}")
+    if not 0.0 < shrinkage <= 1.0:
+        raise ValueError(f"the shrinkage must lie in (0, 1], got {shrinkage}")
+    rows = matrix if n <= sample else matrix[np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))]
+    with one_blas_thread():
+        centred = np.asarray(rows, dtype=np.float64)
+        centred = centred - centred.mean(axis=0)
+        covariance = centred.T @ centred / (len(centred) - 1)
+        sigma = (1 - shrinkage) * covariance / (np.trace(covariance) / d) + shrinkage * np.eye(d)
+        values, vectors = np.linalg.eigh(sigma)
+        W = (vectors / np.sqrt(values)) @ vectors.T
+    return W / np.sqrt(float((W * W).sum()) / d)
+
+
+def whitening_digest(W: np.ndarray) -> str:
+    """What names a whitening in a model's params: refits must use the very same matrix."""
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(W, dtype=np.float64).tobytes()).hexdigest()[:16]
 
 
 def _fit_map(A: np.ndarray, y: np.ndarray, precision: np.ndarray, bounds, start: np.ndarray) -> np.ndarray:
@@ -360,29 +411,52 @@ def _log_evidence(A: np.ndarray, y: np.ndarray, theta: np.ndarray, precision: np
 
 
 def fit_prior(X: np.ndarray, y: np.ndarray, query: np.ndarray | None = None,
-              lambdas: Sequence[float] = PRIOR_LAMBDAS, lam: float | None = None,
-              start: LinearModel | None = None, evidence: bool = False) -> LinearModel:
+              lambdas: Sequence[float] | None = None, lam: float | None = None,
+              start: LinearModel | None = None, evidence: bool = False,
+              whitening: np.ndarray | None = None, prior: str | None = None) -> LinearModel:
     """The product's trainer (see above): the text query as the prior, lam by the evidence.
 
     Without a query the prior mean is zero. ``lam`` fixes the regularisation (the
     evaluation refits with the lam the full label set chose); its fit then has no
     ``log_evidence`` (None) unless ``evidence`` asks for it: choosing lam is what the
     evidence is for, and on a thousand labels it costs as much as a refit's optimisation.
+    ``whitening``: the corpus's :func:`whitening`; given it, the prior's shape (``prior``:
+    isotropic or whitened) is chosen by the evidence too unless ``prior`` fixes it (a refit).
     ``start``: a model fitted the same way (same query) on overlapping labels, whose mode the
     optimiser starts from: the posterior is log-concave, so the mode found is the same up to
     the optimiser's tolerance, in fewer iterations (the corpus estimate's refits of a version).
     """
+    if prior not in (None, ISOTROPIC, WHITENED):
+        raise ValueError(f"unknown prior shape {prior!r}: {ISOTROPIC} or {WHITENED}")
+    if prior == WHITENED and whitening is None:
+        raise ValueError("a whitened prior needs the corpus's whitening")
+    shapes = [prior] if prior is not None else [ISOTROPIC] + ([WHITENED] if whitening is not None else [])
+    if lam is not None and len(shapes) > 1 and not evidence:
+        raise ValueError("a fit with a fixed lam and no evidence needs its prior shape (prior=...)")
+    fits = [_fit_shape(X, y, query, whitening if shape == WHITENED else None, lambdas, lam, start, evidence)
+            for shape in shapes]
+    # the shape with the higher evidence (a fixed lam without evidence: the one shape asked for)
+    return max(fits, key=lambda m: -np.inf if m.params["log_evidence"] is None else m.params["log_evidence"])
+
+
+def _fit_shape(X, y, query, W, lambdas, lam, start, evidence) -> LinearModel:
+    """:func:`fit_prior` with one prior shape: isotropic (``W`` None) or whitened by ``W``."""
     y = np.asarray(y, dtype=bool)
     _check_classes(y, minimum=2)
     X = np.asarray(X, dtype=np.float64)
     n, d = X.shape
-    columns = [X]
+    if W is not None and W.shape != (d, d):
+        raise ValueError(f"the whitening is {W.shape[0]}-d, the embeddings {d}-d")
+    columns = [X if W is None else X @ W]
     if query is not None:
         t = np.asarray(query, dtype=np.float64).ravel()
         if t.shape != (d,):
             raise ValueError(f"the text query has {t.shape[0]} dimensions, the embeddings {d}")
         t = t / np.linalg.norm(t)
-        columns.append((X @ t)[:, None])
+        # the prior mean: the query, or in whitened coordinates the whitened query, W (W t)
+        mean = t if W is None else W @ (W @ t)
+        mean = mean / np.linalg.norm(mean)
+        columns.append((X @ mean)[:, None])
     columns.append(np.ones((n, 1)))
     A = np.hstack(columns)
     extra = [BETA_PRECISION] if query is not None else []
@@ -391,7 +465,7 @@ def fit_prior(X: np.ndarray, y: np.ndarray, query: np.ndarray | None = None,
     def precision(value: float) -> np.ndarray:
         return np.r_[np.full(d, value), extra, BIAS_PRECISION]
 
-    first = np.zeros(A.shape[1]) if start is None else _mode_of(start, d, t if query is not None else None)
+    first = np.zeros(A.shape[1]) if start is None else _mode_of(start, d, t if query is not None else None, W)
     fits: dict[float, tuple[float | None, np.ndarray]] = {}
 
     def at(value: float, with_evidence: bool = True) -> tuple[float | None, np.ndarray]:
@@ -405,7 +479,8 @@ def fit_prior(X: np.ndarray, y: np.ndarray, query: np.ndarray | None = None,
 
     with one_blas_thread():
         if lam is None:
-            for value in sorted(lambdas, reverse=True):
+            grid = lambdas if lambdas is not None else (PRIOR_LAMBDAS if W is None else WHITENED_LAMBDAS)
+            for value in sorted(grid, reverse=True):
                 at(value)
                 # the evidence is unimodal in lam here; weak regularisation is the slow end,
                 # so the walk stops one decade past the best
@@ -419,61 +494,76 @@ def fit_prior(X: np.ndarray, y: np.ndarray, query: np.ndarray | None = None,
             log_evidence, theta = at(float(lam))
         else:
             log_evidence, theta = at(float(lam), with_evidence=evidence)
-    coef = theta[:d].copy()
+    # serving scores sigmoid(X @ coef + b): the whitening is folded into coef
+    coef = theta[:d].copy() if W is None else W @ theta[:d]
     beta = float(theta[d]) if query is not None else 0.0
     if query is not None:
-        coef += beta * t
+        coef += beta * mean
     return LinearModel(coef, float(theta[-1]), "fast",
                        {"method": "text-prior evidence", "lambda": float(lam), "C": 1.0 / float(lam),
                         "query_weight": beta, "log_evidence": None if log_evidence is None else float(log_evidence),
                         "has_query": query is not None,
                         # the query is part of the method: refits elsewhere (the estimate's) need it
-                        "query": [float(v) for v in t] if query is not None else None})
+                        "query": [float(v) for v in t] if query is not None else None,
+                        "prior": ISOTROPIC if W is None else WHITENED,
+                        "whitening": None if W is None else whitening_digest(W)})
 
 
-def _mode_of(model: LinearModel, d: int, t: np.ndarray | None) -> np.ndarray:
+def _mode_of(model: LinearModel, d: int, t: np.ndarray | None, W: np.ndarray | None = None) -> np.ndarray:
     """``model``'s coefficients as :func:`fit_prior`'s parameters (delta, beta when there is a
-    query t, bias): the model scores with ``coef = delta + beta * t``."""
+    query t, bias): the model scores with ``coef = delta + beta * t``; whitened by ``W``, with
+    ``coef = W u + beta * m`` (m the whitened query) and the parameters are u, beta, bias."""
     if model.dim != d:
         raise ValueError(f"the starting model takes {model.dim}-d embeddings, the embeddings have {d}")
     stored = model.params.get("query")
     if (stored is None) != (t is None) or (t is not None and not np.allclose(stored, t)):
         raise ValueError("the starting model was fitted with another text query: its mode is not a start for this fit")
-    if t is None:
-        return np.r_[model.coef, model.intercept]
-    beta = float(model.params["query_weight"])
-    return np.r_[model.coef - beta * t, beta, model.intercept]
+    if (model.params.get("prior", ISOTROPIC) == WHITENED) != (W is not None):
+        raise ValueError("the starting model was fitted with another prior shape: its mode is not a start for this fit")
+    beta = float(model.params["query_weight"]) if t is not None else 0.0
+    if W is not None and t is not None:
+        mean = W @ (W @ t)
+        t = mean / np.linalg.norm(mean)
+    delta = model.coef - beta * t if t is not None else model.coef
+    if W is not None:
+        delta = np.linalg.solve(W, delta)
+    return np.r_[delta, beta, model.intercept] if t is not None else np.r_[delta, model.intercept]
 
 
 @dataclass(frozen=True)
 class Trainer:
-    """A way to fit a :class:`LinearModel`: ``fit(X, y, query, lam)``.
+    """A way to fit a :class:`LinearModel`: ``fit(X, y, query, lam)`` (``fit(X, y, query, lam,
+    whitening)`` for a ``whitened`` trainer: one that can use the corpus's :func:`whitening`).
 
     ``text_prior``: it starts from the label's text query when there is one (``query``), so
     training also tries the model without it and keeps the better by the corpus estimate.
     ``lam`` is the regularisation the stored model was fitted with (``params["lambda"]``):
     refits of it (its evaluation, the corpus estimate's folds) pass it back; a trainer that
     chooses its own ignores it.
-    ``refit(model, X, y)``: how a model of this trainer is refitted on other labels (see
-    :func:`refit`) when the trainer can do better than ``fit`` with the model's query and lam,
-    e.g. start from the model's own coefficients.
+    ``refit(model, X, y, whitening)``: how a model of this trainer is refitted on other labels
+    (see :func:`refit`) when the trainer can do better than ``fit`` with the model's query and
+    lam, e.g. start from the model's own coefficients.
     """
 
     name: str
     description: str  # one line for people
-    fit: Callable[[np.ndarray, np.ndarray, "np.ndarray | None", "float | None"], LinearModel]
+    fit: Callable[..., LinearModel]
     text_prior: bool = False
-    refit: "Callable[[LinearModel, np.ndarray, np.ndarray], LinearModel] | None" = None
+    refit: "Callable[[LinearModel, np.ndarray, np.ndarray, np.ndarray | None], LinearModel] | None" = None
+    whitened: bool = False
 
 
 # The trainers. A new one is one entry here.
 TRAINERS: dict[str, Trainer] = {t.name: t for t in (
-    Trainer("fast", "the product's: logistic regression from the label's text query, regularisation and the "
-            "query's weight chosen by the evidence (interactive)",
-            lambda X, y, query, lam: fit_prior(X, y, query, lam=lam), text_prior=True,
+    Trainer("fast", "the product's: logistic regression from the label's text query, regularisation, the "
+            "query's weight and the prior's shape (isotropic or whitened) chosen by the evidence (interactive)",
+            lambda X, y, query, lam, whitening: fit_prior(X, y, query, lam=lam, whitening=whitening),
+            text_prior=True, whitened=True,
             # from the model's own mode, and no evidence: the refits of the corpus estimate leave
             # out a fifth of its audit labels, so their modes are near it
-            refit=lambda model, X, y: fit_prior(X, y, _query_of(model), lam=model.params["lambda"], start=model)),
+            refit=lambda model, X, y, whitening: fit_prior(
+                X, y, _query_of(model), lam=model.params["lambda"], start=model, prior=_prior_of(model),
+                whitening=_whitening_for(model, whitening))),
     Trainer("reference", "the paper's: scikit-learn's LogisticRegressionCV, 5 folds scored by AP (ignores the query)",
             lambda X, y, query, lam: fit_reference(X, y)),
 )}
@@ -496,10 +586,11 @@ def trainer_names() -> list[str]:
 
 
 def fit(X: np.ndarray, y: np.ndarray, trainer: str = DEFAULT_TRAINER, query: np.ndarray | None = None,
-        lam: float | None = None) -> LinearModel:
-    """A model fitted by ``trainer`` (:data:`TRAINERS`) with the label's text ``query`` and a
-    fixed regularisation ``lam``, for the trainers that use them."""
-    return get_trainer(trainer).fit(X, y, query, lam)
+        lam: float | None = None, whitening: np.ndarray | None = None) -> LinearModel:
+    """A model fitted by ``trainer`` (:data:`TRAINERS`) with the label's text ``query``, a
+    fixed regularisation ``lam`` and the corpus's ``whitening``, for the trainers that use them."""
+    found = get_trainer(trainer)
+    return found.fit(X, y, query, lam, whitening) if found.whitened else found.fit(X, y, query, lam)
 
 
 def _query_of(model: LinearModel) -> np.ndarray | None:
@@ -507,12 +598,32 @@ def _query_of(model: LinearModel) -> np.ndarray | None:
     return None if query is None else np.asarray(query)
 
 
-def refit(model: LinearModel, X: np.ndarray, y: np.ndarray) -> LinearModel:
-    """A model fitted as ``model`` was (trainer, text query, regularisation) on other labels:
-    by the trainer's ``refit`` when it has one, else by its ``fit`` given the model's query and lam."""
+def _prior_of(model: LinearModel) -> str:
+    return model.params.get("prior") or ISOTROPIC  # versions stored before the shape was chosen
+
+
+def _whitening_for(model: LinearModel, whitening: np.ndarray | None) -> np.ndarray | None:
+    """The whitening a refit of ``model`` uses: the one it was fitted with, or a clear error."""
+    if _prior_of(model) != WHITENED:
+        return None
+    if whitening is None or whitening_digest(whitening) != model.params.get("whitening"):
+        raise ValueError(f"this model was fitted in whitened coordinates (whitening "
+                         f"{model.params.get('whitening')}); its refits need that whitening, got "
+                         f"{'none' if whitening is None else whitening_digest(whitening)}: the corpus "
+                         "has changed since it was fitted")
+    return whitening
+
+
+def refit(model: LinearModel, X: np.ndarray, y: np.ndarray, whitening: np.ndarray | None = None) -> LinearModel:
+    """A model fitted as ``model`` was (trainer, text query, regularisation, prior shape) on other
+    labels: by the trainer's ``refit`` when it has one, else by its ``fit`` given the model's
+    query and lam. ``whitening``: the corpus's (:func:`whitening`), which a model fitted in
+    whitened coordinates needs: the very matrix it was fitted with (checked by its digest)."""
     trainer = get_trainer(model.trainer)
     if trainer.refit is not None:
-        return trainer.refit(model, X, y)
+        return trainer.refit(model, X, y, whitening)
+    if trainer.whitened:
+        return trainer.fit(X, y, _query_of(model), model.params.get("lambda"), _whitening_for(model, whitening))
     return trainer.fit(X, y, _query_of(model), model.params.get("lambda"))
 
 
@@ -561,7 +672,8 @@ def best_f1_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
 
 def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = DEFAULT_TRAINER,
              query: np.ndarray | None = None, lam: float | None = None,
-             refit: Callable[[np.ndarray, np.ndarray], LinearModel] | None = None) -> Evaluation:
+             refit: Callable[[np.ndarray, np.ndarray], LinearModel] | None = None,
+             whitening: np.ndarray | None = None) -> Evaluation:
     """AP of ``trainer`` on labelled clips (rows in :func:`ordered` order).
 
     The paper's hash split when its validation part holds enough positives (and the rest
@@ -574,7 +686,7 @@ def evaluate(keys: Sequence[str], X: np.ndarray, y: np.ndarray, trainer: str = D
 
     if refit is None:
         def refit(X_part, y_part):
-            return fit(X_part, y_part, trainer, query, lam)
+            return fit(X_part, y_part, trainer, query, lam, whitening)
 
     y = np.asarray(y, dtype=bool)
     _check_classes(y, "evaluation")

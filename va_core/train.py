@@ -30,7 +30,8 @@ from va_core.warehouse import CommitConflict, Compare, Warehouse, concurrently
 
 __all__ = ["TrainResult", "TrainingData", "train_label", "label_trainer", "commit_version", "corpus_for", "label_embeddings",
            "build_label_set", "training_data", "fit_classifier", "choose_classifier", "evaluate_classifier",
-           "estimate_quality", "version_scorer", "version_estimates", "label_diversity", "score_corpus", "build_feeds",
+           "estimate_quality", "corpus_whitening", "CORPUS_CHANGED", "version_scorer", "version_estimates",
+           "label_diversity", "score_corpus", "build_feeds",
            "run_checks", "VERSION_CLAIMS", "VersionClaimFailed", "next_model_version", "claim_model_version",
            "write_scores", "write_feeds", "write_evaluation", "write_model", "prune_older_versions", "describe_quality"]
 
@@ -72,12 +73,14 @@ class TrainResult:
 @dataclass(frozen=True)
 class TrainingData:
     """The labelled clips a classifier sees, in the reference row order (conflicts left out),
-    and the label's text query the trainer starts from (None when there is none)."""
+    the label's text query the trainer starts from (None when there is none) and the corpus's
+    whitening (``learn.whitening``: label-free, the shape of the trainer's other prior)."""
 
     keys: list[str]
     y: np.ndarray
     X: np.ndarray
     query: np.ndarray | None = None
+    whitening: np.ndarray | None = None
 
 
 # -- the steps -----------------------------------------------------------------------
@@ -108,16 +111,36 @@ def training_data(ls: LabelSet, corpus: Corpus, settings=None) -> TrainingData:
                          f"{ls.n_conflicts} conflicts)")
     keys, y = ordered(ls.positives, ls.negatives)
     X = corpus.matrix[corpus.positions(keys)]
+    whitening = corpus_whitening(corpus)
     if settings is None:
-        return TrainingData(keys, y, X)
+        return TrainingData(keys, y, X, whitening=whitening)
     from va_core.queries import prior_vector
 
-    return TrainingData(keys, y, X, prior_vector(settings, ls.label, corpus.encoder_id))
+    return TrainingData(keys, y, X, prior_vector(settings, ls.label, corpus.encoder_id), whitening)
+
+
+_whitenings: dict[int, tuple] = {}
+
+
+def corpus_whitening(corpus: Corpus) -> np.ndarray:
+    """``learn.whitening`` of the corpus's matrix, once per matrix in this process (under a
+    second on 100k clips; ``load_corpus`` keeps one matrix per embeddings version, so every
+    build of every label shares it). Held by a weak reference: a superseded matrix is freed."""
+    import weakref
+
+    for key in [k for k, (ref, _) in _whitenings.items() if ref() is None]:
+        _whitenings.pop(key, None)
+    hit = _whitenings.get(id(corpus.matrix))
+    if hit is not None and hit[0]() is corpus.matrix:
+        return hit[1]
+    W = learn.whitening(corpus.matrix)
+    _whitenings[id(corpus.matrix)] = (weakref.ref(corpus.matrix), W)
+    return W
 
 
 def fit_classifier(data: TrainingData, trainer: str = DEFAULT_TRAINER) -> LinearModel:
     """The model that is stored and served: fitted on every non-conflicting labelled clip."""
-    return fit(data.X, data.y, trainer, data.query)
+    return fit(data.X, data.y, trainer, data.query, whitening=data.whitening)
 
 
 def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: TrainingData,
@@ -146,7 +169,7 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
 
     with learn.one_blas_thread(), ThreadPoolExecutor(1) as pool:  # one BLAS thread each, set before both start
         sampled = pool.submit(_sample, wh, ls, corpus, cache)
-        other = pool.submit(lambda: estimated(TrainingData(data.keys, data.y, data.X))
+        other = pool.submit(lambda: estimated(replace(data, query=None))
                             if comparable(sampled.result()) else None)
         model = fit_classifier(data, trainer)
         if not comparable(sampled.result()):
@@ -165,8 +188,8 @@ def evaluate_classifier(data: TrainingData, trainer: str = DEFAULT_TRAINER, mode
     (``learn.refit``: its query and regularisation, one fit per fold instead of a search, from
     its own mode where the trainer can: the mode found does not depend on the start)."""
     if model is None:
-        return evaluate(data.keys, data.X, data.y, trainer, data.query)
-    return evaluate(data.keys, data.X, data.y, trainer, refit=lambda X, y: learn.refit(model, X, y))
+        return evaluate(data.keys, data.X, data.y, trainer, data.query, whitening=data.whitening)
+    return evaluate(data.keys, data.X, data.y, trainer, refit=lambda X, y: learn.refit(model, X, y, data.whitening))
 
 
 def estimate_quality(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
@@ -188,11 +211,11 @@ def estimate_quality(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearM
         return corpus.matrix[corpus.positions(list(keys))]
 
     def refit(X, y):
-        return learn.refit(model, X, y)
+        return learn.refit(model, X, y, data.whitening)
 
     # what the scores depend on: the model's weights and how it is refitted (not its threshold)
     key = (model.coef.tobytes(), float(model.intercept), model.trainer, model.params.get("lambda"),
-           repr(model.params.get("query")))
+           repr(model.params.get("query")), model.params.get("whitening"))
     if sample.n and key not in cache:
         cache[key] = quality.cross_fitted_scores(sample, matrix_of, model, data.keys, data.y, refit)
     boot = {} if n_boot is None else {"n_boot": n_boot}
@@ -256,12 +279,30 @@ def version_estimates(wh: Warehouse, label: str, versions, n_boot: int = 0,
         def matrix_of(keys, corpus=corpus):
             return corpus.matrix[corpus.positions(list(keys))]
 
-        def refit(X, y, model=model):
-            return learn.refit(model, X, y)
+        whitening = corpus_whitening(corpus)
+        if model.params.get("prior") == learn.WHITENED and model.params.get("whitening") != \
+                learn.whitening_digest(whitening):
+            # fitted in the coordinates of the corpus as it was: it cannot be refitted as it was
+            # fitted, so it has no paired estimate (and the policy no reward for this step)
+            out[int(v)] = _unestimable(sample, model, CORPUS_CHANGED)
+            continue
+
+        def refit(X, y, model=model, whitening=whitening):
+            return learn.refit(model, X, y, whitening)
 
         out[int(v)] = quality.estimate_model(sample, matrix_of, model, trained, [values[k] for k in trained], refit,
                                              n_boot=n_boot)
     return out
+
+
+CORPUS_CHANGED = "corpus_changed_since_fitted"
+
+
+def _unestimable(sample: quality.ProbabilitySample, model: LinearModel, method: str) -> quality.QualityEstimate:
+    """An estimate without numbers, saying why (``method``), on the sample it would have used."""
+    base = quality.estimate(sample, np.zeros(sample.n), model.threshold, n_boot=0)
+    return quality.QualityEstimate(*(None,) * 12, base.threshold, base.n_audit, base.n_audit_pos, base.n_draws,
+                                   method, base.level)
 
 
 def _stored_quality(wh: Warehouse, row: dict) -> quality.QualityEstimate | None:

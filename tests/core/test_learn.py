@@ -226,3 +226,100 @@ def test_a_refit_cannot_start_from_a_model_of_another_query(concept):
         learn.fit_prior(X[rows], y[rows], None, lam=model.params["lambda"], start=model)
     with pytest.raises(ValueError, match="64-d"):
         learn.fit_prior(X[rows, :32], y[rows], None, lam=model.params["lambda"], start=model)
+
+
+# -- the prior's shape: isotropic or whitened, chosen by the evidence --------------------------
+
+@pytest.fixture(scope="module")
+def clustered():
+    """Clips in clusters that hold most of the variance, a 2% concept mostly outside them, and a
+    text query whose error lies inside them (as the live loop's corpus, in 128-d)."""
+    rng = np.random.default_rng(11)
+    n, d, k = 8000, 128, 12
+    basis, _ = np.linalg.qr(rng.standard_normal((d, k)))
+    centres = rng.standard_normal((12, k))
+    z = centres[rng.integers(0, 12, n)] + 0.6 * rng.standard_normal((n, k))
+    X = z @ basis.T / np.sqrt(k) + 0.55 * rng.standard_normal((n, d)) / np.sqrt(d)
+    direction = rng.standard_normal(d)
+    direction -= basis @ (basis.T @ direction)
+    direction /= np.linalg.norm(direction)
+    y = rng.random(n) < 0.02
+    X += 0.2 * y[:, None] * direction
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    inside = basis @ rng.standard_normal(k)
+    query = direction + 0.5 * inside / np.linalg.norm(inside)
+    return X, y, query / np.linalg.norm(query)
+
+
+def test_the_whitening_is_the_inverse_square_root_of_the_shrunk_covariance(clustered):
+    X = clustered[0]
+    W = learn.whitening(X, shrinkage=0.5)
+    d = X.shape[1]
+    assert np.allclose(W, W.T) and (W * W).sum() == pytest.approx(d)
+    covariance = np.cov(X, rowvar=False)
+    sigma = 0.5 * covariance / (np.trace(covariance) / d) + 0.5 * np.eye(d)
+    product = W @ sigma @ W
+    assert np.allclose(product, product[0, 0] * np.eye(d), atol=1e-10)
+    assert np.array_equal(learn.whitening(X), learn.whitening(X))  # seeded: refits see the same matrix
+    assert learn.whitening_digest(W) != learn.whitening_digest(learn.whitening(X, shrinkage=0.3))
+    with pytest.raises(ValueError, match="shrinkage"):
+        learn.whitening(X, shrinkage=0.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        learn.whitening(X[:1])
+
+
+def test_the_evidence_chooses_the_whitened_prior_where_clusters_hide_the_concept(clustered):
+    X, y, query = clustered
+    W = learn.whitening(X)
+    rng = np.random.default_rng(0)
+    train = np.r_[rng.choice(np.flatnonzero(y), 30, replace=False), rng.choice(np.flatnonzero(~y), 120, replace=False)]
+    test = np.setdiff1d(np.arange(len(y)), train)
+    for q in (query, None):
+        isotropic = learn.fit_prior(X[train], y[train], q)
+        chosen = learn.fit_prior(X[train], y[train], q, whitening=W)
+        assert isotropic.params["prior"] == "isotropic" and isotropic.params["whitening"] is None
+        assert chosen.params["prior"] == "whitened" and chosen.params["whitening"] == learn.whitening_digest(W)
+        assert chosen.params["log_evidence"] > isotropic.params["log_evidence"]
+        ap_iso = learn.average_precision(y[test], isotropic.score(X[test]))
+        ap_white = learn.average_precision(y[test], chosen.score(X[test]))
+        assert ap_white > ap_iso + (0.03 if q is not None else 0.02), (q is None, ap_iso, ap_white)
+        # served as any model: sigmoid(X @ coef + intercept), the whitening folded into coef
+        served = learn.LinearModel.from_artifact(chosen.to_artifact())
+        assert np.abs(served.score(X) - chosen.score(X)).max() < 1e-6
+
+
+def test_the_evidence_keeps_the_isotropic_prior_where_the_concept_is_a_cluster():
+    # topics are the high-variance directions here: whitening would shrink the concept itself
+    c = make_corpus(3000, dim=64, n_topics=8, noise=3.0, seed=1)
+    rows = np.random.default_rng(1).choice(len(c.keys), 400, replace=False)
+    y = c.topics[rows] == 2
+    plain = learn.fit_prior(c.matrix[rows], y)
+    chosen = learn.fit_prior(c.matrix[rows], y, whitening=learn.whitening(c.matrix))
+    assert chosen.params["prior"] == "isotropic"
+    assert np.array_equal(chosen.coef, plain.coef) and chosen.params == plain.params
+
+
+def test_a_whitened_refit_needs_the_whitening_it_was_fitted_with(clustered, monkeypatch):
+    X, y, query = clustered
+    W = learn.whitening(X)
+    rows = np.random.default_rng(3).choice(len(y), 1500, replace=False)
+    model = learn.fit(X[rows], y[rows], query=query, whitening=W)
+    assert model.params["prior"] == "whitened"
+    keep = rows[np.random.default_rng(4).random(len(rows)) > 0.2]
+    with pytest.raises(ValueError, match="whitened coordinates.*got none"):
+        learn.refit(model, X[keep], y[keep])
+    with pytest.raises(ValueError, match="the corpus has changed"):
+        learn.refit(model, X[keep], y[keep], learn.whitening(X[:4000]))
+    with pytest.raises(ValueError, match="prior shape"):
+        learn.fit_prior(X[keep], y[keep], query, lam=model.params["lambda"], whitening=W)
+    starts = []
+    fit_map = learn._fit_map
+    monkeypatch.setattr(learn, "_fit_map", lambda A, y, precision, bounds, start:
+                        starts.append(start.copy()) or fit_map(A, y, precision, bounds, start))
+    warm = learn.refit(model, X[keep], y[keep], W)
+    assert len(starts) == 1  # one fit at the version's lam and shape, from the version's mode
+    monkeypatch.setattr(learn, "_fit_map", fit_map)
+    cold = learn.fit_prior(X[keep], y[keep], query, lam=model.params["lambda"], whitening=W, prior="whitened")
+    assert warm.params["prior"] == cold.params["prior"] == "whitened"
+    assert np.abs(warm.score(X) - cold.score(X)).max() < 1e-3
+    assert np.abs(warm.score(X) - model.score(X)).max() > 1e-3

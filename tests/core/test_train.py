@@ -52,6 +52,58 @@ def test_a_version_and_its_lineage(trained):
     assert r.audit_needed > 0 and "needs" in describe_result(r)
 
 
+def test_the_version_records_its_prior_shape_and_refits_in_it(tmp_path):
+    # clusters hold most of the variance and the concept lies outside them: the evidence
+    # chooses the whitened prior, and the evaluation's refits fit in it with the corpus's whitening
+    from va_core import learn
+    from va_core.config import Settings
+    from va_core.registry import load_model
+    from va_core.warehouse import Warehouse
+    from tests.support.synthetic import SyntheticCorpus, write_corpus
+
+    rng = np.random.default_rng(11)
+    n, d, k = 4000, 64, 6
+    basis, _ = np.linalg.qr(rng.standard_normal((d, k)))
+    z = rng.standard_normal((12, k))[rng.integers(0, 12, n)] + 0.6 * rng.standard_normal((n, k))
+    X = z @ basis.T / np.sqrt(k) + 0.55 * rng.standard_normal((n, d)) / np.sqrt(d)
+    direction = rng.standard_normal(d)
+    direction -= basis @ (basis.T @ direction)
+    y = rng.random(n) < 0.03
+    X += 0.3 * y[:, None] * direction / np.linalg.norm(direction)
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    settings = Settings.from_env(home=tmp_path / "home", encoder="tiny")
+    wh = Warehouse.from_settings(settings)
+    corpus = SyntheticCorpus([f"v{i // 100:04d}|{(i % 100) * 48}" for i in range(n)], X, y.astype(int), TINY_ID)
+    write_corpus(wh, corpus)
+    rows = np.r_[rng.choice(np.flatnonzero(y), 60, replace=False), rng.choice(np.flatnonzero(~y), 240, replace=False)]
+    record_events(wh, truth_events(corpus, "concept", 1, rows))
+    r = train.train_label(settings, "concept")
+    c = train.corpus_for(settings)
+    model = load_model(wh, "concept", r.model_version)
+    W = train.corpus_whitening(c)
+    assert train.corpus_whitening(c) is W and np.array_equal(W, learn.whitening(c.matrix))
+    assert model.params["prior"] == "whitened" and model.params["whitening"] == learn.whitening_digest(W)
+    data = train.training_data(train.build_label_set(wh, "concept", write=False), c)
+    assert data.whitening is W
+    assert np.abs(model.score(c.matrix) - learn.fit_prior(data.X, data.y, whitening=W).score(c.matrix)).max() < 1e-6
+    # the stored evaluation is the refits' (in the whitened shape): recomputed, the same
+    stored = wh.read("evaluations", where={"label": "concept"}).row(0, named=True)
+    assert train.evaluate_classifier(data, model=model).ap.mean == pytest.approx(stored["ap_mean"], abs=1e-9)
+    with pytest.raises(ValueError, match="the corpus has changed"):
+        learn.refit(model, data.X, data.y, learn.whitening(c.matrix[:1000]))
+    # more clips ingested: the corpus's whitening is another one, so version 1 cannot be refitted
+    # as it was fitted; the policy's paired estimates say so instead of refitting it otherwise
+    more = SyntheticCorpus([f"w{i // 100:04d}|{(i % 100) * 48}" for i in range(500)],
+                           np.ascontiguousarray(X[-500:][::-1]), y[:500].astype(int), TINY_ID)
+    write_corpus(wh, more)
+    record_events(wh, truth_events(corpus, "concept", 1, rng.choice(np.flatnonzero(~y), 20, replace=False)))
+    v2 = train.train_label(settings, "concept")
+    assert v2.created and v2.model_version == 2
+    paired = train.version_estimates(wh, "concept", [1, 2])
+    assert paired[1].ap is None and paired[1].method == train.CORPUS_CHANGED
+    assert paired[2].method != train.CORPUS_CHANGED
+
+
 def test_stored_model_reproduces_the_stored_scores(trained):
     settings, wh, corpus, r = trained
     model = wh.read("models", where={"label": "topic2"}).row(0, named=True)
