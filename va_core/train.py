@@ -74,13 +74,22 @@ class TrainResult:
 class TrainingData:
     """The labelled clips a classifier sees, in the reference row order (conflicts left out),
     the label's text query the trainer starts from (None when there is none) and the corpus's
-    whitening (``learn.whitening``: label-free, the shape of the trainer's other prior)."""
+    whitening (``learn.whitening``: label-free, the shape of the trainer's other prior).
+    ``walks``: the regularisation per prior shape that the label's previous version chose, for
+    the candidate with the query and the one without (``{"with_query": {shape: lam}, ...}``):
+    where this build's searches start (``learn.fit_prior``'s ``near``)."""
 
     keys: list[str]
     y: np.ndarray
     X: np.ndarray
     query: np.ndarray | None = None
     whitening: np.ndarray | None = None
+    walks: dict | None = None
+
+    @property
+    def near(self) -> dict | None:
+        """The previous version's choices for this candidate (with or without the query)."""
+        return (self.walks or {}).get("with_query" if self.query is not None else "without_query")
 
 
 # -- the steps -----------------------------------------------------------------------
@@ -140,7 +149,7 @@ def corpus_whitening(corpus: Corpus) -> np.ndarray:
 
 def fit_classifier(data: TrainingData, trainer: str = DEFAULT_TRAINER) -> LinearModel:
     """The model that is stored and served: fitted on every non-conflicting labelled clip."""
-    return fit(data.X, data.y, trainer, data.query, whitening=data.whitening)
+    return fit(data.X, data.y, trainer, data.query, whitening=data.whitening, near=data.near)
 
 
 def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: TrainingData,
@@ -151,7 +160,7 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
     the corpus estimate can: once the label's audit labels suffice, the candidate with the
     higher estimated corpus AP on the same draws is kept; before, the query's model."""
     if data.query is None or not get_trainer(trainer).text_prior:
-        return fit_classifier(data, trainer)
+        return _with_walks(fit_classifier(data, trainer), None)
     cache = {} if cache is None else cache
     # the two candidates are independent until compared: a second thread reads the label's
     # audit sample and, when it suffices for a comparison, fits and estimates the candidate
@@ -173,14 +182,32 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
                             if comparable(sampled.result()) else None)
         model = fit_classifier(data, trainer)
         if not comparable(sampled.result()):
-            return model  # no estimate to compare by yet: the query's model
+            return _with_walks(model, None)  # no estimate to compare by yet: the query's model
         with_query = estimate_quality(wh, ls, corpus, model, data, cache=cache, n_boot=0)
         plain, without = other.result()
     if with_query.ap is None:  # the refits lacked a class: no comparison
-        return model
+        return _with_walks(model, plain)
     chosen = plain if without.ap is not None and without.ap > with_query.ap else model
-    return replace(chosen, params={**chosen.params, "chosen_by": "corpus estimate",
-                                   "estimates": {"with_query": with_query.ap, "without_query": without.ap}})
+    return _with_walks(replace(chosen, params={**chosen.params, "chosen_by": "corpus estimate",
+                                               "estimates": {"with_query": with_query.ap,
+                                                             "without_query": without.ap}}), model, plain)
+
+
+def _with_walks(chosen: LinearModel, *candidates: LinearModel | None) -> LinearModel:
+    """``chosen`` recording the regularisation each candidate's shapes chose (``params["walks"]``),
+    where the label's next build starts its searches (``TrainingData.walks``)."""
+    walks = {("with_query" if m.params.get("has_query") else "without_query"): m.params["lambdas"]
+             for m in (chosen, *candidates) if m is not None and m.params.get("lambdas")}
+    return replace(chosen, params={**chosen.params, "walks": walks}) if walks else chosen
+
+
+def previous_walks(latest: dict | None, trainer: str, encoder_id: str) -> dict | None:
+    """The ``walks`` of the label's latest version when it was fitted by ``trainer`` on these
+    embeddings, else None (the searches then walk their whole grids)."""
+    if latest is None or latest.get("trainer") != trainer or latest.get("encoder_id") != encoder_id:
+        return None
+    artifact = latest.get("artifact")
+    return LinearModel.from_artifact(artifact).params.get("walks") if artifact else None
 
 
 def evaluate_classifier(data: TrainingData, trainer: str = DEFAULT_TRAINER, model: LinearModel | None = None) -> Evaluation:
@@ -553,7 +580,7 @@ def train_label(settings, label: str, trainer: str | None = None, force: bool = 
         if not force and _existing(latest, ls, wanted_encoder, trainer):
             return _result_from_row(wh, latest, ls)
         corpus = load_corpus(wh, wanted_encoder)
-        data = training_data(ls, corpus, settings)
+        data = replace(training_data(ls, corpus, settings), walks=previous_walks(latest, trainer, corpus.encoder_id))
         lap("label_set")
         estimates: dict = {}  # the corpus estimate's sample and cross-fitted scores, once per model
         model = choose_classifier(wh, ls, corpus, data, trainer, estimates)

@@ -296,7 +296,12 @@ def test_the_evidence_keeps_the_isotropic_prior_where_the_concept_is_a_cluster()
     plain = learn.fit_prior(c.matrix[rows], y)
     chosen = learn.fit_prior(c.matrix[rows], y, whitening=learn.whitening(c.matrix))
     assert chosen.params["prior"] == "isotropic"
-    assert np.array_equal(chosen.coef, plain.coef) and chosen.params == plain.params
+    # the same model; its params also say what lam the other shape chose
+    unlike = {"lambdas"}
+    assert np.array_equal(chosen.coef, plain.coef) and \
+        {k: v for k, v in chosen.params.items() if k not in unlike} == \
+        {k: v for k, v in plain.params.items() if k not in unlike}
+    assert set(chosen.params["lambdas"]) == {"isotropic", "whitened"}
 
 
 def test_a_whitened_refit_needs_the_whitening_it_was_fitted_with(clustered, monkeypatch):
@@ -323,3 +328,28 @@ def test_a_whitened_refit_needs_the_whitening_it_was_fitted_with(clustered, monk
     assert warm.params["prior"] == cold.params["prior"] == "whitened"
     assert np.abs(warm.score(X) - cold.score(X)).max() < 1e-3
     assert np.abs(warm.score(X) - model.score(X)).max() > 1e-3
+
+
+@pytest.mark.parametrize("with_query", [True, False])
+def test_the_search_climbs_from_the_previous_lam_to_the_walks_choice_in_fewer_fits(clustered, monkeypatch,
+                                                                                 with_query):
+    X, y, query = clustered
+    q = query if with_query else None
+    W = learn.whitening(X)
+    rows = np.random.default_rng(5).choice(len(y), 1500, replace=False)
+    fits = []
+    real = learn._fit_map
+    monkeypatch.setattr(learn, "_fit_map", lambda *a: fits.append(1) or real(*a))
+    walked = learn.fit_prior(X[rows], y[rows], q, whitening=W)
+    walk_fits = len(fits)
+    lambdas = walked.params["lambdas"]
+    assert set(lambdas) == {"isotropic", "whitened"}
+    # from the lams the walk chose (a next build on about the same labels): the same model
+    fits.clear()
+    again = learn.fit_prior(X[rows], y[rows], q, whitening=W, near=lambdas)
+    assert len(fits) <= 6 < walk_fits, (len(fits), walk_fits)  # three fits per shape
+    assert again.params["lambda"] == walked.params["lambda"] and again.params["lambdas"] == lambdas
+    assert np.abs(again.coef - walked.coef).max() < 1e-3
+    # from two decades off, and from beyond the grid: the climb finds the same lams
+    for start in ({s: v * 100 for s, v in lambdas.items()}, {s: 1e9 for s in lambdas}, {s: 1e-9 for s in lambdas}):
+        assert learn.fit_prior(X[rows], y[rows], q, whitening=W, near=start).params["lambdas"] == lambdas

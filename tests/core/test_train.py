@@ -218,7 +218,7 @@ def test_a_registered_trainer_trains_evaluates_and_is_recorded(tmp_path, monkeyp
     record_events(wh, truth_events(corpus, "topic3", 3, sample_rows(corpus, 3, 12, 30)))
     fitted = []
 
-    def centroids(X, y, query, lam):
+    def centroids(X, y, query=None, lam=None, **_):  # a trainer may ignore what it does not use
         fitted.append((len(y), query is None, lam))
         return learn.LinearModel(X[y].mean(axis=0) - X[~y].mean(axis=0), 0.0, "centroid", {"method": "centroids"})
 
@@ -251,3 +251,27 @@ def test_a_retrain_that_names_no_trainer_keeps_the_labels_trainer(tmp_path):
     assert train.train_label(settings, "topic4", trainer="fast", force=True).trainer == "fast"
     assert train.train_label(settings, "topic4", force=True).trainer == "fast"
     assert train.label_trainer(None) == "fast"
+
+
+def test_a_build_starts_its_searches_from_the_lams_of_the_labels_previous_version(tmp_path, monkeypatch):
+    from va_core import learn
+    from va_core.registry import load_model
+
+    settings, wh, corpus = make_home(tmp_path / "home")
+    rows = sample_rows(corpus, 2, 20, 60)
+    record_events(wh, truth_events(corpus, "topic2", 2, rows[:50]))
+    first = load_model(wh, "topic2", train.train_label(settings, "topic2").model_version)
+    walks = first.params["walks"]
+    assert set(walks) == {"without_query"} and set(walks["without_query"]) == {"isotropic", "whitened"}
+    started = []
+    real = learn.fit_prior
+    monkeypatch.setattr(learn, "fit_prior", lambda *a, **k: started.append(k.get("near")) or real(*a, **k))
+    record_events(wh, truth_events(corpus, "topic2", 2, rows[50:]))
+    second = load_model(wh, "topic2", train.train_label(settings, "topic2").model_version)
+    assert started[0] == walks["without_query"]  # the build's own fit; its refits fix lam
+    assert set(second.params["walks"]["without_query"]) == {"isotropic", "whitened"}
+    # another trainer's version gives no starting point
+    train.train_label(settings, "topic2", trainer="reference", force=True)
+    started.clear()
+    train.train_label(settings, "topic2", trainer="fast", force=True)
+    assert started[0] is None
