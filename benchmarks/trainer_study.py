@@ -92,38 +92,38 @@ def shaped_fit(X, y, query, shape=None, lam=None):
 
     with learn.one_blas_thread():
         if lam is None:
-            for v in sorted(learn.WHITENED_LAMBDAS, reverse=True):
-                at(v)
-                if v < max(fits, key=lambda u: fits[u][0]) / 5:
-                    break
-            best = max(fits, key=lambda u: fits[u][0])
-            for v in (best * 10 ** 0.5, best / 10 ** 0.5):
-                at(v)
-            lam = max(fits, key=lambda u: fits[u][0])
+            lam = learn.walk_grid(lambda v: at(v)[0], learn.WHITENED_LAMBDAS)
         evidence, theta = at(float(lam))
     coef = shape @ theta[:d] + (float(theta[d]) * t if query is not None else 0.0)
     return learn.LinearModel(coef, float(theta[-1]), "study", {"lambda": float(lam), "log_evidence": float(evidence)})
 
 
-def study_home(root: Path, budgets=(100, 300)) -> list[dict]:
+def loop_home(root: Path):
+    """A live-loop home (``va-bench-loop-SEED-*``): its settings, warehouse, models, corpus, and
+    the world it was made from, generated again from the seed (its held-out clips' truth)."""
     from benchmarks.live_loop import make_world
-    from va_core import learn, quality
     from va_core.config import Settings
     from va_core.embeddings import load_corpus
     from va_core.experiments.importer import ENCODER_ID
-    from va_core.registry import load_model
-    from va_core.train import _sample, build_label_set, choose_classifier, training_data
     from va_core.warehouse import Warehouse
 
     seed = int(re.search(r"va-bench-loop-(\d+)-", root.name).group(1))
     settings = Settings.from_env(home=root / "home", encoder=ENCODER_ID)
     wh = Warehouse.from_settings(settings)
-    models = wh.read("models").to_pandas()
     corpus = load_corpus(wh, ENCODER_ID)
     world = make_world(Path(tempfile.mkdtemp(prefix="trainer-study-")) / "dataset", len(corpus), seed,
                        n_test=len(corpus) // 4)
     if sorted(world.keys) != corpus.keys.tolist():
         raise RuntimeError(f"{root}: the regenerated world is not this home's corpus")
+    return seed, settings, wh, wh.read("models").to_pandas(), corpus, world
+
+
+def study_home(root: Path, budgets=(100, 300)) -> list[dict]:
+    from va_core import learn, quality
+    from va_core.registry import load_model
+    from va_core.train import _sample, build_label_set, choose_classifier, training_data
+
+    seed, settings, wh, models, corpus, world = loop_home(root)
     cov = covariance_shape(corpus.matrix)
     out = []
     for label in sorted(set(models["label"]) - {k for k in models["label"] if k.endswith("-rr")}):
@@ -241,21 +241,10 @@ SHRINKAGES = (0.03, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 def shrinkage_scan(root: Path, budgets=(100, 300)) -> list[dict]:
     """The evidence and true AP of the whitened shape at each shrinkage (1.0: the isotropic prior)."""
-    from benchmarks.live_loop import make_world
     from va_core import learn
-    from va_core.config import Settings
-    from va_core.embeddings import load_corpus
-    from va_core.experiments.importer import ENCODER_ID
     from va_core.train import build_label_set, training_data
-    from va_core.warehouse import Warehouse
 
-    seed = int(re.search(r"va-bench-loop-(\d+)-", root.name).group(1))
-    settings = Settings.from_env(home=root / "home", encoder=ENCODER_ID)
-    wh = Warehouse.from_settings(settings)
-    models = wh.read("models").to_pandas()
-    corpus = load_corpus(wh, ENCODER_ID)
-    world = make_world(Path(tempfile.mkdtemp(prefix="trainer-study-")) / "dataset", len(corpus), seed,
-                       n_test=len(corpus) // 4)
+    seed, settings, wh, models, corpus, world = loop_home(root)
     shapes = {a: learn.whitening(corpus.matrix, shrinkage=a) for a in SHRINKAGES if a < 1.0}
     out = []
     for label in sorted(k for k in set(models["label"]) if not k.endswith("-rr")):

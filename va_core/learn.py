@@ -16,7 +16,7 @@ __all__ = ["N_CLUSTERS", "in_validation", "validation_mask", "ordered", "bootstr
            "average_precision", "bootstrap_ap", "baseline_ap", "diversity_score", "reference_classifier",
            "MIN_PER_CLASS", "MIN_VALIDATION_POSITIVES", "sigmoid", "score_matrix", "LinearModel", "one_blas_thread",
            "n_folds", "fit_reference", "PRIOR_LAMBDAS", "WHITENED_LAMBDAS", "ISOTROPIC", "WHITENED", "WHITENING_SAMPLE",
-           "WHITENING_SHRINKAGE", "whitening", "whitening_digest", "fit_prior", "Trainer", "TRAINERS",
+           "WHITENING_SHRINKAGE", "whitening", "whitening_digest", "walk_grid", "fit_prior", "Trainer", "TRAINERS",
            "DEFAULT_TRAINER", "get_trainer", "trainer_names", "fit", "refit", "Evaluation", "best_f1_threshold",
            "evaluate"]
 
@@ -451,6 +451,21 @@ def _half_decades(value: float) -> int:
     return int(round(2 * np.log10(value)))
 
 
+def walk_grid(evidence_at, grid) -> float:
+    """The lam of highest evidence: ``grid`` from strong regularisation down, then the half
+    decades either side of the best. The evidence is unimodal in lam here; weak regularisation
+    is the slow end (the most optimiser iterations), so the walk stops one decade past the best."""
+    seen: dict[float, float] = {}
+    for value in sorted(grid, reverse=True):
+        seen[value] = evidence_at(value)
+        if value < max(seen, key=seen.get) / 5:
+            break
+    best = max(seen, key=seen.get)
+    for value in (best * 10 ** 0.5, best / 10 ** 0.5):
+        seen[value] = evidence_at(value)
+    return max(seen, key=seen.get)
+
+
 def _climb(evidence_at, start: float, grid) -> float:
     """The lam of highest evidence on the half-decade grid, climbing from ``start``.
 
@@ -517,17 +532,7 @@ def _fit_shape(X, y, query, W, lambdas, lam, start, evidence, near=None) -> Line
             lam = _climb(lambda value: at(value)[0], float(near), grid)
             log_evidence, theta = at(lam)
         elif lam is None:
-            for value in sorted(grid, reverse=True):
-                at(value)
-                # the evidence is unimodal in lam here; weak regularisation is the slow end,
-                # so the walk stops one decade past the best
-                best = max(fits, key=lambda v: fits[v][0])
-                if value < best / 5:
-                    break
-            best = max(fits, key=lambda v: fits[v][0])
-            for value in (best * 10 ** 0.5, best / 10 ** 0.5):
-                at(value)
-            lam = max(fits, key=lambda v: fits[v][0])
+            lam = walk_grid(lambda value: at(value)[0], grid)
             log_evidence, theta = at(float(lam))
         else:
             log_evidence, theta = at(float(lam), with_evidence=evidence)
