@@ -7,8 +7,10 @@ look like CLIP's where it matters here: about 80% of the variance lies in a 24-d
 where clips form 40 clusters of uneven size; each concept is a direction (mostly outside
 that subspace) that its clips lean towards, present in 1% or 2% of clips and more often in
 some clusters than others; the label's text embedding is the concept's direction plus
-noise, part of it inside the high-variance subspace, so the zero-shot ranking is good but
-imperfect (AP 0.5-0.75).
+noise, so the zero-shot ranking is imperfect. ``--world`` chooses where that noise lies
+(``WORLDS``): ``whitenable`` (the default), partly inside the high-variance subspace, where
+the whitened query removes most of it; ``noisy-text``, larger, mostly outside it, with a
+weaker concept signal, where only labels can correct it.
 
 Per label and seed, strategies spend the same budgets of truthful labels:
 
@@ -30,6 +32,7 @@ product reports for its model is compared with that truth, and ``va_lrcv`` is Lo
 
     .venv/bin/python -m benchmarks.live_loop           # 40k clips, 4 labels x 2 seeds, budgets 100/300/1000
     .venv/bin/python -m benchmarks.live_loop --quick   # 20k clips, 2 labels x 1 seed, budgets 100/300
+    .venv/bin/python -m benchmarks.live_loop --world noisy-text
 
 Writes benchmarks/results/live_loop.json, benchmarks/results/live_loop.png (…_quick with
 --quick; ``--out NAME``: NAME.json and NAME.png) and prints markdown tables.
@@ -49,10 +52,28 @@ from ._loop import import_home, product_loop as run_loop, write_dataset
 from ._results import arguments, markdown, path_for, report, save
 
 DIM, SUBSPACE, N_CLUSTERS = 512, 24, 40
-SIGNAL = 0.16  # how far a positive clip leans towards its concept
-CONCEPT_INSIDE = 0.12  # the share of a concept direction inside the high-variance subspace
-TEXT_NOISE = 0.5  # how far the text embedding lies from the concept direction
-TEXT_NOISE_INSIDE = 0.3  # the share of that error inside the high-variance subspace
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How a generated world's concepts and text embeddings lie."""
+    signal: float  # how far a positive clip leans towards its concept
+    concept_inside: float  # the share of a concept direction inside the high-variance subspace
+    text_noise: float  # how far the text embedding lies from the concept direction
+    text_noise_inside: float  # the share of that error inside the high-variance subspace
+    about: str
+
+
+# Two worlds because the whitened prior makes them different problems: where the text's error
+# lies in the clusters' subspace, whitening the query removes most of it and labels barely
+# matter; where it lies outside, only labels can correct it.
+WORLDS = {
+    "whitenable": Shape(0.16, 0.12, 0.5, 0.3, "a strong concept signal; the text's error partly in the clusters' "
+                                              "subspace (the whitened query alone has AP 0.99-1.00)"),
+    "noisy-text": Shape(0.11, 0.12, 0.9, 0.1, "a weaker concept signal; the text's error larger and mostly "
+                                              "outside that subspace (the whitened query alone has AP 0.65-0.84)"),
+}
+DEFAULT_WORLD = "whitenable"
 CONCEPTS = (("rare1-a", 0.01), ("rare2-a", 0.02), ("rare1-b", 0.01), ("rare2-b", 0.02))
 ROUND = 25
 STRATEGIES = ("va", "va_rr", "va_lrcv", "random", "random_lrcv", "cc", "cc_lrcv", "uncertainty", "uncertainty_lrcv",
@@ -83,10 +104,13 @@ def _mixed(rng, basis: np.ndarray, inside: float) -> np.ndarray:
                  + np.sqrt(1 - inside ** 2) * _unit(rng.standard_normal(basis.shape[0])))
 
 
-def make_world(root: Path, n: int, seed: int, n_test: int, concepts=CONCEPTS, signal: float = SIGNAL,
-               text_noise: float = TEXT_NOISE) -> World:
+def make_world(root: Path, n: int, seed: int, n_test: int, concepts=CONCEPTS, shape: str = DEFAULT_WORLD) -> World:
     """Write a corpus of ``n`` clips in the released format (no labels yet) and return its ground
-    truth, with ``n_test`` more clips drawn the same way and kept out of it (the held-out clips)."""
+    truth, with ``n_test`` more clips drawn the same way and kept out of it (the held-out clips);
+    ``shape`` names one of ``WORLDS``."""
+    if shape not in WORLDS:
+        raise ValueError(f"unknown world {shape!r}; one of {sorted(WORLDS)}")
+    how = WORLDS[shape]
     rng = np.random.default_rng(seed)
     n_all = n + n_test
     basis, _ = np.linalg.qr(rng.standard_normal((DIM, SUBSPACE)))
@@ -98,9 +122,9 @@ def make_world(root: Path, n: int, seed: int, n_test: int, concepts=CONCEPTS, si
     for name, prevalence in concepts:
         affinity = np.exp(rng.standard_normal(N_CLUSTERS))[cluster]  # some clusters show it more
         y = rng.random(n_all) < np.minimum(1.0, affinity / affinity.mean() * prevalence)
-        direction = _mixed(rng, basis, CONCEPT_INSIDE)
-        X += signal * y[:, None] * direction
-        text[name] = _unit(direction + text_noise * _mixed(rng, basis, TEXT_NOISE_INSIDE))
+        direction = _mixed(rng, basis, how.concept_inside)
+        X += how.signal * y[:, None] * direction
+        text[name] = _unit(direction + how.text_noise * _mixed(rng, basis, how.text_noise_inside))
         truth[name] = y
     X = _unit(X).astype(np.float32)
     held_out = np.zeros(n_all, dtype=bool)
@@ -270,7 +294,9 @@ def run_one(world: World, settings, label: str, seed: int, budgets, round_robin:
     return rows_out
 
 
-def run(n: int, seeds, labels, budgets, round_robin: bool = False) -> dict:
+def run(n: int, seeds, labels, budgets, round_robin: bool = False, shape: str = DEFAULT_WORLD) -> dict:
+    import json
+
     from tqdm import tqdm
 
     from va_core.embeddings import load_corpus
@@ -284,7 +310,8 @@ def run(n: int, seeds, labels, budgets, round_robin: bool = False) -> dict:
     with tqdm(total=len(seeds) * len(labels), desc="label x seed", file=sys.stderr) as bar:
         for seed in seeds:
             root = Path(tempfile.mkdtemp(prefix=f"va-bench-loop-{seed}-"))
-            world = make_world(root / "dataset", n, seed, n_test=n // 4)
+            world = make_world(root / "dataset", n, seed, n_test=n // 4, shape=shape)
+            (root / "world.json").write_text(json.dumps({"shape": shape, "seed": seed, "clips": n}))
             settings = import_home(root / "home", world.root)
             world = replace(world, whitening=corpus_whitening(load_corpus(Warehouse.from_settings(settings), ENCODER_ID)))
             if round_robin:
@@ -293,7 +320,7 @@ def run(n: int, seeds, labels, budgets, round_robin: bool = False) -> dict:
             for label in labels:
                 rows += run_one(world, settings, label, seed, budgets, round_robin)
                 bar.update()
-    return {"rows": rows, "n_clips": n, "seeds": list(seeds), "labels": list(labels), "budgets": list(budgets),
+    return {"rows": rows, "world": shape, "world_about": WORLDS[shape].about, "n_clips": n, "seeds": list(seeds), "labels": list(labels), "budgets": list(budgets),
             "prevalence": {k: p for k, p in CONCEPTS}}
 
 
@@ -387,7 +414,7 @@ def plot(result: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
     axes.flat[0].set_ylabel("AP on clips nobody labelled")
     axes.flat[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"live loop, simulated expert, {result['n_clips']} clips")
+    fig.suptitle(f"live loop, simulated expert, {result['n_clips']} clips, {result.get('world', DEFAULT_WORLD)} world")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -399,6 +426,9 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", nargs="*", default=None, help=f"among {[c for c, _ in CONCEPTS]}")
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
     parser.add_argument("--budgets", type=int, nargs="*", default=None)
+    parser.add_argument("--world", choices=sorted(WORLDS), default=DEFAULT_WORLD,
+                        help="how the generated concepts and text embeddings lie: "
+                             + "; ".join(f"{k}: {v.about}" for k, v in WORLDS.items()))
     parser.add_argument("--round-robin", action="store_true",
                         help="also run the product's loop with the round-robin policy over the same arms (va_rr)")
     parser.add_argument("--out", default="live_loop", metavar="NAME",
@@ -411,7 +441,7 @@ def main(argv=None) -> int:
         n, seeds, labels, budgets = 40_000, [0, 1], [c for c, _ in CONCEPTS], (100, 300, 1000)
     started = time.time()
     result = run(args.clips or n, args.seeds or seeds, args.labels or labels, tuple(args.budgets or budgets),
-                 args.round_robin)
+                 args.round_robin, args.world)
     png = path_for(args.out, args.quick, "png")
     plot(result, png)
     path = save(args.out, args.quick, {"plot": png.name, **result}, started)

@@ -32,8 +32,8 @@ clips not labelled.
 """
 from __future__ import annotations
 
+import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -107,12 +107,16 @@ def loop_home(root: Path):
     from va_core.experiments.importer import ENCODER_ID
     from va_core.warehouse import Warehouse
 
-    seed = int(re.search(r"va-bench-loop-(\d+)-", root.name).group(1))
+    made = root / "world.json"
+    if not made.exists():
+        raise FileNotFoundError(f"{root}: no world.json (a home from an older live loop); run the live loop again")
+    world_of = json.loads(made.read_text())
+    seed = world_of["seed"]
     settings = Settings.from_env(home=root / "home", encoder=ENCODER_ID)
     wh = Warehouse.from_settings(settings)
     corpus = load_corpus(wh, ENCODER_ID)
     world = make_world(Path(tempfile.mkdtemp(prefix="trainer-study-")) / "dataset", len(corpus), seed,
-                       n_test=len(corpus) // 4)
+                       n_test=len(corpus) // 4, shape=world_of["shape"])
     if sorted(world.keys) != corpus.keys.tolist():
         raise RuntimeError(f"{root}: the regenerated world is not this home's corpus")
     return seed, settings, wh, wh.read("models").to_pandas(), corpus, world
