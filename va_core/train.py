@@ -157,8 +157,11 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
     """The model to store. With a text query, two candidates: the model that starts from it and
     one that does not, each regularised by its evidence. The evidence cannot judge the query's
     own error (both models are wrong somewhere, and the feeds chose which clips were labelled),
-    the corpus estimate can: once the label's audit labels suffice, the candidate with the
-    higher estimated corpus AP on the same draws is kept; before, the query's model."""
+    the corpus estimate can: once the label's audit labels suffice, the candidate without the
+    query is kept when its estimated corpus AP is higher beyond the draws' noise (the paired
+    difference's 90% interval above 0, ``quality.paired_difference``); else, and before, the
+    query's model: the expert's description is the prior, and a point estimate a few labels
+    from a tie is no evidence against it."""
     if data.query is None or not get_trainer(trainer).text_prior:
         return _with_walks(fit_classifier(data, trainer), None)
     cache = {} if cache is None else cache
@@ -185,12 +188,16 @@ def choose_classifier(wh: Warehouse, ls: LabelSet, corpus: Corpus, data: Trainin
             return _with_walks(model, None)  # no estimate to compare by yet: the query's model
         with_query = estimate_quality(wh, ls, corpus, model, data, cache=cache, n_boot=0)
         plain, without = other.result()
-    if with_query.ap is None:  # the refits lacked a class: no comparison
+    if with_query.ap is None or without.ap is None:  # a refit lacked a class: no comparison
         return _with_walks(model, plain)
-    chosen = plain if without.ap is not None and without.ap > with_query.ap else model
+    sample, query_scores = _sample_scores(wh, ls, corpus, model, data, cache)
+    _, plain_scores = _sample_scores(wh, ls, corpus, plain, data, cache)
+    gain = quality.paired_difference(sample, query_scores, plain_scores)
+    chosen = plain if gain.clear else model
     return _with_walks(replace(chosen, params={**chosen.params, "chosen_by": "corpus estimate",
                                                "estimates": {"with_query": with_query.ap,
-                                                             "without_query": without.ap}}), model, plain)
+                                                             "without_query": without.ap},
+                                               "gain_without_query": gain.as_dict()}), model, plain)
 
 
 def _with_walks(chosen: LinearModel, *candidates: LinearModel | None) -> LinearModel:
@@ -232,21 +239,32 @@ def estimate_quality(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearM
     intervals' bootstrap (0: the point estimates only; default: the estimator's own).
     """
     cache = {} if cache is None else cache
+    sample, scores = _sample_scores(wh, ls, corpus, model, data, cache)
+    boot = {} if n_boot is None else {"n_boot": n_boot}
+    return quality.estimate_model(sample, _matrix_of(corpus), model, data.keys, data.y, _refit_of(model, data),
+                                  scores=scores, **boot)
+
+
+def _matrix_of(corpus: Corpus):
+    return lambda keys: corpus.matrix[corpus.positions(list(keys))]
+
+
+def _refit_of(model: LinearModel, data: TrainingData):
+    return lambda X, y: learn.refit(model, X, y, data.whitening)
+
+
+def _sample_scores(wh: Warehouse, ls: LabelSet, corpus: Corpus, model: LinearModel, data: TrainingData,
+                   cache: dict) -> tuple[quality.ProbabilitySample, np.ndarray | None]:
+    """The label's sample and the model's cross-fitted scores of it (None: a refit lacked a
+    class), once per model per build's ``cache``."""
     sample = _sample(wh, ls, corpus, cache)
-
-    def matrix_of(keys):
-        return corpus.matrix[corpus.positions(list(keys))]
-
-    def refit(X, y):
-        return learn.refit(model, X, y, data.whitening)
-
     # what the scores depend on: the model's weights and how it is refitted (not its threshold)
     key = (model.coef.tobytes(), float(model.intercept), model.trainer, model.params.get("lambda"),
            repr(model.params.get("query")), model.params.get("whitening"))
     if sample.n and key not in cache:
-        cache[key] = quality.cross_fitted_scores(sample, matrix_of, model, data.keys, data.y, refit)
-    boot = {} if n_boot is None else {"n_boot": n_boot}
-    return quality.estimate_model(sample, matrix_of, model, data.keys, data.y, refit, scores=cache.get(key), **boot)
+        cache[key] = quality.cross_fitted_scores(sample, _matrix_of(corpus), model, data.keys, data.y,
+                                                 _refit_of(model, data))
+    return sample, cache.get(key)
 
 
 def _sample(wh: Warehouse, ls: LabelSet, corpus: Corpus, cache: dict) -> quality.ProbabilitySample:

@@ -255,3 +255,36 @@ def test_audit_rounds_of_a_good_model_get_a_narrower_interval_that_still_covers(
         unbounded.append(free.ap_high - free.ap_low)
     assert covered / reps >= 0.85, covered / reps
     assert np.median(widths) < 0.9 * np.median(unbounded), (np.median(widths), np.median(unbounded))
+
+
+def test_a_paired_difference_tells_a_better_ranking_from_a_tie_where_point_estimates_cannot():
+    rng = np.random.default_rng(0)
+    n = 20000
+    y = rng.random(n) < 0.02
+    design = rng.normal(size=n) + 3.0 * y
+    good = design + rng.normal(scale=0.5, size=n)
+    worse = good + rng.normal(scale=1.0, size=n)  # true AP 0.34 against 0.60
+    tie = good + rng.normal(scale=0.05, size=n)  # true AP within 0.003 of good's
+    reps = 80
+    for other, (clear_at_least, clear_at_most) in ((worse, (55, reps)), (tie, (0, 8))):
+        truth = average_precision_score(y, good) - average_precision_score(y, other)
+        clear = covered = ahead = 0
+        for r in range(reps):
+            d = quality.stratified_draw(design, np.arange(n), 100, seed=100 + r)
+            sample = quality.make_sample(d.rows.astype(str), y[d.rows], ["audit@v1"] * 100, d.stratum,
+                                         d.stratum_size, d.inclusion_prob)
+            gain = quality.paired_difference(sample, other[d.rows], good[d.rows], n_boot=300, seed=r)
+            a = quality.weighted_ap(y[d.rows], other[d.rows], sample.weight)
+            b = quality.weighted_ap(y[d.rows], good[d.rows], sample.weight)
+            assert gain.point == pytest.approx(b - a)
+            clear += gain.clear
+            covered += gain.low <= truth <= gain.high
+            ahead += gain.point > 0
+        assert clear_at_least <= clear <= clear_at_most, (truth, clear)
+        assert covered / reps >= 0.8, (truth, covered / reps)
+        if other is tie:  # the point estimates alone call a tie a win most of the time
+            assert ahead >= 30, ahead
+    same = quality.paired_difference(sample, good[d.rows], good[d.rows])
+    assert (same.point, same.low, same.high, same.clear) == (0.0, 0.0, 0.0, False)
+    with pytest.raises(ValueError, match="scores for a sample"):
+        quality.paired_difference(sample, good[d.rows][:5], good[d.rows])

@@ -176,7 +176,10 @@ def test_an_imported_home_trains_and_feeds_with_the_datasets_own_embeddings(data
     params = load_model(wh, "action", audited.model_version).params
     assert audited.n_audit >= 100 and params["chosen_by"] == "corpus estimate"
     estimates = params["estimates"]
-    assert params["has_query"] == (estimates["with_query"] >= estimates["without_query"])
+    # ... keeping the query's model unless the other is better beyond the draws' noise
+    gain = params["gain_without_query"]
+    assert gain["point"] == pytest.approx(estimates["without_query"] - estimates["with_query"], abs=1e-9)
+    assert params["has_query"] == (not gain["low"] > 0) and gain["low"] <= gain["point"] <= gain["high"]
     # the build fits and estimates the two candidates on two threads: each is what it is alone
     from dataclasses import replace
 
