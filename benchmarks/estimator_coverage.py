@@ -13,8 +13,10 @@ Every case runs with each bound on the smoothed bootstrap's resampled scores
 
     .venv/bin/python -m benchmarks.estimator_coverage           # 200 repeats per case
     .venv/bin/python -m benchmarks.estimator_coverage --quick   # 30 repeats, fewer cases
+    .venv/bin/python -m benchmarks.estimator_coverage --loop-audits   # the live loop's audits, 40k clips
 
-Writes benchmarks/results/estimator_coverage.json (estimator_coverage_quick.json) and prints a markdown table.
+Writes benchmarks/results/estimator_coverage.json (estimator_coverage_quick.json;
+estimator_coverage_loop_audits.json) and prints a markdown table.
 """
 from __future__ import annotations
 
@@ -30,18 +32,22 @@ ROUND = 25  # the live loop's audit rounds
 RANGE_NAMES = {"cell_extended": "within the stratum's estimated range", "cell": "within the cell's observed range",
                "none": "unbounded"}
 METRICS = ("ap", "precision", "recall")
+LOOP_CLIPS = 40_000  # the live loop's default corpus
+LOOP_AUDITS = [(0.01, 2.5, 50, "rounds"), (0.01, 3.5, 50, "rounds"), (0.01, 2.5, 100, "rounds"),
+               (0.01, 3.5, 100, "rounds"), (0.02, 2.5, 100, "rounds"), (0.01, 2.5, 100, "audit"),
+               (0.02, 3.5, 100, "audit")]
 
 
 def case(prevalence: float, separation: float, k: int, repeats: int, design: str, seed: int = 0,
-         score_range: str | None = None) -> dict:
+         score_range: str | None = None, n: int = N) -> dict:
     from sklearn.metrics import average_precision_score
 
     from va_core import quality
 
     rng = np.random.default_rng(seed)
-    y = rng.random(N) < prevalence
-    drawn_by = rng.normal(size=N) + separation * y
-    model = drawn_by + rng.normal(scale=0.5, size=N)
+    y = rng.random(n) < prevalence
+    drawn_by = rng.normal(size=n) + separation * y
+    model = drawn_by + rng.normal(scale=0.5, size=n)
     threshold = float(np.quantile(model, 0.98))
     flagged = model >= threshold
     truth = {"ap": average_precision_score(y, model), "precision": (y & flagged).sum() / flagged.sum(),
@@ -55,11 +61,11 @@ def case(prevalence: float, separation: float, k: int, repeats: int, design: str
             sample = audit_rounds(quality, y, drawn_by, k, np.random.default_rng([seed, r]))
         else:
             if design == "audit":
-                d = quality.stratified_draw(drawn_by, np.arange(N), k, seed=1000 + r)
+                d = quality.stratified_draw(drawn_by, np.arange(n), k, seed=1000 + r)
                 rows, strata, sizes, probs = d.rows, d.stratum, d.stratum_size, d.inclusion_prob
             else:
-                rows = np.random.default_rng(1000 + r).choice(N, k, replace=False)
-                strata, sizes, probs = [0] * k, [N] * k, [k / N] * k
+                rows = np.random.default_rng(1000 + r).choice(n, k, replace=False)
+                strata, sizes, probs = [0] * k, [n] * k, [k / n] * k
             sample = quality.make_sample(rows.astype(str), y[rows], ["d"] * k, strata, sizes, probs)
         rows = sample.keys.astype(np.int64)
         e = quality.estimate(sample, model[rows], threshold, seed=r,
@@ -74,7 +80,7 @@ def case(prevalence: float, separation: float, k: int, repeats: int, design: str
             errors[m].append(point - truth[m])
             widths[m].append(high - low)
             covered[m] += low <= truth[m] <= high
-    out = {"prevalence": prevalence, "separation": separation, "k": k, "design": design, "repeats": repeats,
+    out = {"prevalence": prevalence, "separation": separation, "k": k, "design": design, "repeats": repeats, "clips": n,
            "score_range": score_range or quality.SCORE_RANGE, "no_estimate": no_estimate}
     for m in METRICS:
         e = np.asarray(errors[m])
@@ -87,8 +93,9 @@ def audit_rounds(quality, y, drawn_by, k: int, rng) -> "quality.ProbabilitySampl
     """``k`` labels as the live loop gathers them: audit draws of ``ROUND`` clips, each stratified
     by a new model version's scores (the design score plus noise), combined through each labelled
     clip's probability of being in any draw (as ``quality.cross_inclusion`` computes it)."""
-    versions = [drawn_by + rng.normal(scale=0.5, size=N) for _ in range(-(-k // ROUND))]
-    draws = [quality.stratified_draw(v, np.arange(N), min(ROUND, k - ROUND * i), seed=int(rng.integers(1 << 31)))
+    n = len(y)
+    versions = [drawn_by + rng.normal(scale=0.5, size=n) for _ in range(-(-k // ROUND))]
+    draws = [quality.stratified_draw(v, np.arange(n), min(ROUND, k - ROUND * i), seed=int(rng.integers(1 << 31)))
              for i, v in enumerate(versions)]
     last = {}  # clip -> (draw, position): a clip drawn twice keeps its latest draw's design
     for i, d in enumerate(draws):
@@ -129,11 +136,18 @@ def main(argv=None) -> int:
     parser = arguments(__doc__, "30 repeats, fewer cases")
     parser.add_argument("--score-range", choices=quality.SCORE_RANGES, action="append",
                         help="the smoothed bootstrap's bound on resampled scores (repeatable; default: all, to compare)")
+    parser.add_argument("--loop-audits", action="store_true",
+                        help="the live loop's audits at its default size instead: 40k clips, 50 or 100 labels in "
+                             "rounds of 25 (cells of 2-8 labels), the product's bound only unless --score-range")
     args = parser.parse_args(argv)
     ranges = args.score_range or list(quality.SCORE_RANGES)
     repeats = 30 if args.quick else 200
+    n, name = N, "estimator_coverage"
     cases = [(0.02, 2.5, 100, "audit"), (0.02, 2.5, 100, "uniform")]
-    if not args.quick:
+    if args.loop_audits:
+        n, name, ranges = LOOP_CLIPS, "estimator_coverage_loop_audits", args.score_range or [quality.SCORE_RANGE]
+        cases = LOOP_AUDITS
+    elif not args.quick:
         # separation 5: AP near 1, where audits often rank every positive above every negative
         # (the live loop's models at 300 labels); rounds: the live loop's audits
         cases = [(p, s, 100, "audit") for p in (0.01, 0.02) for s in (1.5, 2.5, 3.5)] + [
@@ -141,8 +155,8 @@ def main(argv=None) -> int:
             (0.01, 3.5, 200, "rounds"), (0.01, 2.5, 300, "rounds"), (0.02, 3.5, 300, "rounds"),
             (0.02, 2.5, 100, "uniform"), (0.01, 2.5, 100, "uniform")]
     started = time.time()
-    rows = [case(p, s, k, repeats, design, score_range=r) for p, s, k, design in cases for r in ranges]
-    path = save("estimator_coverage", args.quick, {"clips": N, "rows": rows}, started)
+    rows = [case(p, s, k, repeats, design, score_range=r, n=n) for p, s, k, design in cases for r in ranges]
+    path = save(name, args.quick, {"clips": n, "rows": rows}, started)
     report(table(rows), path)
     return 0
 
