@@ -39,6 +39,7 @@ Writes benchmarks/results/live_loop.json, benchmarks/results/live_loop.png (…_
 """
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 import time
@@ -295,8 +296,6 @@ def run_one(world: World, settings, label: str, seed: int, budgets, round_robin:
 
 
 def run(n: int, seeds, labels, budgets, round_robin: bool = False, shape: str = DEFAULT_WORLD) -> dict:
-    import json
-
     from tqdm import tqdm
 
     from va_core.embeddings import load_corpus
@@ -320,8 +319,8 @@ def run(n: int, seeds, labels, budgets, round_robin: bool = False, shape: str = 
             for label in labels:
                 rows += run_one(world, settings, label, seed, budgets, round_robin)
                 bar.update()
-    return {"rows": rows, "world": shape, "world_about": WORLDS[shape].about, "n_clips": n, "seeds": list(seeds), "labels": list(labels), "budgets": list(budgets),
-            "prevalence": {k: p for k, p in CONCEPTS}}
+    return {"rows": rows, "world": shape, "world_about": WORLDS[shape].about, "n_clips": n, "seeds": list(seeds),
+            "labels": list(labels), "budgets": list(budgets), "prevalence": {k: p for k, p in CONCEPTS}}
 
 
 # -- reporting -------------------------------------------------------------------

@@ -425,25 +425,26 @@ def _resampled_scores(sample: ProbabilitySample, scores: np.ndarray, n_boot: int
     return S
 
 
-def _multiplicities(cell: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n) weights of each label in stratified bootstrap resamples: Rao and Wu's
-    rescaled bootstrap (JASA 1988), m - 1 draws with replacement within each cell of m labels,
-    each counted m / (m - 1) times; a cell's only label stands for its cell in every resample.
+def _resampled_weights(sample: ProbabilitySample, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) weights of each label in stratified bootstrap resamples of ``sample``: its
+    design weight times its multiplicity in Rao and Wu's rescaled bootstrap (JASA 1988), m - 1
+    draws with replacement within each cell of m labels, each counted m / (m - 1) times; a
+    cell's only label stands for its cell in every resample.
 
     Drawing m of m understates a cell's variance by the factor (m - 1) / m. In the live loop's
     audits (rounds of 25 over six strata) cells hold 2-8 labels, and a positive drawn from a
     low stratum stands for a thousand clips: there the understatement (a half at m = 2) is
     where the interval's width matters most.
     """
-    counts = np.zeros((n_boot, len(cell)))
-    for c in np.unique(cell):
-        members = np.flatnonzero(cell == c)
+    counts = np.zeros((n_boot, sample.n))
+    for c in np.unique(sample.cell):
+        members = np.flatnonzero(sample.cell == c)
         m = len(members)
         if m == 1:
             counts[:, members] = 1.0
             continue
         counts[:, members] = rng.multinomial(m - 1, np.full(m, 1.0 / m), size=n_boot) * (m / (m - 1))
-    return counts
+    return counts * sample.weight[None, :]
 
 
 @dataclass(frozen=True)
@@ -585,7 +586,7 @@ def estimate(sample: ProbabilitySample, scores, threshold: float, level: float =
     ap = _ap_rows(sample.y, scores, W)
     precision, recall, prevalence = _at_threshold(sample.y, above, W)
     if n_boot:
-        B = _multiplicities(sample.cell, n_boot, rng) * sample.weight[None, :]
+        B = _resampled_weights(sample, n_boot, rng)
         S = _resampled_scores(sample, scores, n_boot, rng, score_range)
         ap = np.r_[ap, _ap_rows_smoothed(sample.y, S, B)]
         precision, recall, prevalence = (np.r_[a, b] for a, b in
@@ -649,7 +650,7 @@ def paired_difference(sample: ProbabilitySample, scores_a, scores_b, level: floa
         raise ValueError("no positive among the labelled draws: AP is undefined for both")
     W = sample.weight[None, :]
     point = float(_ap_rows(sample.y, b, W)[0] - _ap_rows(sample.y, a, W)[0])
-    B = _multiplicities(sample.cell, n_boot, np.random.default_rng(seed)) * sample.weight[None, :]
+    B = _resampled_weights(sample, n_boot, np.random.default_rng(seed))  # shared by both rankings
     spread = _ap_rows(sample.y, b, B) - _ap_rows(sample.y, a, B)
     spread = spread[np.isfinite(spread)]  # a resample without a positive says nothing of AP
     tail = (1 - level) / 2
